@@ -1,0 +1,46 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Dependencies point down: tund -> TundAPI -> TundHTTP; tund -> TundCore -> NetAddress;
+// TunKit and TundStore are OS/storage adapters that know nothing of Core, HTTP or each other.
+let package = Package(
+    name: "tund",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tund", targets: ["tund"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C shims: only what Swift cannot reach (variadic calls, function-like macros).
+        .target(name: "CLinux"),
+        .target(name: "CMicroHTTPD", linkerSettings: [.linkedLibrary("microhttpd")]),
+        .target(name: "CSQLite", linkerSettings: [.linkedLibrary("sqlite3")]),
+
+        .target(name: "NetAddress"),
+        .target(name: "TunKit", dependencies: ["CLinux", "NetAddress"]),
+        .executableTarget(name: "EmbedMigrationsTool"),
+        .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["EmbedMigrationsTool"]),
+        .target(name: "TundStore", dependencies: ["CSQLite"], plugins: ["EmbedMigrations"]),
+        .target(name: "TundCore", dependencies: ["NetAddress", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "TundHTTP", dependencies: ["CMicroHTTPD"]),
+        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "NetAddress"]),
+        .executableTarget(
+            name: "tund",
+            dependencies: [
+                "TundAPI", "TundCore", "TundHTTP", "TundStore", "TunKit", "NetAddress",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"]),
+        .testTarget(name: "TunKitTests", dependencies: ["TunKit", "NetAddress", "CLinux"]),
+        .testTarget(name: "TundStoreTests", dependencies: ["TundStore"]),
+        .testTarget(name: "TundCoreTests", dependencies: ["TundCore", "NetAddress"]),
+        .testTarget(name: "TundHTTPTests", dependencies: ["TundHTTP"]),
+        .testTarget(name: "TundAPITests", dependencies: ["TundAPI", "TundCore", "TundHTTP", "NetAddress"]),
+    ]
+)

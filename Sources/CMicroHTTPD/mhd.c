@@ -1,0 +1,26 @@
+#include "CMicroHTTPD.h"
+#include <stdarg.h>
+#include <stdio.h>
+
+/* libmicrohttpd's own diagnostics (accept failures, out of memory) go to stderr, one line each. */
+static void tund_mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    fprintf(stderr, "level=warning component=microhttpd message=\"%s\"\n", line);
+}
+
+struct MHD_Daemon *tund_mhd_start(const struct tund_mhd_options *o,
+                                  MHD_AccessHandlerCallback handler, void *handler_cls,
+                                  MHD_RequestCompletedCallback completed, void *completed_cls) {
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    return MHD_start_daemon(flags, 0, NULL, NULL, handler, handler_cls,
+                            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)o->listen_fd,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)o->thread_pool_size,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->connection_limit,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->connection_timeout_seconds,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)o->connection_memory_limit,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
+                            MHD_OPTION_EXTERNAL_LOGGER, tund_mhd_log, NULL,
+                            MHD_OPTION_END);
+}

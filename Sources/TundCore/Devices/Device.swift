@@ -1,0 +1,104 @@
+import NetAddress
+
+/// A stored route: its spec and the id the store gave it.
+public struct DeviceRoute: Equatable, Sendable {
+    public var id: Int64
+    public var spec: RouteSpec
+
+    public init(id: Int64, spec: RouteSpec) {
+        self.id = id
+        self.spec = spec
+    }
+}
+
+/// A device tund manages, as stored: the spec with its final name, MAC and ids.
+public struct DeviceRecord: Equatable, Sendable {
+    public var id: Int64?
+    public var name: String
+    public var spec: DeviceSpec
+    public var routes: [DeviceRoute]
+    public var createdAt: String
+    public var updatedAt: String
+
+    public init(id: Int64? = nil, name: String, spec: DeviceSpec, routes: [DeviceRoute] = [], createdAt: String, updatedAt: String) {
+        self.id = id
+        self.name = name
+        self.spec = spec
+        self.routes = routes
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// What the kernel says about a link right now.
+public struct LinkState: Equatable, Sendable {
+    public var index: Int32
+    public var name: String
+    public var mtu: Int
+    public var up: Bool
+    /// RFC 2863 operational state as `ip` prints it: "up", "down", "unknown", ...
+    public var operState: String
+    /// IFF_* flag names: "UP", "POINTOPOINT", "NOARP", ...
+    public var flags: [String]
+    public var mac: MACAddress?
+    /// The link alias (IFLA_IFALIAS): how tund marks the links it owns.
+    public var alias: String?
+    /// true for TUN/TAP links (IFLA_INFO_KIND "tun").
+    public var isTunTap: Bool
+    public var multiQueue: Bool
+    public var counters: KernelCounters?
+
+    public init(index: Int32, name: String, mtu: Int, up: Bool, operState: String, flags: [String], mac: MACAddress?,
+                alias: String?, isTunTap: Bool, multiQueue: Bool, counters: KernelCounters?) {
+        self.index = index
+        self.name = name
+        self.mtu = mtu
+        self.up = up
+        self.operState = operState
+        self.flags = flags
+        self.mac = mac
+        self.alias = alias
+        self.isTunTap = isTunTap
+        self.multiQueue = multiQueue
+        self.counters = counters
+    }
+}
+
+/// The kernel's own link counters (IFLA_STATS64), named from the kernel's side: `tx` is what the device
+/// handed to tund's worker, `rx` what the worker wrote into it.
+public struct KernelCounters: Equatable, Sendable {
+    public var rxPackets: UInt64, txPackets: UInt64, rxBytes: UInt64, txBytes: UInt64
+    public var rxErrors: UInt64, txErrors: UInt64, rxDropped: UInt64, txDropped: UInt64
+    public var multicast: UInt64, collisions: UInt64
+
+    public init(rxPackets: UInt64, txPackets: UInt64, rxBytes: UInt64, txBytes: UInt64, rxErrors: UInt64, txErrors: UInt64,
+                rxDropped: UInt64, txDropped: UInt64, multicast: UInt64, collisions: UInt64) {
+        self.rxPackets = rxPackets
+        self.txPackets = txPackets
+        self.rxBytes = rxBytes
+        self.txBytes = txBytes
+        self.rxErrors = rxErrors
+        self.txErrors = txErrors
+        self.rxDropped = rxDropped
+        self.txDropped = txDropped
+        self.multicast = multicast
+        self.collisions = collisions
+    }
+}
+
+/// A device as the API shows it: the stored config and what the kernel and the worker say now.
+public struct DeviceSnapshot: Equatable, Sendable {
+    public var record: DeviceRecord
+    /// nil when the link is missing (restore failed, or removed behind tund's back).
+    public var link: LinkState?
+    public var workerRunning: Bool
+    /// Why the last restore of this device failed, if it did.
+    public var restoreError: String?
+}
+
+/// `GET /devices/{name}/stats`: the worker's counters and the kernel's, side by side.
+public struct DeviceStatistics: Equatable, Sendable {
+    public var name: String
+    public var worker: WorkerCounters
+    public var kernel: KernelCounters?
+}

@@ -1,0 +1,159 @@
+import NetAddress
+
+public enum DeviceKind: String, Sendable, CaseIterable {
+    /// Layer 3: IP packets, no MAC.
+    case tun
+    /// Layer 2: Ethernet frames, with a MAC.
+    case tap
+}
+
+/// What a packet worker does with what it reads. Only `count` exists so far.
+public enum WorkerMode: String, Sendable, CaseIterable {
+    /// Read, classify, count, discard.
+    case count
+}
+
+/// A route through a device: `ip route add DESTINATION [via GATEWAY] dev DEVICE [metric METRIC]`.
+public struct RouteSpec: Equatable, Sendable {
+    /// A network prefix, host bits clear (`10.20.0.0/16`).
+    public var destination: IPPrefix
+    public var gateway: IPAddress?
+    /// nil: the kernel's default (0 for IPv4, 1024 for IPv6).
+    public var metric: UInt32?
+
+    public init(destination: IPPrefix, gateway: IPAddress? = nil, metric: UInt32? = nil) {
+        self.destination = destination
+        self.gateway = gateway
+        self.metric = metric
+    }
+}
+
+/// The desired configuration of one device, as a client asks for it.
+public struct DeviceSpec: Equatable, Sendable {
+    /// nil: the kernel picks `tunN` / `tapN` at creation.
+    public var name: String?
+    public var kind: DeviceKind
+    public var mtu: Int
+    public var up: Bool
+    public var owner: Int64?
+    public var group: Int64?
+    public var queues: Int
+    /// tap only; nil: the kernel picks a random local address (which tund then keeps).
+    public var mac: MACAddress?
+    public var addresses: [IPPrefix]
+    public var routes: [RouteSpec]
+    public var workerMode: WorkerMode
+
+    public static let defaultMTU = 1500
+    public static let mtuRange = 68...65535
+    /// IPv6 needs links of at least 1280 bytes (RFC 8200); the kernel disables IPv6 below that.
+    public static let ipv6MinimumMTU = 1280
+    public static let queueRange = 1...64
+    public static let maximumAddresses = 256
+    public static let maximumRoutes = 1024
+
+    public init(name: String? = nil, kind: DeviceKind, mtu: Int = DeviceSpec.defaultMTU, up: Bool = true,
+                owner: Int64? = nil, group: Int64? = nil, queues: Int = 1, mac: MACAddress? = nil,
+                addresses: [IPPrefix] = [], routes: [RouteSpec] = [], workerMode: WorkerMode = .count) {
+        self.name = name
+        self.kind = kind
+        self.mtu = mtu
+        self.up = up
+        self.owner = owner
+        self.group = group
+        self.queues = queues
+        self.mac = mac
+        self.addresses = addresses
+        self.routes = routes
+        self.workerMode = workerMode
+    }
+
+    /// Checks everything that can be known without the kernel; throws the first problem, naming the field.
+    public func validate() throws(TundError) {
+        if let name { try Self.validateName(name) }
+        guard Self.mtuRange.contains(mtu) else {
+            throw .invalidField(field: "mtu", reason: "must be between \(Self.mtuRange.lowerBound) and \(Self.mtuRange.upperBound), got \(mtu)")
+        }
+        guard Self.queueRange.contains(queues) else {
+            throw .invalidField(field: "queues", reason: "must be between \(Self.queueRange.lowerBound) and \(Self.queueRange.upperBound), got \(queues)")
+        }
+        for (field, id) in [("owner", owner), ("group", group)] {
+            if let id, !(0..<4_294_967_295).contains(id) {
+                throw .invalidField(field: field, reason: "must be a numeric id between 0 and 4294967294, got \(id)")
+            }
+        }
+        if let mac {
+            guard kind == .tap else { throw .invalidField(field: "mac", reason: "only tap devices have a MAC address") }
+            guard !mac.isMulticast, !mac.isZero else {
+                throw .invalidField(field: "mac", reason: "\(mac) is a multicast or all-zero address, not a device address")
+            }
+        }
+        try validateAddresses()
+        try validateRoutes()
+    }
+
+    /// A Linux interface name: 1 to 15 bytes (IFNAMSIZ - 1), and here only letters, digits, `_`, `-`
+    /// and `.`: no `/`, `:`, `%`, space or control characters, not `.` or `..`.
+    public static func validateName(_ name: String) throws(TundError) {
+        let bytes = Array(name.utf8)
+        guard !bytes.isEmpty else { throw .invalidField(field: "name", reason: "must not be empty") }
+        guard bytes.count <= 15 else {
+            throw .invalidField(field: "name", reason: "must be at most 15 bytes (IFNAMSIZ - 1), got \(bytes.count)")
+        }
+        let allowed = bytes.allSatisfy { byte in
+            (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
+                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+        }
+        guard allowed else {
+            throw .invalidField(field: "name", reason: "may contain only ASCII letters, digits, '_', '-' and '.'")
+        }
+        guard name != ".", name != ".." else { throw .invalidField(field: "name", reason: "must not be '.' or '..'") }
+    }
+
+    private func validateAddresses() throws(TundError) {
+        guard addresses.count <= Self.maximumAddresses else {
+            throw .invalidField(field: "addresses", reason: "at most \(Self.maximumAddresses) addresses")
+        }
+        var seen = Set<IPAddress>()
+        for (index, prefix) in addresses.enumerated() {
+            let field = "addresses[\(index)]"
+            if let reason = prefix.address.unusableAsInterfaceAddressReason {
+                throw .invalidField(field: field, reason: "\(prefix.address) is \(reason)")
+            }
+            guard seen.insert(prefix.address).inserted else {
+                throw .invalidField(field: field, reason: "\(prefix.address) is listed twice")
+            }
+            if prefix.family == .ipv6 && mtu < Self.ipv6MinimumMTU {
+                throw .invalidField(field: field, reason: "IPv6 needs an MTU of at least \(Self.ipv6MinimumMTU); mtu is \(mtu)")
+            }
+        }
+    }
+
+    private func validateRoutes() throws(TundError) {
+        guard routes.count <= Self.maximumRoutes else {
+            throw .invalidField(field: "routes", reason: "at most \(Self.maximumRoutes) routes")
+        }
+        if !routes.isEmpty && !up {
+            throw .invalidField(field: "routes", reason: "routes need the device up: the kernel removes the routes of a link that is down")
+        }
+        var seen = Set<String>()
+        for (index, route) in routes.enumerated() {
+            let field = "routes[\(index)]"
+            guard route.destination.isNetwork else {
+                throw .invalidField(field: "\(field).destination",
+                                    reason: "\(route.destination) has host bits set; did you mean \(route.destination.network)?")
+            }
+            if let gateway = route.gateway {
+                guard gateway.family == route.destination.family else {
+                    throw .invalidField(field: "\(field).gateway", reason: "\(gateway) is not of the destination's address family")
+                }
+                if let reason = gateway.unusableAsInterfaceAddressReason {
+                    throw .invalidField(field: "\(field).gateway", reason: "\(gateway) is \(reason)")
+                }
+            }
+            guard seen.insert("\(route.destination) \(route.metric.map(String.init) ?? "-")").inserted else {
+                throw .invalidField(field: field, reason: "route to \(route.destination) is listed twice")
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import NetAddress
+
+/// An open TUN/TAP device: its kernel name and one descriptor per queue, owned by the object.
+public protocol OpenDevice: AnyObject, Sendable {
+    var name: String { get }
+    var queueDescriptors: [Int32] { get }
+    /// TUNSETPERSIST: a persistent device outlives its descriptors.
+    func setPersistent(_ persistent: Bool) throws(KernelError)
+    func setOwner(_ uid: Int64) throws(KernelError)
+    func setGroup(_ gid: Int64) throws(KernelError)
+    /// Closes every descriptor once; a device that is not persistent vanishes.
+    func close()
+}
+
+/// Changes to a link; nil fields stay as they are.
+public struct LinkSettings: Equatable, Sendable {
+    public var up: Bool?
+    public var mtu: Int?
+    public var mac: MACAddress?
+    public var alias: String?
+
+    public init(up: Bool? = nil, mtu: Int? = nil, mac: MACAddress? = nil, alias: String? = nil) {
+        self.up = up
+        self.mtu = mtu
+        self.mac = mac
+        self.alias = alias
+    }
+}
+
+/// What the core needs from the kernel: TUN/TAP descriptors and rtnetlink. Adapted from TunKit in the
+/// executable; faked in memory by the core's tests.
+public protocol LinkControl: Sendable {
+    /// Creates (`exclusive`) or attaches to a TUN/TAP device; nil name lets the kernel pick one.
+    func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool) throws(KernelError) -> any OpenDevice
+    /// nil when no link has that name.
+    func link(named name: String) throws(KernelError) -> LinkState?
+    /// nil when the index no longer exists. Includes the kernel counters.
+    func link(index: Int32) throws(KernelError) -> LinkState?
+    func links() throws(KernelError) -> [LinkState]
+    func configure(index: Int32, _ settings: LinkSettings) throws(KernelError)
+    func deleteLink(index: Int32) throws(KernelError)
+    /// `replace`: succeed when the address exists already (restore).
+    func addAddress(_ prefix: IPPrefix, index: Int32, replace: Bool) throws(KernelError)
+    func addRoute(_ route: RouteSpec, index: Int32, replace: Bool) throws(KernelError)
+}
+
+/// What the core needs from storage: the desired state.
+public protocol DeviceStore: Sendable {
+    /// Names this database in the alias of the links it owns.
+    var instanceID: String { get }
+    func allDevices() throws(TundError) -> [DeviceRecord]
+    /// Stores a new device; returns it with its ids. A taken name throws `.deviceExists`.
+    func insert(_ record: DeviceRecord) throws(TundError) -> DeviceRecord
+    /// Returns false when no such device was stored.
+    func delete(name: String) throws(TundError) -> Bool
+}

@@ -1,0 +1,71 @@
+/// A kernel call that failed, as the adapters report it: which operation, its errno, and the kernel's
+/// own explanation when netlink gave one.
+public struct KernelError: Error, Equatable, Sendable, CustomStringConvertible {
+    public let operation: String
+    public let errno: Int32
+    /// Symbolic errno, e.g. `EEXIST`.
+    public let errnoName: String
+    public let kernelMessage: String?
+
+    public init(operation: String, errno: Int32, errnoName: String, kernelMessage: String? = nil) {
+        self.operation = operation
+        self.errno = errno
+        self.errnoName = errnoName
+        self.kernelMessage = kernelMessage
+    }
+
+    public var description: String {
+        "\(operation) failed with \(errnoName)" + (kernelMessage.map { ": \($0)" } ?? "")
+    }
+}
+
+/// Everything a device operation can fail with, in the domain's terms. The API maps each case to an
+/// HTTP status and a stable code once (TundAPI/ErrorMapping.swift).
+public enum TundError: Error, Equatable, Sendable {
+    /// A field of the request is wrong: which field, and why.
+    case invalidField(field: String, reason: String)
+    /// The request is not what the endpoint takes (bad JSON, wrong shape).
+    case invalidRequest(String)
+    case deviceExists(name: String)
+    case deviceNotFound(name: String)
+    /// A link of that name exists in the kernel and tund does not own it.
+    case nameInUse(name: String)
+    /// The kernel refused a valid request (e.g. gateway unreachable, route exists).
+    case kernelRejected(KernelError)
+    /// tund lacks CAP_NET_ADMIN or access to /dev/net/tun.
+    case permissionDenied(KernelError)
+    /// The kernel failed in a way that is not the client's fault.
+    case kernelFailed(KernelError)
+    case storageFailed(String)
+    /// Restore has not finished; mutations would race with it.
+    case notReady
+
+    /// Maps a kernel failure to the domain: errnos that mean "the request does not fit the system"
+    /// become rejections, privilege errors stand apart, the rest are failures.
+    public static func kernel(_ error: KernelError) -> TundError {
+        switch error.errnoName {
+        case "EPERM", "EACCES": .permissionDenied(error)
+        case "EEXIST", "EBUSY", "EINVAL", "ENETUNREACH", "EHOSTUNREACH", "EADDRNOTAVAIL", "ENETDOWN", "ERANGE",
+             "EAFNOSUPPORT", "EOPNOTSUPP", "ENOTSUP", "ESRCH", "ENODEV", "ENOENT":
+            .kernelRejected(error)
+        default: .kernelFailed(error)
+        }
+    }
+}
+
+extension TundError: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .invalidField(let field, let reason): "\(field): \(reason)"
+        case .invalidRequest(let message): message
+        case .deviceExists(let name): "device \(name) already exists"
+        case .deviceNotFound(let name): "device \(name) does not exist"
+        case .nameInUse(let name): "a network device named \(name) exists and is not managed by tund"
+        case .kernelRejected(let error): "the kernel refused: \(error)"
+        case .permissionDenied(let error): "permission denied (tund needs CAP_NET_ADMIN and access to /dev/net/tun): \(error)"
+        case .kernelFailed(let error): "kernel error: \(error)"
+        case .storageFailed(let message): "database error: \(message)"
+        case .notReady: "tund is restoring its devices; try again shortly"
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Synchronization
+
+/// Counters of one queue's worker thread. The thread is the only writer: it adds up a batch in plain
+/// integers and publishes it with relaxed stores, so the hot path takes no lock and no atomic
+/// read-modify-write; readers load whenever they like.
+public final class QueueCounters: Sendable {
+    let packetsRead = Atomic<UInt64>(0), bytesRead = Atomic<UInt64>(0)
+    let packetsWritten = Atomic<UInt64>(0), bytesWritten = Atomic<UInt64>(0)
+    let readErrors = Atomic<UInt64>(0), writeErrors = Atomic<UInt64>(0), dropped = Atomic<UInt64>(0)
+    let ipv4 = Atomic<UInt64>(0), ipv6 = Atomic<UInt64>(0), arp = Atomic<UInt64>(0)
+    let icmp = Atomic<UInt64>(0), icmpv6 = Atomic<UInt64>(0), tcp = Atomic<UInt64>(0), udp = Atomic<UInt64>(0)
+    let other = Atomic<UInt64>(0)
+    /// Nanoseconds since the Unix epoch of the last packet read; 0 before the first.
+    let lastPacketAt = Atomic<UInt64>(0)
+
+    init() {}
+
+    /// Adds a batch's tallies. Called only by the queue's own thread.
+    func publish(_ batch: inout BatchTally, at nanoseconds: UInt64) {
+        func add(_ counter: borrowing Atomic<UInt64>, _ amount: UInt64) {
+            if amount != 0 { counter.store(counter.load(ordering: .relaxed) &+ amount, ordering: .relaxed) }
+        }
+        add(packetsRead, batch.packetsRead); add(bytesRead, batch.bytesRead)
+        add(readErrors, batch.readErrors); add(dropped, batch.dropped)
+        add(ipv4, batch.ipv4); add(ipv6, batch.ipv6); add(arp, batch.arp)
+        add(icmp, batch.icmp); add(icmpv6, batch.icmpv6); add(tcp, batch.tcp); add(udp, batch.udp); add(other, batch.other)
+        if batch.packetsRead != 0 { lastPacketAt.store(nanoseconds, ordering: .relaxed) }
+        batch = BatchTally()
+    }
+
+    func snapshot(queue: Int) -> QueueCounterValues {
+        QueueCounterValues(
+            queue: queue,
+            packetsRead: packetsRead.load(ordering: .relaxed), bytesRead: bytesRead.load(ordering: .relaxed),
+            packetsWritten: packetsWritten.load(ordering: .relaxed), bytesWritten: bytesWritten.load(ordering: .relaxed),
+            readErrors: readErrors.load(ordering: .relaxed), writeErrors: writeErrors.load(ordering: .relaxed),
+            dropped: dropped.load(ordering: .relaxed),
+            protocols: ProtocolCounts(
+                ipv4: ipv4.load(ordering: .relaxed), ipv6: ipv6.load(ordering: .relaxed), arp: arp.load(ordering: .relaxed),
+                icmp: icmp.load(ordering: .relaxed), icmpv6: icmpv6.load(ordering: .relaxed), tcp: tcp.load(ordering: .relaxed),
+                udp: udp.load(ordering: .relaxed), other: other.load(ordering: .relaxed)),
+            lastPacketAtNanoseconds: lastPacketAt.load(ordering: .relaxed))
+    }
+}
+
+/// One wakeup's worth of counts, kept in registers until published.
+struct BatchTally {
+    var packetsRead: UInt64 = 0, bytesRead: UInt64 = 0, readErrors: UInt64 = 0, dropped: UInt64 = 0
+    var ipv4: UInt64 = 0, ipv6: UInt64 = 0, arp: UInt64 = 0
+    var icmp: UInt64 = 0, icmpv6: UInt64 = 0, tcp: UInt64 = 0, udp: UInt64 = 0, other: UInt64 = 0
+
+    @inline(__always)
+    mutating func count(_ packet: PacketClass, bytes: Int) {
+        packetsRead &+= 1
+        bytesRead &+= UInt64(bytes)
+        if packet.malformed { dropped &+= 1; return }
+        switch packet.network {
+        case .ipv4: ipv4 &+= 1
+        case .ipv6: ipv6 &+= 1
+        case .arp: arp &+= 1
+        case .other: break
+        }
+        switch packet.transport {
+        case .icmp: icmp &+= 1
+        case .icmpv6: icmpv6 &+= 1
+        case .tcp: tcp &+= 1
+        case .udp: udp &+= 1
+        case .other: other &+= 1
+        case .none: break
+        }
+    }
+}
+
+public struct ProtocolCounts: Equatable, Sendable {
+    public var ipv4: UInt64 = 0, ipv6: UInt64 = 0, arp: UInt64 = 0, icmp: UInt64 = 0
+    public var icmpv6: UInt64 = 0, tcp: UInt64 = 0, udp: UInt64 = 0, other: UInt64 = 0
+
+    public init(ipv4: UInt64 = 0, ipv6: UInt64 = 0, arp: UInt64 = 0, icmp: UInt64 = 0, icmpv6: UInt64 = 0,
+                tcp: UInt64 = 0, udp: UInt64 = 0, other: UInt64 = 0) {
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6
+        self.arp = arp
+        self.icmp = icmp
+        self.icmpv6 = icmpv6
+        self.tcp = tcp
+        self.udp = udp
+        self.other = other
+    }
+
+    static func + (a: ProtocolCounts, b: ProtocolCounts) -> ProtocolCounts {
+        ProtocolCounts(ipv4: a.ipv4 &+ b.ipv4, ipv6: a.ipv6 &+ b.ipv6, arp: a.arp &+ b.arp, icmp: a.icmp &+ b.icmp,
+                       icmpv6: a.icmpv6 &+ b.icmpv6, tcp: a.tcp &+ b.tcp, udp: a.udp &+ b.udp, other: a.other &+ b.other)
+    }
+}
+
+/// A queue's counters at one moment. Directions are the worker's: read = kernel -> worker,
+/// written = worker -> kernel.
+public struct QueueCounterValues: Equatable, Sendable {
+    public var queue: Int
+    public var packetsRead: UInt64, bytesRead: UInt64, packetsWritten: UInt64, bytesWritten: UInt64
+    public var readErrors: UInt64, writeErrors: UInt64
+    /// Packets discarded because they were shorter than their own headers.
+    public var dropped: UInt64
+    public var protocols: ProtocolCounts
+    public var lastPacketAtNanoseconds: UInt64
+}
+
+/// A worker's counters: the sum over its queues, and each queue.
+public struct WorkerCounters: Equatable, Sendable {
+    public var mode: WorkerMode
+    public var running: Bool
+    public var total: QueueCounterValues
+    public var queues: [QueueCounterValues]
+
+    init(mode: WorkerMode, running: Bool, queues: [QueueCounterValues]) {
+        self.mode = mode
+        self.running = running
+        self.queues = queues
+        var total = QueueCounterValues(queue: -1, packetsRead: 0, bytesRead: 0, packetsWritten: 0, bytesWritten: 0,
+                                       readErrors: 0, writeErrors: 0, dropped: 0, protocols: ProtocolCounts(), lastPacketAtNanoseconds: 0)
+        for queue in queues {
+            total.packetsRead &+= queue.packetsRead
+            total.bytesRead &+= queue.bytesRead
+            total.packetsWritten &+= queue.packetsWritten
+            total.bytesWritten &+= queue.bytesWritten
+            total.readErrors &+= queue.readErrors
+            total.writeErrors &+= queue.writeErrors
+            total.dropped &+= queue.dropped
+            total.protocols = total.protocols + queue.protocols
+            total.lastPacketAtNanoseconds = max(total.lastPacketAtNanoseconds, queue.lastPacketAtNanoseconds)
+        }
+        self.total = total
+    }
+}
