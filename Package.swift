@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "TundStore", dependencies: ["CSQLite"], plugins: ["EmbedMigrations"]),
         .target(name: "TundCore", dependencies: ["NetAddress", .product(name: "Logging", package: "swift-log")]),
         .target(name: "TundHTTP", dependencies: ["CMicroHTTPD"]),
-        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "NetAddress"]),
+        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "NetAddress", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "tund",
             dependencies: [

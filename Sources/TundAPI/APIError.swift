@@ -1,0 +1,85 @@
+import TundCore
+import TundHTTP
+
+/// An error answer: status, stable machine-readable code, and a message that says what is wrong.
+/// Body: `{"error": {"code": "...", "message": "...", "field": "...", "errno": "..."}}`.
+public struct APIError: Error, Sendable, Equatable {
+    public let status: Int
+    public let code: String
+    public let message: String
+    public var field: String?
+    public var errno: String?
+    public var headers: [String: String] = [:]
+
+    public init(status: Int, code: String, message: String, field: String? = nil, errno: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.errno = errno
+    }
+
+    /// The one place where domain errors become HTTP statuses and codes.
+    public init(_ error: TundError) {
+        switch error {
+        case .invalidRequest(let message):
+            self.init(status: 400, code: "invalid_request", message: message)
+        case .invalidField(let field, let reason):
+            self.init(status: 422, code: "invalid_field", message: "\(field): \(reason)", field: field)
+        case .deviceExists:
+            self.init(status: 409, code: "device_exists", message: error.description)
+        case .nameInUse:
+            self.init(status: 409, code: "name_in_use", message: error.description)
+        case .deviceNotFound:
+            self.init(status: 404, code: "device_not_found", message: error.description)
+        case .kernelRejected(let kernel):
+            // EEXIST here is a route or address that another device holds already.
+            self.init(status: kernel.errnoName == "EEXIST" ? 409 : 422, code: "kernel_rejected",
+                      message: error.description, errno: kernel.errnoName)
+        case .permissionDenied(let kernel):
+            self.init(status: 500, code: "permission_denied", message: error.description, errno: kernel.errnoName)
+        case .kernelFailed(let kernel):
+            self.init(status: 500, code: "kernel_error", message: error.description, errno: kernel.errnoName)
+        case .storageFailed:
+            self.init(status: 500, code: "storage_error", message: error.description)
+        case .notReady:
+            self.init(status: 503, code: "not_ready", message: error.description)
+            headers["Retry-After"] = "1"
+        }
+    }
+
+    static func notFound(_ path: String) -> APIError {
+        APIError(status: 404, code: "not_found", message: "no such endpoint: \(path)")
+    }
+
+    static func methodNotAllowed(_ method: String, allowed: [String]) -> APIError {
+        var error = APIError(status: 405, code: "method_not_allowed",
+                             message: "method \(method) is not allowed here; allowed: \(allowed.joined(separator: ", "))")
+        error.headers["Allow"] = allowed.joined(separator: ", ")
+        return error
+    }
+
+    static func payloadTooLarge(limit: Int) -> APIError {
+        APIError(status: 413, code: "payload_too_large", message: "the request body exceeds the limit of \(limit) bytes")
+    }
+
+    static func unsupportedMediaType(_ type: String?) -> APIError {
+        APIError(status: 415, code: "unsupported_media_type",
+                 message: "the body must be sent as Content-Type: application/json" + (type.map { ", got \($0)" } ?? ""))
+    }
+
+    var response: HTTPResponse {
+        var fields: [(String, JSONValue)] = [("code", .string(code)), ("message", .string(message))]
+        if let field { fields.append(("field", .string(field))) }
+        if let errno { fields.append(("errno", .string(errno))) }
+        var response = jsonResponse(status, .object([("error", .object(fields))]))
+        response.headers += headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        return response
+    }
+}
+
+func jsonResponse(_ status: Int, _ body: JSONValue, headers: [(String, String)] = []) -> HTTPResponse {
+    var bytes = body.serialized()
+    bytes.append(0x0a)
+    return HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: bytes)
+}

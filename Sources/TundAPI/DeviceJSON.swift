@@ -1,0 +1,86 @@
+import TundCore
+
+/// Response bodies, with keys in the order the spec documents.
+enum DeviceJSON {
+    static func device(_ snapshot: DeviceSnapshot) -> JSONValue {
+        let record = snapshot.record
+        let spec = record.spec
+        var state: [(String, JSONValue)] = [("present", .bool(snapshot.link != nil))]
+        if let link = snapshot.link {
+            state += [
+                ("ifindex", .integer(Int64(link.index))),
+                ("oper_state", .string(link.operState)),
+                ("flags", .array(link.flags.map(JSONValue.string))),
+                ("mtu", .integer(Int64(link.mtu))),
+            ]
+        }
+        state.append(("restore_error", .optional(snapshot.restoreError)))
+        return .object([
+            ("name", .string(record.name)),
+            ("type", .string(spec.kind.rawValue)),
+            ("mtu", .integer(Int64(spec.mtu))),
+            ("up", .bool(spec.up)),
+            ("owner", .optional(spec.owner)),
+            ("group", .optional(spec.group)),
+            ("queues", .integer(Int64(spec.queues))),
+            ("mac", .optional(spec.mac?.description)),
+            ("addresses", .array(spec.addresses.map { .string($0.description) })),
+            ("routes", .array(record.routes.map(route))),
+            ("worker", .object([("mode", .string(spec.workerMode.rawValue)), ("running", .bool(snapshot.workerRunning))])),
+            ("state", .object(state)),
+            ("created_at", .string(record.createdAt)),
+            ("updated_at", .string(record.updatedAt)),
+        ])
+    }
+
+    static func route(_ route: DeviceRoute) -> JSONValue {
+        .object([
+            ("id", .integer(route.id)),
+            ("destination", .string(route.spec.destination.description)),
+            ("gateway", .optional(route.spec.gateway?.description)),
+            ("metric", route.spec.metric.map { .integer(Int64($0)) } ?? .null),
+        ])
+    }
+
+    static func statistics(_ statistics: DeviceStatistics) -> JSONValue {
+        var worker = queueCounters(statistics.worker.total)
+        worker.insert(contentsOf: [("mode", .string(statistics.worker.mode.rawValue)), ("running", .bool(statistics.worker.running))], at: 0)
+        worker.append(("last_packet_at", .optional(statistics.worker.lastPacketAt)))
+        worker.append(("queues", .array(statistics.worker.queues.map { queue in
+            .object([("queue", .integer(Int64(queue.queue)))] + queueCounters(queue))
+        })))
+        return .object([
+            ("name", .string(statistics.name)),
+            ("worker", .object(worker)),
+            ("kernel", statistics.kernel.map(kernelCounters) ?? .null),
+        ])
+    }
+
+    private static func queueCounters(_ values: QueueCounterValues) -> [(String, JSONValue)] {
+        let protocols = values.protocols
+        return [
+            ("packets_read", .count(values.packetsRead)),
+            ("bytes_read", .count(values.bytesRead)),
+            ("packets_written", .count(values.packetsWritten)),
+            ("bytes_written", .count(values.bytesWritten)),
+            ("read_errors", .count(values.readErrors)),
+            ("write_errors", .count(values.writeErrors)),
+            ("dropped", .count(values.dropped)),
+            ("protocols", .object([
+                ("ipv4", .count(protocols.ipv4)), ("ipv6", .count(protocols.ipv6)), ("arp", .count(protocols.arp)),
+                ("icmp", .count(protocols.icmp)), ("icmpv6", .count(protocols.icmpv6)), ("tcp", .count(protocols.tcp)),
+                ("udp", .count(protocols.udp)), ("other", .count(protocols.other)),
+            ])),
+        ]
+    }
+
+    private static func kernelCounters(_ counters: KernelCounters) -> JSONValue {
+        .object([
+            ("rx_packets", .count(counters.rxPackets)), ("tx_packets", .count(counters.txPackets)),
+            ("rx_bytes", .count(counters.rxBytes)), ("tx_bytes", .count(counters.txBytes)),
+            ("rx_errors", .count(counters.rxErrors)), ("tx_errors", .count(counters.txErrors)),
+            ("rx_dropped", .count(counters.rxDropped)), ("tx_dropped", .count(counters.txDropped)),
+            ("multicast", .count(counters.multicast)), ("collisions", .count(counters.collisions)),
+        ])
+    }
+}

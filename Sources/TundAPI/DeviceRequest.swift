@@ -1,0 +1,153 @@
+import NetAddress
+import TundCore
+
+/// Turns the body of `POST /devices` into a `DeviceSpec`, naming the field of the first problem.
+/// Shape and types are checked here; values that need domain rules are checked by `DeviceSpec.validate`.
+enum DeviceRequest {
+    static let fields: Set<String> = ["name", "type", "mtu", "up", "owner", "group", "queues", "mac", "addresses", "routes", "worker"]
+    static let routeFields: Set<String> = ["destination", "gateway", "metric"]
+    static let workerFields: Set<String> = ["mode"]
+
+    static func decode(_ body: JSONValue) throws(TundError) -> DeviceSpec {
+        let object = try FieldReader(body, path: nil, allowed: fields)
+        let kindName = try object.string("type", required: true)!
+        guard let kind = DeviceKind(rawValue: kindName) else {
+            throw .invalidField(field: "type", reason: "must be \"tun\" or \"tap\", got \"\(kindName)\"")
+        }
+        var spec = DeviceSpec(kind: kind)
+        spec.name = try object.string("name")
+        if let name = spec.name { try DeviceSpec.validateName(name) }
+        spec.mtu = try object.integer("mtu", in: Int64(DeviceSpec.mtuRange.lowerBound)...Int64(DeviceSpec.mtuRange.upperBound)).map(Int.init) ?? DeviceSpec.defaultMTU
+        spec.up = try object.bool("up") ?? true
+        spec.owner = try object.integer("owner", in: 0...4_294_967_294)
+        spec.group = try object.integer("group", in: 0...4_294_967_294)
+        spec.queues = try object.integer("queues", in: Int64(DeviceSpec.queueRange.lowerBound)...Int64(DeviceSpec.queueRange.upperBound)).map(Int.init) ?? 1
+        if let mac = try object.string("mac") {
+            guard let parsed = MACAddress(mac) else {
+                throw .invalidField(field: "mac", reason: "\"\(mac)\" is not a MAC address like 02:00:00:00:00:01")
+            }
+            spec.mac = parsed
+        }
+        spec.addresses = try object.array("addresses").enumerated().map { (index, item) throws(TundError) in
+            try prefix(item, field: "addresses[\(index)]")
+        }
+        spec.routes = try object.array("routes").enumerated().map { (index, item) throws(TundError) in
+            try route(item, field: "routes[\(index)]")
+        }
+        if let worker = try object.object("worker") {
+            let reader = try FieldReader(worker, path: "worker", allowed: workerFields)
+            if let mode = try reader.string("mode") {
+                guard let parsed = WorkerMode(rawValue: mode) else {
+                    throw .invalidField(field: "worker.mode", reason: "must be one of \(WorkerMode.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")), got \"\(mode)\"")
+                }
+                spec.workerMode = parsed
+            }
+        }
+        try spec.validate()
+        return spec
+    }
+
+    static func prefix(_ value: JSONValue, field: String) throws(TundError) -> IPPrefix {
+        guard case .string(let text) = value else {
+            throw .invalidField(field: field, reason: "must be a string like \"10.0.0.1/24\", got \(value.typeDescription)")
+        }
+        switch IPPrefix.parse(text) {
+        case .success(let prefix): return prefix
+        case .failure(.badAddress):
+            throw .invalidField(field: field, reason: "\"\(text)\" is not an IPv4 or IPv6 address with an optional /prefix-length")
+        case .failure(.badLength(let maximum)):
+            throw .invalidField(field: field, reason: "\"\(text)\" has a bad prefix length; it must be 0 to \(maximum)")
+        }
+    }
+
+    static func route(_ value: JSONValue, field: String) throws(TundError) -> RouteSpec {
+        let reader = try FieldReader(value, path: field, allowed: routeFields)
+        guard let destination = try reader.value("destination", required: true) else { fatalError("required") }
+        var route = RouteSpec(destination: try prefix(destination, field: "\(field).destination"))
+        if let gateway = try reader.string("gateway") {
+            guard let address = IPAddress(gateway) else {
+                throw .invalidField(field: "\(field).gateway", reason: "\"\(gateway)\" is not an IPv4 or IPv6 address")
+            }
+            route.gateway = address
+        }
+        route.metric = try reader.integer("metric", in: 0...4_294_967_295).map(UInt32.init)
+        return route
+    }
+}
+
+/// Reads typed fields out of a JSON object, rejecting unknown keys (a misspelt `mut` must not be
+/// silently ignored) and naming the full path of any bad field.
+struct FieldReader {
+    let members: [(String, JSONValue)]
+    let path: String?
+
+    init(_ value: JSONValue, path: String?, allowed: Set<String>) throws(TundError) {
+        guard case .object(let members) = value else {
+            if let path { throw .invalidField(field: path, reason: "must be an object, got \(value.typeDescription)") }
+            throw .invalidRequest("the body must be a JSON object, got \(value.typeDescription)")
+        }
+        self.members = members
+        self.path = path
+        if let unknown = members.first(where: { !allowed.contains($0.0) }) {
+            throw .invalidField(field: qualified(unknown.0), reason: "unknown field; allowed: \(allowed.sorted().joined(separator: ", "))")
+        }
+    }
+
+    func qualified(_ key: String) -> String { path.map { "\($0).\(key)" } ?? key }
+
+    /// The value, or nil when absent or null. `required` makes absence an error.
+    func value(_ key: String, required: Bool = false) throws(TundError) -> JSONValue? {
+        let found = members.first { $0.0 == key }?.1
+        if found == nil || found == .null {
+            if required { throw .invalidField(field: qualified(key), reason: "is required") }
+            return nil
+        }
+        return found
+    }
+
+    func string(_ key: String, required: Bool = false) throws(TundError) -> String? {
+        guard let value = try value(key, required: required) else { return nil }
+        guard case .string(let text) = value else {
+            throw .invalidField(field: qualified(key), reason: "must be a string, got \(value.typeDescription)")
+        }
+        return text
+    }
+
+    func bool(_ key: String) throws(TundError) -> Bool? {
+        guard let value = try value(key) else { return nil }
+        guard case .bool(let flag) = value else {
+            throw .invalidField(field: qualified(key), reason: "must be true or false, got \(value.typeDescription)")
+        }
+        return flag
+    }
+
+    func integer(_ key: String, in range: ClosedRange<Int64>) throws(TundError) -> Int64? {
+        guard let value = try value(key) else { return nil }
+        let reason = "must be an integer from \(range.lowerBound) to \(range.upperBound)"
+        switch value {
+        case .integer(let number):
+            guard range.contains(number) else { throw .invalidField(field: qualified(key), reason: "\(reason), got \(number)") }
+            return number
+        case .number(let number):
+            throw .invalidField(field: qualified(key), reason: "\(reason), got \(number)")
+        default:
+            throw .invalidField(field: qualified(key), reason: "\(reason), got \(value.typeDescription)")
+        }
+    }
+
+    func array(_ key: String) throws(TundError) -> [JSONValue] {
+        guard let value = try value(key) else { return [] }
+        guard case .array(let items) = value else {
+            throw .invalidField(field: qualified(key), reason: "must be an array, got \(value.typeDescription)")
+        }
+        return items
+    }
+
+    func object(_ key: String) throws(TundError) -> JSONValue? {
+        guard let value = try value(key) else { return nil }
+        guard case .object = value else {
+            throw .invalidField(field: qualified(key), reason: "must be an object, got \(value.typeDescription)")
+        }
+        return value
+    }
+}

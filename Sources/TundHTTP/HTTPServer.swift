@@ -1,0 +1,184 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CMicroHTTPD
+import Synchronization
+
+/// An HTTP/1.1 server on libmicrohttpd: a fixed pool of threads polling connections (epoll), each request
+/// read in full (up to `maxBodyBytes`) and answered by one synchronous call to `handler`.
+///
+/// It knows nothing of devices: it hands `HTTPRequest`s to the handler and writes `HTTPResponse`s back.
+/// The one answer it makes itself, 413 for a body over the limit, comes from `Configuration.tooLarge` so the
+/// application keeps its error format.
+public final class HTTPServer: Sendable {
+    public struct Configuration: Sendable {
+        public var threads: Int = 2
+        public var maxBodyBytes: Int = 64 * 1024
+        public var connectionLimit: Int = 256
+        /// Idle seconds before a connection is closed (also bounds a slow body).
+        public var connectionTimeoutSeconds: Int = 30
+        /// Builds the 413 answer for a body over `maxBodyBytes`.
+        public var tooLarge: @Sendable (_ limit: Int) -> HTTPResponse
+
+        public init(tooLarge: @escaping @Sendable (_ limit: Int) -> HTTPResponse) {
+            self.tooLarge = tooLarge
+        }
+    }
+
+    let configuration: Configuration
+    let handler: @Sendable (HTTPRequest) -> HTTPResponse
+    public let address: ListenAddress
+    private let daemon: Mutex<DaemonHandle?>
+
+    /// Binds `address` and starts serving on the pool's threads.
+    public init(address: ListenAddress, configuration: Configuration,
+                handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) throws(ListenError) {
+        self.address = address
+        self.configuration = configuration
+        self.handler = handler
+        daemon = Mutex(nil)
+        let fd = try openListeningSocket(address)
+        var options = tund_mhd_options(
+            listen_fd: fd, thread_pool_size: UInt32(configuration.threads), connection_limit: UInt32(configuration.connectionLimit),
+            connection_timeout_seconds: UInt32(configuration.connectionTimeoutSeconds),
+            // Headers and each body chunk must fit this buffer; bodies are copied out as they arrive.
+            connection_memory_limit: 64 * 1024)
+        // The daemon holds an unretained pointer: `stop` (called by deinit at the latest) ends all callbacks first.
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        guard let started = tund_mhd_start(&options, handleAccess, context, handleCompleted, nil) else {
+            close(fd)
+            throw ListenError(address: address, function: "MHD_start_daemon", errno: errno)
+        }
+        daemon.withLock { $0 = DaemonHandle(pointer: started) }
+    }
+
+    /// Stops accepting, finishes the requests in flight, joins the threads. Idempotent.
+    public func stop() {
+        let running = daemon.withLock { daemon in
+            defer { daemon = nil }
+            return daemon
+        }
+        // Closes the listening socket, ends every connection, joins the pool's threads.
+        if let running = running?.pointer { MHD_stop_daemon(running) }
+    }
+
+    deinit { stop() }
+}
+
+/// libmicrohttpd's daemon pointer: MHD_stop_daemon may be called from any thread.
+struct DaemonHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
+/// Per-request state across the access handler's calls (headers, body chunks, final call).
+final class RequestState {
+    var body: [UInt8] = []
+    var tooLarge = false
+}
+
+/// libmicrohttpd's access handler. A free function: C calls it on the pool's threads, and nothing here
+/// may carry actor isolation. It runs once with the headers, once per body chunk, and once at the end,
+/// which is the only call that answers (except the early 413 on a declared Content-Length over the limit).
+private func handleAccess(
+    _ context: UnsafeMutableRawPointer?, _ connection: OpaquePointer?, _ url: UnsafePointer<CChar>?,
+    _ method: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?, _ uploadData: UnsafePointer<CChar>?,
+    _ uploadDataSize: UnsafeMutablePointer<Int>?, _ requestContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+) -> MHD_Result {
+    guard let context, let connection, let requestContext, let uploadDataSize else { return .NO }
+    let server = Unmanaged<HTTPServer>.fromOpaque(context).takeUnretainedValue()
+    let limit = server.configuration.maxBodyBytes
+    guard let stored = requestContext.pointee else {
+        let state = RequestState()
+        requestContext.pointee = Unmanaged.passRetained(state).toOpaque()
+        if let declared = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length"),
+           let length = Int(String(cString: declared)), length > limit {
+            state.tooLarge = true
+            return queue(server.configuration.tooLarge(limit), on: connection)
+        }
+        return .YES
+    }
+    let state = Unmanaged<RequestState>.fromOpaque(stored).takeUnretainedValue()
+    if uploadDataSize.pointee > 0 {
+        if !state.tooLarge, let uploadData {
+            if state.body.count + uploadDataSize.pointee > limit {
+                state.tooLarge = true
+                state.body = []
+            } else {
+                uploadData.withMemoryRebound(to: UInt8.self, capacity: uploadDataSize.pointee) {
+                    state.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: uploadDataSize.pointee))
+                }
+            }
+        }
+        uploadDataSize.pointee = 0
+        return .YES
+    }
+    if state.tooLarge { return queue(server.configuration.tooLarge(limit), on: connection) }
+    let rawURL = url.map { String(cString: $0) } ?? "/"
+    let pathEnd = rawURL.firstIndex(of: "?") ?? rawURL.endIndex
+    let request = HTTPRequest(
+        method: method.map { String(cString: $0) } ?? "GET",
+        path: String(rawURL[..<pathEnd]),
+        query: connectionValues(connection, .GET_ARGUMENT_KIND, lowercasedKeys: false, decode: true),
+        headers: connectionValues(connection, .HEADER_KIND, lowercasedKeys: true, decode: false),
+        body: state.body)
+    state.body = []
+    return queue(server.handler(request), on: connection)
+}
+
+private func handleCompleted(
+    _ context: UnsafeMutableRawPointer?, _ connection: OpaquePointer?,
+    _ requestContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ reason: MHD_RequestTerminationCode
+) {
+    guard let requestContext, let stored = requestContext.pointee else { return }
+    Unmanaged<RequestState>.fromOpaque(stored).release()
+    requestContext.pointee = nil
+}
+
+private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
+    let created = response.body.withUnsafeBytes { raw in
+        MHD_create_response_from_buffer(raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress), .RESPMEM_MUST_COPY)
+    }
+    guard let created else { return .NO }
+    for (name, value) in response.headers { MHD_add_response_header(created, name, value) }
+    let result = MHD_queue_response(connection, UInt32(response.status), created)
+    MHD_destroy_response(created)
+    return result
+}
+
+/// Collects one kind of connection values (headers, query arguments) into a dictionary.
+private func connectionValues(_ connection: OpaquePointer, _ kind: MHD_ValueKind, lowercasedKeys: Bool, decode: Bool) -> [String: String] {
+    let collector = ValueCollector(lowercasedKeys: lowercasedKeys, decode: decode)
+    withExtendedLifetime(collector) {
+        _ = MHD_get_connection_values(connection, kind, collectValue, Unmanaged.passUnretained(collector).toOpaque())
+    }
+    return collector.values
+}
+
+final class ValueCollector {
+    var values: [String: String] = [:]
+    let lowercasedKeys: Bool
+    let decode: Bool
+
+    init(lowercasedKeys: Bool, decode: Bool) {
+        self.lowercasedKeys = lowercasedKeys
+        self.decode = decode
+    }
+}
+
+private func collectValue(_ context: UnsafeMutableRawPointer?, _ kind: MHD_ValueKind, _ key: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?) -> MHD_Result {
+    guard let context, let key else { return .YES }
+    let collector = Unmanaged<ValueCollector>.fromOpaque(context).takeUnretainedValue()
+    var name = String(cString: key)
+    var text = value.map { String(cString: $0) } ?? ""
+    if collector.decode {
+        name = percentDecode(Substring(name.replacingPlus())) ?? name
+        text = percentDecode(Substring(text.replacingPlus())) ?? text
+    }
+    collector.values[collector.lowercasedKeys ? name.lowercased() : name] = text
+    return .YES
+}
+
+extension String {
+    /// In a query string `+` means space.
+    func replacingPlus() -> String { String(map { $0 == "+" ? " " : $0 }) }
+}

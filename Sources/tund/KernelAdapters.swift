@@ -1,0 +1,108 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NetAddress
+import TunKit
+import TundCore
+
+/// The `proto` number of every route tund installs, so `ip route` tells tund's routes from others'.
+/// 212 is unassigned in iproute2's rt_protos (0-18, 42, 99, 186-192 are taken).
+let tundRouteProtocol: UInt8 = 212
+
+/// TunKit behind the core's `LinkControl` port.
+struct KernelLinkControl: LinkControl {
+    let netlink: RouteNetlink
+
+    func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool) throws(KernelError) -> any OpenDevice {
+        do {
+            return KernelOpenDevice(try TunDevice.open(name: name, kind: kind == .tun ? .tun : .tap, queues: queues, exclusive: exclusive))
+        } catch {
+            throw KernelError(error)
+        }
+    }
+
+    func link(named name: String) throws(KernelError) -> LinkState? {
+        try mapped { () throws(NetlinkError) in try netlink.link(named: name).map(LinkState.init) }
+    }
+
+    func link(index: Int32) throws(KernelError) -> LinkState? {
+        try mapped { () throws(NetlinkError) in try netlink.link(index: index).map(LinkState.init) }
+    }
+
+    func links() throws(KernelError) -> [LinkState] {
+        try mapped { () throws(NetlinkError) in try netlink.links().map(LinkState.init) }
+    }
+
+    func configure(index: Int32, _ settings: LinkSettings) throws(KernelError) {
+        try mapped { () throws(NetlinkError) in
+            try netlink.setLink(index: index, LinkChange(up: settings.up, mtu: settings.mtu, mac: settings.mac, alias: settings.alias))
+        }
+    }
+
+    func deleteLink(index: Int32) throws(KernelError) {
+        try mapped { () throws(NetlinkError) in try netlink.deleteLink(index: index) }
+    }
+
+    func addAddress(_ prefix: IPPrefix, index: Int32, replace: Bool) throws(KernelError) {
+        try mapped { () throws(NetlinkError) in try netlink.addAddress(prefix, index: index, replace: replace) }
+    }
+
+    func addRoute(_ route: RouteSpec, index: Int32, replace: Bool) throws(KernelError) {
+        let request = RouteRequest(destination: route.destination, gateway: route.gateway, interfaceIndex: index,
+                                   metric: route.metric, protocol: tundRouteProtocol)
+        try mapped { () throws(NetlinkError) in try netlink.addRoute(request, replace: replace) }
+    }
+
+    private func mapped<T>(_ body: () throws(NetlinkError) -> T) throws(KernelError) -> T {
+        do { return try body() } catch { throw KernelError(error) }
+    }
+}
+
+/// A `TunDevice` as the core's `OpenDevice`.
+final class KernelOpenDevice: OpenDevice {
+    let device: TunDevice
+
+    init(_ device: TunDevice) { self.device = device }
+
+    var name: String { device.name }
+    var queueDescriptors: [Int32] { device.queueDescriptors }
+
+    func setPersistent(_ persistent: Bool) throws(KernelError) {
+        do { try device.setPersistent(persistent) } catch { throw KernelError(error) }
+    }
+
+    func setOwner(_ uid: Int64) throws(KernelError) {
+        do { try device.setOwner(uid) } catch { throw KernelError(error) }
+    }
+
+    func setGroup(_ gid: Int64) throws(KernelError) {
+        do { try device.setGroup(gid) } catch { throw KernelError(error) }
+    }
+
+    func close() { device.close() }
+}
+
+extension KernelError {
+    init(_ error: SystemError) {
+        self.init(operation: error.function, errno: error.errno, errnoName: error.errnoName)
+    }
+
+    init(_ error: NetlinkError) {
+        self.init(operation: error.operation, errno: error.errno, errnoName: error.errnoName, kernelMessage: error.kernelMessage)
+    }
+}
+
+extension LinkState {
+    init(_ link: LinkInfo) {
+        self.init(
+            index: link.index, name: link.name, mtu: link.mtu, up: link.isUp, operState: link.operStateName,
+            flags: link.flagNames, mac: link.mac, alias: link.alias, isTunTap: link.kind == "tun",
+            multiQueue: link.tun?.multiQueue ?? false,
+            counters: link.statistics.map { stats in
+                KernelCounters(
+                    rxPackets: stats.rxPackets, txPackets: stats.txPackets, rxBytes: stats.rxBytes, txBytes: stats.txBytes,
+                    rxErrors: stats.rxErrors, txErrors: stats.txErrors, rxDropped: stats.rxDropped, txDropped: stats.txDropped,
+                    multicast: stats.multicast, collisions: stats.collisions)
+            })
+    }
+}

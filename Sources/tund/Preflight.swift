@@ -1,0 +1,74 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Start-up checks that turn a later, obscure failure into one clear sentence.
+enum Preflight {
+    /// CAP_NET_ADMIN is bit 12 of the effective capability set (/proc/self/status, CapEff).
+    static func missingNetAdmin() -> Bool {
+        guard let status = try? readFile("/proc/self/status") else { return false }
+        for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
+            guard let mask = UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(), radix: 16) else { return false }
+            return mask & (1 << 12) == 0
+        }
+        return false
+    }
+
+    /// Why /dev/net/tun cannot be opened, or nil when it can.
+    static func tunDeviceProblem() -> String? {
+        let fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
+        if fd >= 0 {
+            close(fd)
+            return nil
+        }
+        switch errno {
+        case ENOENT: return "/dev/net/tun does not exist: load the tun module (modprobe tun) or, in a container, mount the device"
+        case EACCES, EPERM: return "/dev/net/tun cannot be opened (\(String(cString: strerror(errno)))): run as root or give the service user access to the device"
+        default: return "/dev/net/tun cannot be opened: \(String(cString: strerror(errno)))"
+        }
+    }
+
+    /// Creates the database's directory when missing (mode 0700: device configs are the operator's).
+    static func prepareDirectory(forDatabase path: String) -> String? {
+        guard let slash = path.lastIndex(of: "/") else { return nil }
+        let directory = String(path[..<slash])
+        guard !directory.isEmpty else { return nil }
+        var components: [Substring] = []
+        for component in directory.split(separator: "/", omittingEmptySubsequences: false) {
+            components.append(component)
+            let partial = components.joined(separator: "/")
+            if partial.isEmpty { continue }
+            if mkdir(partial, 0o700) != 0 && errno != EEXIST {
+                return "cannot create the database directory \(partial): \(String(cString: strerror(errno)))"
+            }
+        }
+        return nil
+    }
+
+    static func readFile(_ path: String) throws -> String {
+        guard let file = fopen(path, "r") else { throw POSIXErrorCode(rawValue: errno).map { POSIXError($0) } ?? POSIXError(.EIO) }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = fread(&buffer, 1, buffer.count, file)
+            if count == 0 { break }
+            bytes += buffer[0..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+struct POSIXError: Error {
+    let code: POSIXErrorCode
+    init(_ code: POSIXErrorCode) { self.code = code }
+}
+
+extension Substring {
+    func trimmingCharacters() -> Substring {
+        var text = self
+        while let first = text.first, first == " " || first == "\t" { text = text.dropFirst() }
+        while let last = text.last, last == " " || last == "\t" { text = text.dropLast() }
+        return text
+    }
+}
