@@ -1,0 +1,30 @@
+# Sourced by scripts/run.sh and scripts/test.sh: installs what a fresh Debian machine lacks.
+# Idempotent and quiet when everything is present.
+set -euo pipefail
+
+# The Swift toolchain: on PATH, or at /opt/swift (where this project's machines keep it).
+if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+    export PATH=/opt/swift/usr/bin:$PATH
+fi
+command -v swift >/dev/null 2>&1 || {
+    echo "error: no Swift toolchain found; install Swift 6 (https://www.swift.org/install/linux/) and put it on PATH" >&2
+    exit 1
+}
+
+# ensure_debian_packages PKG...: apt-get installs the ones dpkg does not know as installed.
+ensure_debian_packages() {
+    local missing=()
+    local package
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing Debian packages: ${missing[*]}" >&2
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# What building and running tund needs.
+RUNTIME_PACKAGES=(libmicrohttpd-dev libsqlite3-dev pkg-config iproute2 curl)

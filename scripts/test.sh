@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds tund and runs the whole test suite: Swift unit and kernel tests, then the end-to-end tests
+# against the real binary. Everything that touches the network runs inside a network namespace made for
+# this run (unshare --net) that disappears with it. Installs missing Debian and Python packages first.
+#
+# As root (CI): every privileged test runs; none may skip. Not root: unit tests run, and the privileged
+# ones skip saying why -- unless CI=true, where that is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+ensure_debian_packages "${RUNTIME_PACKAGES[@]}" iputils-ping util-linux python3 python3-pip python3-yaml python3-pytest python3-jsonschema
+
+python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check --break-system-packages openapi-spec-validator pyyaml jsonschema pytest 2>/dev/null || python3 -m pip install -q --disable-pip-version-check openapi-spec-validator pyyaml jsonschema pytest
+import openapi_spec_validator, yaml, jsonschema, pytest
+PY
+
+swift build --build-tests
+export TUND_BIN="$(swift build --show-bin-path)/tund"
+
+# The machine's own namespace, so the tests can refuse to run in it (/proc/1 may be unreadable here).
+TUND_HOST_NETNS="$(stat -L -c %i /proc/self/ns/net)"
+export TUND_HOST_NETNS
+
+if [ "$(id -u)" -eq 0 ]; then
+    # One fresh namespace for the whole run: Swift tasks hop threads, so per-thread setns would be unsafe.
+    unshare --net -- sh -c 'ip link set lo up && swift test --skip-build && python3 -m pytest -q Tests/e2e'
+else
+    [ "${CI:-}" = "true" ] && { echo "error: CI=true but not root: the privileged tests cannot run" >&2; exit 1; }
+    echo "NOTE: not root -- kernel and end-to-end tests will skip (run as root to run them)" >&2
+    swift test --skip-build
+    python3 -m pytest -q Tests/e2e
+fi
