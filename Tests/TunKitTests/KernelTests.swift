@@ -1,0 +1,109 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NetAddress
+import Testing
+@testable import TunKit
+
+/// TunKit against the real kernel, inside the test run's private network namespace. Each test uses its
+/// own device names and removes what it made.
+@Suite(.serialized, .enabled(if: KernelTestEnvironment.available, "needs root in a private network namespace"))
+struct KernelTests {
+    let netlink = try! RouteNetlink()
+
+    func remove(_ name: String) {
+        if let link = try? netlink.link(named: name) { try? netlink.deleteLink(index: link.index) }
+    }
+
+    @Test func createsAndRemovesANonPersistentDevice() throws {
+        let device = try TunDevice.open(name: "tktest0", kind: .tun, queues: 1, exclusive: true)
+        #expect(device.name == "tktest0")
+        let link = try #require(try netlink.link(named: "tktest0"))
+        #expect(link.kind == "tun" && link.tun?.isTap == false && link.tun?.persistent == false)
+        device.close()
+        #expect(try netlink.link(named: "tktest0") == nil)
+    }
+
+    @Test func exclusiveCreateOfAnExistingNameFailsWithEBUSY() throws {
+        let device = try TunDevice.open(name: "tktest1", kind: .tun, queues: 1, exclusive: true)
+        defer { device.close() }
+        #expect(throws: SystemError("ioctl(TUNSETIFF)", errno: EBUSY)) {
+            try TunDevice.open(name: "tktest1", kind: .tun, queues: 1, exclusive: true)
+        }
+    }
+
+    @Test func persistentDeviceOutlivesItsDescriptorAndCanBeReattached() throws {
+        let device = try TunDevice.open(name: "tktest2", kind: .tap, queues: 2, exclusive: true)
+        try device.setPersistent(true)
+        device.close()
+        let link = try #require(try netlink.link(named: "tktest2"))
+        #expect(link.tun?.persistent == true && link.tun?.multiQueue == true && link.tun?.isTap == true)
+        let again = try TunDevice.open(name: "tktest2", kind: .tap, queues: 2, exclusive: false)
+        #expect(again.queueDescriptors.count == 2)
+        // Attaching with the wrong kind is refused by the kernel.
+        #expect(throws: SystemError.self) { try TunDevice.open(name: "tktest2", kind: .tun, queues: 1, exclusive: false) }
+        try again.setPersistent(false)
+        again.close()
+        #expect(try netlink.link(named: "tktest2") == nil)
+    }
+
+    @Test func kernelPicksANameWhenNoneIsGiven() throws {
+        let device = try TunDevice.open(name: nil, kind: .tun, queues: 1, exclusive: true)
+        defer { device.close() }
+        #expect(device.name.hasPrefix("tun"))
+        #expect(try netlink.link(named: device.name) != nil)
+    }
+
+    @Test func configuresLinkAddressesAndRoutes() throws {
+        let device = try TunDevice.open(name: "tktest3", kind: .tun, queues: 1, exclusive: true)
+        defer { device.close() }
+        let index = try #require(try netlink.link(named: "tktest3")).index
+        try netlink.setLink(index: index, LinkChange(up: true, mtu: 1300, alias: "tund:test"))
+        let link = try #require(try netlink.link(index: index))
+        #expect(link.mtu == 1300 && link.isUp && link.alias == "tund:test")
+        #expect(link.statistics != nil)
+
+        let v4 = try IPPrefix.parse("10.99.0.1/24").get(), v6 = try IPPrefix.parse("fd00:99::1/64").get()
+        try netlink.addAddress(v4, index: index)
+        try netlink.addAddress(v6, index: index)
+        try netlink.addAddress(v4, index: index, replace: true)  // replace is idempotent
+        #expect(throws: NetlinkError.self) { try netlink.addAddress(v4, index: index) }  // EEXIST without replace
+        #expect(Set(try netlink.addresses(index: index).map(\.prefix)).isSuperset(of: [v4, v6]))
+
+        let route = RouteRequest(destination: try IPPrefix.parse("10.98.0.0/16").get(), gateway: IPAddress("10.99.0.2"),
+                                 interfaceIndex: index, metric: 50, protocol: 212)
+        try netlink.addRoute(route)
+        let installed = try netlink.routes().filter { $0.outputInterface == index && $0.protocol == 212 }
+        #expect(installed.count == 1 && installed.first?.gateway == IPAddress("10.99.0.2") && installed.first?.metric == 50)
+        try netlink.deleteRoute(route)
+        #expect(try netlink.routes().filter { $0.outputInterface == index && $0.protocol == 212 }.isEmpty)
+        try netlink.deleteAddress(v4, index: index)
+        #expect(!(try netlink.addresses(index: index).map(\.prefix)).contains(v4))
+    }
+
+    @Test func kernelErrorsCarryErrnoAndExtendedAck() throws {
+        let device = try TunDevice.open(name: "tktest4", kind: .tun, queues: 1, exclusive: true)
+        defer { device.close() }
+        let index = try #require(try netlink.link(named: "tktest4")).index
+        try netlink.setLink(index: index, LinkChange(up: true))
+        let unreachable = RouteRequest(destination: try IPPrefix.parse("10.97.0.0/16").get(), gateway: IPAddress("192.0.2.1"),
+                                       interfaceIndex: index, metric: nil, protocol: 212)
+        do {
+            try netlink.addRoute(unreachable)
+            Issue.record("a route through an unreachable gateway was accepted")
+        } catch {
+            #expect(error.errnoName == "ENETUNREACH")
+            #expect(error.kernelMessage?.isEmpty == false)
+        }
+        #expect(throws: NetlinkError.self) { try netlink.setLink(index: index, LinkChange(mtu: 10)) }
+        #expect(try netlink.link(index: 999_999) == nil)
+    }
+
+    @Test func tapMACCanBeSet() throws {
+        let device = try TunDevice.open(name: "tktest5", kind: .tap, queues: 1, exclusive: true)
+        defer { device.close() }
+        let index = try #require(try netlink.link(named: "tktest5")).index
+        try netlink.setLink(index: index, LinkChange(mac: MACAddress("02:00:00:00:00:99")))
+        #expect(try netlink.link(index: index)?.mac == MACAddress("02:00:00:00:00:99"))
+    }
+}

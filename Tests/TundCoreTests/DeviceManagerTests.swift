@@ -1,0 +1,141 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NetAddress
+import Testing
+@testable import TundCore
+
+@Suite struct DeviceManagerTests {
+    let links = FakeLinks()
+    let store = FakeStore()
+    var manager: DeviceManager { DeviceManager(links: links, store: store, logger: Logger(label: "test")) }
+
+    func ready() throws -> DeviceManager {
+        let manager = self.manager
+        try manager.restore()
+        return manager
+    }
+
+    func tunSpec(_ name: String = "tun0") throws -> DeviceSpec {
+        DeviceSpec(name: name, kind: .tun, mtu: 1400, addresses: [try IPPrefix.parse("10.10.0.1/24").get()],
+                   routes: [RouteSpec(destination: try IPPrefix.parse("10.20.0.0/16").get(), gateway: IPAddress("10.10.0.2"))])
+    }
+
+    @Test func refusesMutationsUntilRestoreFinished() throws {
+        let manager = self.manager
+        #expect(throws: TundError.notReady) { try manager.create(try tunSpec()) }
+        try manager.restore()
+        #expect(manager.isReady)
+    }
+
+    @Test func createConfiguresStoresAndPersists() throws {
+        let manager = try ready()
+        let snapshot = try manager.create(try tunSpec())
+        #expect(snapshot.record.id == 1 && snapshot.workerRunning)
+        let link = try #require(links.table["tun0"])
+        #expect(link.persistent && link.state.mtu == 1400 && link.state.up && link.state.alias == "tund:cafe0001")
+        #expect(link.addresses.map(\.description) == ["10.10.0.1/24"] && link.routes.count == 1)
+        #expect(store.records["tun0"] != nil)
+        manager.shutdown()
+    }
+
+    @Test(arguments: ["configure", "addAddress", "addRoute", "setPersistent"])
+    func aFailureMidwayLeavesNoDeviceAndNoRow(_ operation: String) throws {
+        let manager = try ready()
+        links.fail(operation, "ENETUNREACH")
+        #expect(throws: TundError.self) { try manager.create(try tunSpec()) }
+        #expect(links.table["tun0"] == nil)
+        #expect(store.records.isEmpty)
+        #expect(throws: TundError.deviceNotFound(name: "tun0")) { try manager.get("tun0") }
+    }
+
+    @Test func aStorageFailureRemovesTheDevice() throws {
+        let manager = try ready()
+        store.failInsert = true
+        #expect(throws: TundError.storageFailed("disk full")) { try manager.create(try tunSpec()) }
+        #expect(links.table.isEmpty)
+    }
+
+    @Test func duplicateAndForeignNamesConflict() throws {
+        let manager = try ready()
+        _ = try manager.create(try tunSpec())
+        #expect(throws: TundError.deviceExists(name: "tun0")) { try manager.create(try tunSpec()) }
+        links.addForeign("tun7")
+        #expect(throws: TundError.nameInUse(name: "tun7")) { try manager.create(try tunSpec("tun7")) }
+        #expect(links.table["tun7"]?.state.alias == nil)
+        manager.shutdown()
+    }
+
+    @Test func tapWithoutMACKeepsTheKernelsChoice() throws {
+        let manager = try ready()
+        let snapshot = try manager.create(DeviceSpec(name: "tap0", kind: .tap))
+        #expect(snapshot.record.spec.mac == MACAddress("02:aa:bb:cc:dd:ee"))
+        #expect(store.records["tap0"]?.spec.mac == MACAddress("02:aa:bb:cc:dd:ee"))
+        manager.shutdown()
+    }
+
+    @Test func deleteRemovesLinkAndRow() throws {
+        let manager = try ready()
+        _ = try manager.create(try tunSpec())
+        try manager.delete("tun0")
+        #expect(links.table["tun0"] == nil && store.records.isEmpty)
+        #expect(throws: TundError.deviceNotFound(name: "tun0")) { try manager.delete("tun0") }
+    }
+
+    @Test func restoreReattachesRecreatesAndRemovesOrphans() throws {
+        let first = try ready()
+        _ = try first.create(try tunSpec("kept0"))
+        _ = try first.create(try tunSpec("gone0").with { $0.addresses = [try IPPrefix.parse("10.11.0.1/24").get()]; $0.routes = [] })
+        first.shutdown()
+        // After the daemon: kept0 persists, gone0 vanished (reboot), an orphan carries our alias, a foreign link sits on a stored name.
+        links.table["gone0"] = nil
+        links.table["orphan0"] = FakeLinks.Link(state: links.state("orphan0", alias: "tund:cafe0001"), persistent: true)
+        links.addForeign("taken0")
+        store.records["taken0"] = DeviceRecord(id: 99, name: "taken0", spec: DeviceSpec(name: "taken0", kind: .tun), createdAt: "t", updatedAt: "t")
+
+        let second = manager
+        let report = try second.restore()
+        #expect(report.reattached == ["kept0"])
+        #expect(report.recreated == ["gone0"])
+        #expect(report.orphansRemoved == ["orphan0"])
+        #expect(report.failed.keys.sorted() == ["taken0"])
+        #expect(links.table["gone0"]?.addresses.map(\.description) == ["10.11.0.1/24"])
+        #expect(links.table["gone0"]?.persistent == true)
+        #expect(links.table["orphan0"] == nil)
+        #expect(links.table["taken0"]?.state.alias == nil)
+        #expect(try second.get("taken0").restoreError?.contains("not managed by tund") == true)
+        #expect(try second.get("kept0").workerRunning)
+        second.shutdown()
+    }
+
+    @Test func workerCountsWhatTheDeviceHandsOver() throws {
+        let manager = try ready()
+        _ = try manager.create(DeviceSpec(name: "tun0", kind: .tun, queues: 2))
+        let ping = PacketSamples.ipv4(protocol: 1, payload: 64)
+        links.inject(ping, into: "tun0", queue: 0)
+        links.inject(ping, into: "tun0", queue: 1)
+        links.inject(PacketSamples.ipv4(protocol: 17, payload: 8), into: "tun0", queue: 1)
+        links.inject([0x45, 0, 0], into: "tun0", queue: 0)  // truncated
+        var counters = try manager.statistics("tun0").worker
+        for _ in 0..<100 where counters.total.packetsRead < 4 {
+            usleep(10_000)
+            counters = try manager.statistics("tun0").worker
+        }
+        #expect(counters.total.packetsRead == 4)
+        #expect(counters.total.protocols.icmp == 2 && counters.total.protocols.udp == 1 && counters.total.protocols.ipv4 == 3)
+        #expect(counters.total.dropped == 1)
+        #expect(counters.total.bytesRead == UInt64(2 * ping.count + 28 + 3))
+        #expect(counters.queues.map(\.packetsRead) == [2, 2])
+        #expect(counters.lastPacketAt != nil)
+        try manager.delete("tun0")
+    }
+}
+
+extension DeviceSpec {
+    func with(_ change: (inout DeviceSpec) throws -> Void) rethrows -> DeviceSpec {
+        var copy = self
+        try change(&copy)
+        return copy
+    }
+}

@@ -1,0 +1,49 @@
+import NetAddress
+import Testing
+import TundCore
+
+@Suite struct DeviceSpecTests {
+    func field(of spec: DeviceSpec) -> String? {
+        do {
+            try spec.validate()
+            return nil
+        } catch {
+            if case .invalidField(let field, _) = error { return field }
+            return "other: \(error)"
+        }
+    }
+
+    @Test func acceptsAFullSpec() throws {
+        let spec = DeviceSpec(name: "tun0", kind: .tun, mtu: 1400,
+                              addresses: [try IPPrefix.parse("10.10.0.1/24").get(), try IPPrefix.parse("fd00:10::1/64").get()],
+                              routes: [RouteSpec(destination: try IPPrefix.parse("10.20.0.0/16").get(), gateway: IPAddress("10.10.0.2"), metric: 5)])
+        #expect(field(of: spec) == nil)
+    }
+
+    @Test(arguments: ["", "abcdefghijklmnop", "a/b", "a b", "a:b", "tun%d", ".", "..", "tün", "a\u{0}b"])
+    func rejectsBadNames(_ name: String) {
+        #expect(field(of: DeviceSpec(name: name, kind: .tun)) == "name")
+    }
+
+    @Test(arguments: ["tun0", "a", "abcdefghijklmno", "vpn-eu.1", "x_y"])
+    func acceptsGoodNames(_ name: String) {
+        #expect(field(of: DeviceSpec(name: name, kind: .tun)) == nil)
+    }
+
+    @Test func checksRangesAndCombinations() throws {
+        #expect(field(of: DeviceSpec(kind: .tun, mtu: 67)) == "mtu")
+        #expect(field(of: DeviceSpec(kind: .tun, mtu: 65536)) == "mtu")
+        #expect(field(of: DeviceSpec(kind: .tun, queues: 0)) == "queues")
+        #expect(field(of: DeviceSpec(kind: .tun, queues: 65)) == "queues")
+        #expect(field(of: DeviceSpec(kind: .tun, owner: -1)) == "owner")
+        #expect(field(of: DeviceSpec(kind: .tun, mac: MACAddress("02:00:00:00:00:01"))) == "mac")
+        #expect(field(of: DeviceSpec(kind: .tap, mac: MACAddress("00:00:00:00:00:00"))) == "mac")
+        #expect(field(of: DeviceSpec(kind: .tun, mtu: 1279, addresses: [try IPPrefix.parse("fd00::1/64").get()])) == "addresses[0]")
+        #expect(field(of: DeviceSpec(kind: .tun, addresses: [try IPPrefix.parse("127.0.0.2/8").get()])) == "addresses[0]")
+        let route = RouteSpec(destination: try IPPrefix.parse("10.20.0.0/16").get())
+        #expect(field(of: DeviceSpec(kind: .tun, up: false, routes: [route])) == "routes")
+        #expect(field(of: DeviceSpec(kind: .tun, routes: [route, route])) == "routes[1]")
+        #expect(field(of: DeviceSpec(kind: .tun, routes: [RouteSpec(destination: try IPPrefix.parse("10.20.0.1/16").get())])) == "routes[0].destination")
+        #expect(field(of: DeviceSpec(kind: .tun, routes: [RouteSpec(destination: try IPPrefix.parse("10.20.0.0/16").get(), gateway: IPAddress("fd00::1"))])) == "routes[0].gateway")
+    }
+}

@@ -1,0 +1,123 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+@testable import TundStore
+
+/// A fresh database file in its own temporary directory.
+func temporaryDatabasePath() -> String {
+    var template = Array("/tmp/tund-store-test-XXXXXX".utf8CString)
+    let directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    return directory + "/tund.db"
+}
+
+@Suite struct MigrationRunnerTests {
+    @Test func appliesEmbeddedMigrationsOnceInOrder() throws {
+        let db = try SQLiteDatabase(path: temporaryDatabasePath())
+        let applied = try MigrationRunner.migrate(db)
+        #expect(applied == EmbeddedMigration.all.map(\.version))
+        #expect(applied.first == 1)
+        #expect(try MigrationRunner.migrate(db).isEmpty)
+        let tables = try db.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").compactMap { $0[0].text }
+        #expect(Set(tables).isSuperset(of: ["addresses", "devices", "meta", "routes", "schema_migrations"]))
+    }
+
+    @Test func embeddedMigrationsComeFromTheSQLFiles() {
+        let first = EmbeddedMigration.all.first
+        #expect(first?.name == "0001_initial.sql")
+        #expect(first?.sql.contains("CREATE TABLE devices") == true)
+    }
+
+    @Test func aFailingMigrationLeavesTheDatabaseAtTheLastGoodVersion() throws {
+        let db = try SQLiteDatabase(path: temporaryDatabasePath())
+        let migrations = [
+            EmbeddedMigration(version: 1, name: "0001_a.sql", sql: "CREATE TABLE a (x INTEGER);"),
+            EmbeddedMigration(version: 2, name: "0002_b.sql", sql: "CREATE TABLE b (x INTEGER); INSERT INTO nowhere VALUES (1);"),
+        ]
+        #expect(throws: MigrationError.self) { try MigrationRunner.migrate(db, migrations: migrations) }
+        #expect(try db.query("SELECT version FROM schema_migrations").compactMap { $0[0].integer } == [1])
+        #expect(try db.query("SELECT name FROM sqlite_master WHERE name = 'b'").isEmpty)
+    }
+
+    @Test func refusesADatabaseFromANewerBuild() throws {
+        let db = try SQLiteDatabase(path: temporaryDatabasePath())
+        try MigrationRunner.migrate(db)
+        try db.query("INSERT INTO schema_migrations (version, name) VALUES (999, '0999_future.sql')")
+        #expect(throws: MigrationError.databaseIsNewer(databaseVersion: 999, knownVersion: EmbeddedMigration.all.last!.version)) {
+            try MigrationRunner.migrate(db)
+        }
+    }
+
+    @Test func refusesARenamedMigration() throws {
+        let db = try SQLiteDatabase(path: temporaryDatabasePath())
+        try MigrationRunner.migrate(db, migrations: [EmbeddedMigration(version: 1, name: "0001_a.sql", sql: "SELECT 1;")])
+        #expect(throws: MigrationError.mismatch(version: 1, inDatabase: "0001_a.sql", inBuild: "0001_b.sql")) {
+            try MigrationRunner.migrate(db, migrations: [EmbeddedMigration(version: 1, name: "0001_b.sql", sql: "SELECT 1;")])
+        }
+    }
+
+    @Test func usesWALWithFullSync() throws {
+        let db = try SQLiteDatabase(path: temporaryDatabasePath())
+        #expect(try db.query("PRAGMA journal_mode").first?.first?.text == "wal")
+        #expect(try db.query("PRAGMA synchronous").first?.first?.integer == 2)  // FULL
+        #expect(try db.query("PRAGMA foreign_keys").first?.first?.integer == 1)
+    }
+}
+
+@Suite struct DeviceDatabaseTests {
+    func sample(_ name: String) -> StoredDevice {
+        StoredDevice(name: name, type: "tun", mtu: 1400, up: true, ownerUID: 1000, groupGID: nil, queues: 1, mac: nil,
+                     workerMode: "count", addresses: ["10.10.0.1/24", "fd00:10::1/64"],
+                     routes: [StoredRoute(destination: "10.20.0.0/16", gateway: "10.10.0.2", metric: nil),
+                              StoredRoute(destination: "10.30.0.0/16", gateway: nil, metric: 7)],
+                     createdAt: "2026-11-25T00:00:00.000Z", updatedAt: "2026-11-25T00:00:00.000Z")
+    }
+
+    @Test func roundTripsADeviceWithAddressesAndRoutes() throws {
+        let db = try DeviceDatabase(path: temporaryDatabasePath())
+        let stored = try db.insert(sample("tun0"))
+        #expect(stored.id != nil && stored.routes.allSatisfy { $0.id != nil })
+        let all = try db.allDevices()
+        #expect(all == [stored])
+        #expect(all[0].addresses == ["10.10.0.1/24", "fd00:10::1/64"])
+    }
+
+    @Test func aTakenNameIsAUniqueViolationAndChangesNothing() throws {
+        let db = try DeviceDatabase(path: temporaryDatabasePath())
+        _ = try db.insert(sample("tun0"))
+        do {
+            _ = try db.insert(sample("tun0"))
+            Issue.record("duplicate insert succeeded")
+        } catch {
+            #expect(error.isUniqueViolation)
+        }
+        #expect(try db.allDevices().count == 1)
+        #expect(try db.database.query("SELECT COUNT(*) FROM routes").first?.first?.integer == 2)
+    }
+
+    @Test func deleteCascadesToAddressesAndRoutes() throws {
+        let db = try DeviceDatabase(path: temporaryDatabasePath())
+        _ = try db.insert(sample("tun0"))
+        #expect(try db.delete(name: "tun0"))
+        #expect(try !db.delete(name: "tun0"))
+        #expect(try db.database.query("SELECT COUNT(*) FROM addresses").first?.first?.integer == 0)
+        #expect(try db.database.query("SELECT COUNT(*) FROM routes").first?.first?.integer == 0)
+    }
+
+    @Test func instanceIDIsStableAcrossOpens() throws {
+        let path = temporaryDatabasePath()
+        let first = try DeviceDatabase(path: path).instanceID
+        #expect(first.count == 8)
+        #expect(try DeviceDatabase(path: path).instanceID == first)
+        #expect(try DeviceDatabase(path: temporaryDatabasePath()).instanceID != first)
+    }
+
+    @Test func schemaChecksRejectNonsenseEvenIfCodeLetItThrough() throws {
+        let db = try DeviceDatabase(path: temporaryDatabasePath())
+        var bad = sample("x")
+        bad.mtu = 10
+        #expect(throws: SQLiteError.self) { try db.insert(bad) }
+        bad = sample("abcdefghijklmnop")
+        #expect(throws: SQLiteError.self) { try db.insert(bad) }
+    }
+}
