@@ -84,8 +84,9 @@ extension JSONValue {
         do {
             return try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
         } catch let DecodingError.dataCorrupted(context) {
-            let underlying = (context.underlyingError as? CustomDebugStringConvertible)?.debugDescription
-                ?? context.underlyingError.map { "\($0)" }
+            let underlying = context.underlyingError.map { error in
+                (error as? CustomDebugStringConvertible)?.debugDescription ?? "\(error)"
+            }
             throw .invalid("the body is not valid JSON" + (underlying.map { ": \($0)" } ?? ""))
         } catch {
             throw .invalid("the body is not valid JSON")
