@@ -21,7 +21,8 @@ static size_t tund_mhd_keep_escaped(void *cls, struct MHD_Connection *connection
 struct MHD_Daemon *tund_mhd_start(const struct tund_mhd_options *o,
                                   MHD_AccessHandlerCallback handler, void *handler_cls,
                                   MHD_RequestCompletedCallback completed, void *completed_cls) {
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    /* Suspend/resume lets a streaming response (server-sent events) wait for data without a thread. */
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     /* The logger must come first, or MHD's default logger reports the options before it. */
     return MHD_start_daemon(flags, 0, NULL, NULL, handler, handler_cls,
                             MHD_OPTION_EXTERNAL_LOGGER, tund_mhd_log, NULL,

@@ -45,6 +45,13 @@ public struct APIError: Error, Sendable, Equatable {
         case .notReady:
             self.init(status: 503, code: "not_ready", message: error.description)
             headers["Retry-After"] = "1"
+        case .preconditionFailed(_, let current):
+            self.init(status: 412, code: "precondition_failed", message: error.description)
+            headers["ETag"] = "\"\(current)\""
+        case .itemNotFound:
+            self.init(status: 404, code: "not_found", message: error.description)
+        case .idempotencyKeyReused:
+            self.init(status: 422, code: "idempotency_key_reused", message: error.description)
         }
     }
 

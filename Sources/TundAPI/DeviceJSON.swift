@@ -15,6 +15,16 @@ enum DeviceJSON {
             ]
         }
         state.append(("restore_error", .optional(snapshot.restoreError)))
+        let drift = JSONValue.object([
+            ("detected", .integer(Int64(snapshot.driftDetected))),
+            ("repaired", .integer(Int64(snapshot.driftRepaired))),
+            ("last", snapshot.lastDrift.map { last in
+                .object([
+                    ("at", .string(last.at)), ("findings", .array(last.findings.map(JSONValue.string))),
+                    ("repaired", .bool(last.repaired)), ("error", .optional(last.error)),
+                ])
+            } ?? .null),
+        ])
         return .object([
             ("name", .string(record.name)),
             ("type", .string(spec.kind.rawValue)),
@@ -27,7 +37,10 @@ enum DeviceJSON {
             ("addresses", .array(spec.addresses.map { .string($0.description) })),
             ("routes", .array(record.routes.map(route))),
             ("worker", .object([("mode", .string(spec.workerMode.rawValue)), ("running", .bool(snapshot.workerRunning))])),
+            ("policy", .string(spec.policy.rawValue)),
+            ("generation", .integer(record.generation)),
             ("state", .object(state)),
+            ("drift", drift),
             ("created_at", .string(record.createdAt)),
             ("updated_at", .string(record.updatedAt)),
         ])
@@ -53,6 +66,9 @@ enum DeviceJSON {
             ("name", .string(statistics.name)),
             ("worker", .object(worker)),
             ("kernel", statistics.kernel.map(kernelCounters) ?? .null),
+            ("drift", .object([
+                ("detected", .integer(Int64(statistics.driftDetected))), ("repaired", .integer(Int64(statistics.driftRepaired))),
+            ])),
         ])
     }
 

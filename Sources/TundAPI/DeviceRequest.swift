@@ -4,7 +4,8 @@ import TundCore
 /// Turns the body of `POST /devices` into a `DeviceSpec`, naming the field of the first problem.
 /// Shape and types are checked here; values that need domain rules are checked by `DeviceSpec.validate`.
 enum DeviceRequest {
-    static let fields: Set<String> = ["name", "type", "mtu", "up", "owner", "group", "queues", "mac", "addresses", "routes", "worker"]
+    static let fields: Set<String> = ["name", "type", "mtu", "up", "owner", "group", "queues", "mac", "addresses", "routes", "worker", "policy"]
+    static let patchFields: Set<String> = ["mtu", "up", "worker", "policy"]
     static let routeFields: Set<String> = ["destination", "gateway", "metric"]
     static let workerFields: Set<String> = ["mode"]
 
@@ -34,17 +35,60 @@ enum DeviceRequest {
         spec.routes = try object.array("routes").enumerated().map { (index, item) throws(TundError) in
             try route(item, field: "routes[\(index)]")
         }
-        if let worker = try object.object("worker") {
-            let reader = try FieldReader(worker, path: "worker", allowed: workerFields)
-            if let mode = try reader.string("mode") {
-                guard let parsed = WorkerMode(rawValue: mode) else {
-                    throw .invalidField(field: "worker.mode", reason: "must be one of \(WorkerMode.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")), got \"\(mode)\"")
-                }
-                spec.workerMode = parsed
-            }
-        }
+        spec.workerMode = try workerMode(object) ?? .count
+        spec.policy = try policy(object) ?? .repair
         try spec.validate()
         return spec
+    }
+
+    /// The body of `PATCH /devices/{name}`: only the fields to change.
+    static func decodePatch(_ body: JSONValue) throws(TundError) -> DevicePatch {
+        let object = try FieldReader(body, path: nil, allowed: patchFields)
+        var patch = DevicePatch()
+        patch.mtu = try object.integer("mtu", in: Int64(DeviceSpec.mtuRange.lowerBound)...Int64(DeviceSpec.mtuRange.upperBound)).map(Int.init)
+        patch.up = try object.bool("up")
+        patch.workerMode = try workerMode(object)
+        patch.policy = try policy(object)
+        return patch
+    }
+
+    /// `{"address": "10.0.0.1/24"}` for `POST /devices/{name}/addresses`.
+    static func decodeAddress(_ body: JSONValue) throws(TundError) -> IPPrefix {
+        let object = try FieldReader(body, path: nil, allowed: ["address"])
+        guard let value = try object.value("address", required: true) else { fatalError("required") }
+        return try prefix(value, field: "address")
+    }
+
+    /// `{"destination": ..., "gateway": ..., "metric": ...}` for `POST /devices/{name}/routes`.
+    static func decodeRoute(_ body: JSONValue) throws(TundError) -> RouteSpec {
+        do {
+            return try route(body, field: "route")
+        } catch {
+            // Top-level fields are named without the "route." prefix a nested route would carry.
+            if case .invalidField(let field, let reason) = error, field.hasPrefix("route.") {
+                throw .invalidField(field: String(field.dropFirst("route.".count)), reason: reason)
+            }
+            if case .invalidField("route", _) = error { throw .invalidRequest("the body must be a JSON object") }
+            throw error
+        }
+    }
+
+    private static func workerMode(_ object: FieldReader) throws(TundError) -> WorkerMode? {
+        guard let worker = try object.object("worker") else { return nil }
+        let reader = try FieldReader(worker, path: "worker", allowed: workerFields)
+        guard let mode = try reader.string("mode") else { return nil }
+        guard let parsed = WorkerMode(rawValue: mode) else {
+            throw .invalidField(field: "worker.mode", reason: "must be one of \(WorkerMode.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")), got \"\(mode)\"")
+        }
+        return parsed
+    }
+
+    private static func policy(_ object: FieldReader) throws(TundError) -> DriftPolicy? {
+        guard let policy = try object.string("policy") else { return nil }
+        guard let parsed = DriftPolicy(rawValue: policy) else {
+            throw .invalidField(field: "policy", reason: "must be \"repair\" or \"report\", got \"\(policy)\"")
+        }
+        return parsed
     }
 
     static func prefix(_ value: JSONValue, field: String) throws(TundError) -> IPPrefix {

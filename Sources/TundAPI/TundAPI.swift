@@ -7,9 +7,12 @@ import TundHTTP
 public struct TundAPI: Sendable {
     public let router: Router
     private let logger: Logger
+    private let eventStreams: EventStreams
 
     public init(manager: DeviceManager, logger: Logger) {
         self.logger = logger
+        let streams = EventStreams(log: manager.events)
+        eventStreams = streams
         var router = Router()
         router.add("GET", "/healthz") { _, _ in jsonResponse(200, .object([("status", .string("ok"))])) }
         router.add("GET", "/readyz") { _, _ in
@@ -21,24 +24,73 @@ public struct TundAPI: Sendable {
         router.add("POST", "/devices") { request, _ in
             handle {
                 let spec = try DeviceRequest.decode(try jsonBody(request))
-                let created = try manager.create(spec)
-                return jsonResponse(201, DeviceJSON.device(created), headers: [("Location", "/devices/\(created.record.name)")])
+                let key = try idempotencyKey(request)
+                let (created, replayed) = try manager.create(spec, idempotencyKey: key)
+                var headers = [("Location", "/devices/\(created.record.name)"), etag(created)]
+                if replayed { headers.append(("Idempotent-Replayed", "true")) }
+                return jsonResponse(201, DeviceJSON.device(created), headers: headers)
             }
         }
         router.add("GET", "/devices/{name}") { _, path in
-            handle { jsonResponse(200, DeviceJSON.device(try manager.get(path["name"]))) }
-        }
-        router.add("DELETE", "/devices/{name}") { _, path in
             handle {
-                try manager.delete(path["name"])
+                let device = try manager.get(path["name"])
+                return jsonResponse(200, DeviceJSON.device(device), headers: [etag(device)])
+            }
+        }
+        router.add("PATCH", "/devices/{name}") { request, path in
+            handle {
+                let patch = try DeviceRequest.decodePatch(try jsonBody(request))
+                let device = try manager.update(path["name"], patch, ifMatch: try ifMatch(request))
+                return jsonResponse(200, DeviceJSON.device(device), headers: [etag(device)])
+            }
+        }
+        router.add("DELETE", "/devices/{name}") { request, path in
+            handle {
+                try manager.delete(path["name"], ifMatch: try ifMatch(request))
                 return HTTPResponse(status: 204)
             }
         }
         router.add("GET", "/devices/{name}/stats") { _, path in
             handle { jsonResponse(200, DeviceJSON.statistics(try manager.statistics(path["name"]))) }
         }
+        router.add("POST", "/devices/{name}/addresses") { request, path in
+            handle {
+                let prefix = try DeviceRequest.decodeAddress(try jsonBody(request))
+                let device = try manager.addAddress(path["name"], prefix, ifMatch: try ifMatch(request))
+                let location = "/devices/\(device.record.name)/addresses/\(prefix.address)"
+                return jsonResponse(201, .object([("address", .string(prefix.description))]), headers: [("Location", location), etag(device)])
+            }
+        }
+        router.add("DELETE", "/devices/{name}/addresses/{address}") { request, path in
+            handle {
+                let device = try manager.deleteAddress(path["name"], path["address"], ifMatch: try ifMatch(request))
+                return HTTPResponse(status: 204, headers: [etag(device)])
+            }
+        }
+        router.add("POST", "/devices/{name}/routes") { request, path in
+            handle {
+                let route = try DeviceRequest.decodeRoute(try jsonBody(request))
+                let device = try manager.addRoute(path["name"], route, ifMatch: try ifMatch(request))
+                let created = device.record.routes.last!
+                let location = "/devices/\(device.record.name)/routes/\(created.id)"
+                return jsonResponse(201, DeviceJSON.route(created), headers: [("Location", location), etag(device)])
+            }
+        }
+        router.add("DELETE", "/devices/{name}/routes/{id}") { request, path in
+            handle {
+                guard let id = Int64(path["id"]), id > 0 else {
+                    throw APIError(status: 404, code: "not_found", message: "route ids are positive integers, got \(path["id"])")
+                }
+                let device = try manager.deleteRoute(path["name"], id: id, ifMatch: try ifMatch(request))
+                return HTTPResponse(status: 204, headers: [etag(device)])
+            }
+        }
+        router.add("GET", "/events") { request, _ in streams.open(request) }
         self.router = router
     }
+
+    /// Ends every event stream; call before stopping the HTTP server.
+    public func closeEventStreams() { eventStreams.closeAll() }
 
     /// Routes one request and logs it: method, path, status, duration.
     public func respond(to request: HTTPRequest) -> HTTPResponse {
@@ -74,6 +126,31 @@ private func handle(_ body: () throws -> HTTPResponse) -> HTTPResponse {
     } catch {
         return APIError(status: 500, code: "internal_error", message: "\(error)").response
     }
+}
+
+/// The device's ETag: its generation, as a strong entity tag.
+private func etag(_ device: DeviceSnapshot) -> (String, String) { ("ETag", "\"\(device.record.generation)\"") }
+
+/// The generation an `If-Match` header names: nil for none or `*`; a tag that is not one of ours can
+/// match nothing, so it is stale by definition (412).
+private func ifMatch(_ request: HTTPRequest) throws -> Int64? {
+    guard let header = request.headers["if-match"]?.trimmingSpaces(), !header.isEmpty, header != "*" else { return nil }
+    var tag = Substring(header.split(separator: ",").first ?? "")
+    tag = tag.drop { $0 == " " }
+    if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
+    guard tag.hasPrefix("\""), tag.hasSuffix("\""), tag.count >= 2, let generation = Int64(tag.dropFirst().dropLast()) else {
+        return -1
+    }
+    return generation
+}
+
+/// `Idempotency-Key`: 1 to 255 printable ASCII characters.
+private func idempotencyKey(_ request: HTTPRequest) throws -> String? {
+    guard let key = request.headers["idempotency-key"] else { return nil }
+    guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x21...0x7e).contains($0) }) else {
+        throw APIError(status: 400, code: "invalid_idempotency_key", message: "Idempotency-Key must be 1 to 255 printable ASCII characters")
+    }
+    return key
 }
 
 /// The request body as JSON, after checking that it was declared as JSON.

@@ -39,6 +39,12 @@ public enum TundError: Error, Equatable, Sendable {
     case storageFailed(String)
     /// Restore has not finished; mutations would race with it.
     case notReady
+    /// `If-Match` named a generation the device has moved past.
+    case preconditionFailed(name: String, current: Int64)
+    /// An address or route of the device that the request names does not exist.
+    case itemNotFound(String)
+    /// An `Idempotency-Key` reused for a different request, or for a device deleted since.
+    case idempotencyKeyReused(String)
 
     /// Maps a kernel failure to the domain: errnos that mean "the request does not fit the system"
     /// become rejections, privilege errors stand apart, the rest are failures.
@@ -66,6 +72,9 @@ extension TundError: CustomStringConvertible {
         case .kernelFailed(let error): "kernel error: \(error)"
         case .storageFailed(let message): "database error: \(message)"
         case .notReady: "tund is restoring its devices; try again shortly"
+        case .preconditionFailed(let name, let current): "device \(name) has changed: its generation is now \(current)"
+        case .itemNotFound(let message): message
+        case .idempotencyKeyReused(let message): message
         }
     }
 }

@@ -135,14 +135,33 @@ private func handleCompleted(
 }
 
 private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
-    let created = response.body.withUnsafeBytes { raw in
-        MHD_create_response_from_buffer(raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress), .RESPMEM_MUST_COPY)
+    let created: OpaquePointer?
+    if let stream = response.stream {
+        stream.attach(connection)
+        // The response holds the stream until MHD frees it (freeStream), after the connection is done.
+        created = MHD_create_response_from_callback(UInt64.max, 16 * 1024, readStream,
+                                                    Unmanaged.passRetained(stream).toOpaque(), freeStream)
+    } else {
+        created = response.body.withUnsafeBytes { raw in
+            MHD_create_response_from_buffer(raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress), .RESPMEM_MUST_COPY)
+        }
     }
     guard let created else { return .NO }
     for (name, value) in response.headers { MHD_add_response_header(created, name, value) }
     let result = MHD_queue_response(connection, UInt32(response.status), created)
     MHD_destroy_response(created)
     return result
+}
+
+private func readStream(_ context: UnsafeMutableRawPointer?, _ position: UInt64, _ buffer: UnsafeMutablePointer<CChar>?, _ max: Int) -> Int {
+    guard let context, let buffer else { return -2 }  // MHD_CONTENT_READER_END_WITH_ERROR
+    let stream = Unmanaged<HTTPStream>.fromOpaque(context).takeUnretainedValue()
+    return stream.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: max))
+}
+
+private func freeStream(_ context: UnsafeMutableRawPointer?) {
+    guard let context else { return }
+    Unmanaged<HTTPStream>.fromOpaque(context).takeRetainedValue().closed()
 }
 
 /// Collects one kind of connection values (headers, query arguments) into a dictionary.

@@ -11,6 +11,9 @@ public struct StoredDevice: Equatable, Sendable {
     public var queues: Int
     public var mac: String?
     public var workerMode: String
+    /// "repair" or "report".
+    public var driftPolicy: String
+    public var generation: Int64
     /// `ADDRESS/LENGTH` texts, in the client's order.
     public var addresses: [String]
     public var routes: [StoredRoute]
@@ -18,8 +21,8 @@ public struct StoredDevice: Equatable, Sendable {
     public var updatedAt: String
 
     public init(id: Int64? = nil, name: String, type: String, mtu: Int, up: Bool, ownerUID: Int64?, groupGID: Int64?,
-                queues: Int, mac: String?, workerMode: String, addresses: [String], routes: [StoredRoute],
-                createdAt: String, updatedAt: String) {
+                queues: Int, mac: String?, workerMode: String, driftPolicy: String = "repair", generation: Int64 = 1,
+                addresses: [String], routes: [StoredRoute], createdAt: String, updatedAt: String) {
         self.id = id
         self.name = name
         self.type = type
@@ -30,6 +33,8 @@ public struct StoredDevice: Equatable, Sendable {
         self.queues = queues
         self.mac = mac
         self.workerMode = workerMode
+        self.driftPolicy = driftPolicy
+        self.generation = generation
         self.addresses = addresses
         self.routes = routes
         self.createdAt = createdAt
@@ -70,7 +75,8 @@ public final class DeviceDatabase: Sendable {
     /// Every stored device with its addresses and routes, by id (creation order).
     public func allDevices() throws(SQLiteError) -> [StoredDevice] {
         let rows = try database.query("""
-            SELECT id, name, type, mtu, up, owner_uid, group_gid, queues, mac, worker_mode, created_at, updated_at
+            SELECT id, name, type, mtu, up, owner_uid, group_gid, queues, mac, worker_mode, created_at, updated_at,
+                   drift_policy, generation
             FROM devices ORDER BY id
             """)
         var addresses: [Int64: [String]] = [:]
@@ -87,41 +93,90 @@ public final class DeviceDatabase: Sendable {
             return StoredDevice(
                 id: id, name: row[1].text!, type: row[2].text!, mtu: Int(row[3].integer!), up: row[4].integer! != 0,
                 ownerUID: row[5].integer, groupGID: row[6].integer, queues: Int(row[7].integer!), mac: row[8].text,
-                workerMode: row[9].text!, addresses: addresses[id] ?? [], routes: routes[id] ?? [],
+                workerMode: row[9].text!, driftPolicy: row[12].text!, generation: row[13].integer!,
+                addresses: addresses[id] ?? [], routes: routes[id] ?? [],
                 createdAt: row[10].text!, updatedAt: row[11].text!)
         }
     }
 
-    /// Inserts a device with its addresses and routes in one transaction; returns it with its ids.
-    /// A name that exists fails with a unique violation (`SQLiteError.isUniqueViolation`).
-    public func insert(_ device: StoredDevice) throws(SQLiteError) -> StoredDevice {
+    /// Inserts a device with its addresses and routes, and the idempotency key's claim if any, in one
+    /// transaction; returns it with its ids. A name that exists fails with a unique violation
+    /// (`SQLiteError.isUniqueViolation`).
+    public func insert(_ device: StoredDevice, claim: StoredClaim? = nil) throws(SQLiteError) -> StoredDevice {
         try database.transaction { (db) throws(SQLiteError) in
             try db.query("""
-                INSERT INTO devices (name, type, mtu, up, owner_uid, group_gid, queues, mac, worker_mode, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO devices (name, type, mtu, up, owner_uid, group_gid, queues, mac, worker_mode, drift_policy,
+                                     generation, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [
                     .text(device.name), .text(device.type), .integer(Int64(device.mtu)), .integer(device.up ? 1 : 0),
                     device.ownerUID.map(SQLiteValue.integer) ?? .null, device.groupGID.map(SQLiteValue.integer) ?? .null,
                     .integer(Int64(device.queues)), device.mac.map(SQLiteValue.text) ?? .null, .text(device.workerMode),
-                    .text(device.createdAt), .text(device.updatedAt),
+                    .text(device.driftPolicy), .integer(device.generation), .text(device.createdAt), .text(device.updatedAt),
                 ])
             var stored = device
-            let id = db.lastInsertRowID
-            stored.id = id
-            for (position, address) in device.addresses.enumerated() {
-                let parts = address.split(separator: "/")
-                try db.query("INSERT INTO addresses (device_id, position, address, prefix_length) VALUES (?, ?, ?, ?)",
-                             [.integer(id), .integer(Int64(position)), .text(String(parts[0])), .integer(Int64(parts[1])!)])
-            }
-            for index in stored.routes.indices {
-                let route = stored.routes[index]
-                try db.query("INSERT INTO routes (device_id, destination, gateway, metric) VALUES (?, ?, ?, ?)",
-                             [.integer(id), .text(route.destination), route.gateway.map(SQLiteValue.text) ?? .null,
-                              route.metric.map(SQLiteValue.integer) ?? .null])
-                stored.routes[index].id = db.lastInsertRowID
+            stored.id = db.lastInsertRowID
+            try Self.insertChildren(db, &stored)
+            if let claim {
+                try db.query("DELETE FROM idempotency_keys WHERE created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day')")
+                try db.query("INSERT INTO idempotency_keys (key, fingerprint, device_name) VALUES (?, ?, ?)",
+                             [.text(claim.key), .text(claim.fingerprint), .text(claim.deviceName)])
             }
             return stored
         }
+    }
+
+    /// Rewrites a stored device: its fields, and its addresses and routes (routes keep their ids; a route
+    /// with id nil or 0 gets a new one). Fails when no row has that id.
+    public func update(_ device: StoredDevice) throws(SQLiteError) -> StoredDevice {
+        guard let id = device.id else {
+            throw SQLiteError(operation: "update device", code: 1, extendedCode: 1, message: "the device has no id")
+        }
+        return try database.transaction { (db) throws(SQLiteError) in
+            try db.query("""
+                UPDATE devices SET mtu = ?, up = ?, owner_uid = ?, group_gid = ?, mac = ?, worker_mode = ?, drift_policy = ?,
+                                   generation = ?, updated_at = ?
+                WHERE id = ?
+                """, [
+                    .integer(Int64(device.mtu)), .integer(device.up ? 1 : 0), device.ownerUID.map(SQLiteValue.integer) ?? .null,
+                    device.groupGID.map(SQLiteValue.integer) ?? .null, device.mac.map(SQLiteValue.text) ?? .null,
+                    .text(device.workerMode), .text(device.driftPolicy), .integer(device.generation), .text(device.updatedAt),
+                    .integer(id),
+                ])
+            guard try db.query("SELECT changes()").first?.first?.integer == 1 else {
+                throw SQLiteError(operation: "update device \(device.name)", code: 12, extendedCode: 12, message: "no such device row")
+            }
+            try db.query("DELETE FROM addresses WHERE device_id = ?", [.integer(id)])
+            try db.query("DELETE FROM routes WHERE device_id = ?", [.integer(id)])
+            var stored = device
+            try Self.insertChildren(db, &stored)
+            return stored
+        }
+    }
+
+    private static func insertChildren(_ db: SQLiteDatabase, _ device: inout StoredDevice) throws(SQLiteError) {
+        let id = device.id!
+        for (position, address) in device.addresses.enumerated() {
+            let parts = address.split(separator: "/")
+            try db.query("INSERT INTO addresses (device_id, position, address, prefix_length) VALUES (?, ?, ?, ?)",
+                         [.integer(id), .integer(Int64(position)), .text(String(parts[0])), .integer(Int64(parts[1])!)])
+        }
+        for index in device.routes.indices {
+            let route = device.routes[index]
+            let routeID: SQLiteValue = route.id.map { $0 > 0 ? SQLiteValue.integer($0) : .null } ?? .null
+            try db.query("INSERT INTO routes (id, device_id, destination, gateway, metric) VALUES (?, ?, ?, ?, ?)",
+                         [routeID, .integer(id), .text(route.destination), route.gateway.map(SQLiteValue.text) ?? .null,
+                          route.metric.map(SQLiteValue.integer) ?? .null])
+            device.routes[index].id = db.lastInsertRowID
+        }
+    }
+
+    /// The claim made on an idempotency key within the last 24 hours.
+    public func claim(key: String) throws(SQLiteError) -> StoredClaim? {
+        try database.query("""
+            SELECT key, fingerprint, device_name FROM idempotency_keys
+            WHERE key = ? AND created_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day')
+            """, [.text(key)]).first.map { StoredClaim(key: $0[0].text!, fingerprint: $0[1].text!, deviceName: $0[2].text!) }
     }
 
     /// Deletes a device and (by cascade) its addresses and routes. Returns false when no such row existed.
@@ -132,5 +187,18 @@ public final class DeviceDatabase: Sendable {
             try db.query("DELETE FROM devices WHERE name = ?", [.text(name)])
             return existed
         }
+    }
+}
+
+/// An idempotency key and the device its request made.
+public struct StoredClaim: Equatable, Sendable {
+    public var key: String
+    public var fingerprint: String
+    public var deviceName: String
+
+    public init(key: String, fingerprint: String, deviceName: String) {
+        self.key = key
+        self.fingerprint = fingerprint
+        self.deviceName = deviceName
     }
 }

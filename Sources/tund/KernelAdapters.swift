@@ -5,9 +5,10 @@ import NetAddress
 import TunKit
 import TundCore
 
-/// The `proto` number of every route tund installs, so `ip route` tells tund's routes from others'.
-/// 212 is unassigned in iproute2's rt_protos (0-18, 42, 99, 186-192 are taken).
-let tundRouteProtocol: UInt8 = 212
+/// The `proto` number of every route and address tund installs, so `ip route` and `ip addr` (and tund's
+/// own reconciliation) tell tund's from others'. 212 is unassigned in iproute2's rt_protos
+/// (0-18, 42, 99, 186-192 are taken).
+let tundProtocol: UInt8 = 212
 
 /// TunKit behind the core's `LinkControl` port.
 struct KernelLinkControl: LinkControl {
@@ -44,13 +45,37 @@ struct KernelLinkControl: LinkControl {
     }
 
     func addAddress(_ prefix: IPPrefix, index: Int32, replace: Bool) throws(KernelError) {
-        try mapped { () throws(NetlinkError) in try netlink.addAddress(prefix, index: index, replace: replace) }
+        try mapped { () throws(NetlinkError) in try netlink.addAddress(prefix, index: index, replace: replace, protocol: tundProtocol) }
+    }
+
+    func deleteAddress(_ prefix: IPPrefix, index: Int32) throws(KernelError) {
+        try mapped { () throws(NetlinkError) in try netlink.deleteAddress(prefix, index: index) }
+    }
+
+    func addresses(index: Int32) throws(KernelError) -> [(prefix: IPPrefix, owned: Bool)] {
+        try mapped { () throws(NetlinkError) in
+            try netlink.addresses(index: index).map { ($0.prefix, $0.protocol == tundProtocol) }
+        }
     }
 
     func addRoute(_ route: RouteSpec, index: Int32, replace: Bool) throws(KernelError) {
-        let request = RouteRequest(destination: route.destination, gateway: route.gateway, interfaceIndex: index,
-                                   metric: route.metric, protocol: tundRouteProtocol)
-        try mapped { () throws(NetlinkError) in try netlink.addRoute(request, replace: replace) }
+        try mapped { () throws(NetlinkError) in try netlink.addRoute(request(route, index), replace: replace) }
+    }
+
+    func deleteRoute(_ route: RouteSpec, index: Int32) throws(KernelError) {
+        try mapped { () throws(NetlinkError) in try netlink.deleteRoute(request(route, index)) }
+    }
+
+    func ownedRoutes(index: Int32) throws(KernelError) -> [RouteSpec] {
+        try mapped { () throws(NetlinkError) in
+            try netlink.routes().filter { $0.outputInterface == index && $0.protocol == tundProtocol }
+                .map { RouteSpec(destination: $0.destination, gateway: $0.gateway, metric: $0.metric) }
+        }
+    }
+
+    private func request(_ route: RouteSpec, _ index: Int32) -> RouteRequest {
+        RouteRequest(destination: route.destination, gateway: route.gateway, interfaceIndex: index,
+                     metric: route.metric, protocol: tundProtocol)
     }
 
     private func mapped<T>(_ body: () throws(NetlinkError) -> T) throws(KernelError) -> T {
@@ -105,4 +130,34 @@ extension LinkState {
                     multicast: stats.multicast, collisions: stats.collisions)
             })
     }
+}
+
+/// TunKit's `NetlinkMonitor` as the core's source of kernel notices.
+final class KernelNoticeSource: KernelNotices {
+    let monitor: NetlinkMonitor
+
+    init() throws(KernelError) {
+        do { monitor = try NetlinkMonitor() } catch { throw KernelError(error) }
+    }
+
+    func start(_ handler: @escaping @Sendable (KernelNotice) -> Void) throws(KernelError) {
+        do {
+            try monitor.start { notice in
+                switch notice {
+                case .link(let link, let deleted):
+                    handler(.link(name: link.name, index: link.index, up: link.isUp, deleted: deleted))
+                case .address(let address, _):
+                    handler(.address(index: address.interfaceIndex))
+                case .route(let route, _):
+                    handler(.route(index: route.outputInterface))
+                case .overflow:
+                    handler(.overflow)
+                }
+            }
+        } catch {
+            throw KernelError(error)
+        }
+    }
+
+    func stop() { monitor.stop() }
 }

@@ -21,12 +21,31 @@ struct SQLiteDeviceStore: DeviceStore {
         return records
     }
 
-    func insert(_ record: DeviceRecord) throws(TundError) -> DeviceRecord {
+    func insert(_ record: DeviceRecord, claim: IdempotencyClaim?) throws(TundError) -> DeviceRecord {
         do {
-            let stored = try database.insert(StoredDevice(record))
+            let stored = try database.insert(StoredDevice(record), claim: claim.map {
+                StoredClaim(key: $0.key, fingerprint: $0.fingerprint, deviceName: $0.deviceName)
+            })
             return DeviceRecord(stored) ?? record
         } catch where error.isUniqueViolation {
             throw .deviceExists(name: record.name)
+        } catch {
+            throw .storageFailed(error.description)
+        }
+    }
+
+    func update(_ record: DeviceRecord) throws(TundError) -> DeviceRecord {
+        do {
+            let stored = try database.update(StoredDevice(record))
+            return DeviceRecord(stored) ?? record
+        } catch {
+            throw .storageFailed(error.description)
+        }
+    }
+
+    func claim(key: String) throws(TundError) -> IdempotencyClaim? {
+        do {
+            return try database.claim(key: key).map { IdempotencyClaim(key: $0.key, fingerprint: $0.fingerprint, deviceName: $0.deviceName) }
         } catch {
             throw .storageFailed(error.description)
         }
@@ -43,8 +62,12 @@ extension StoredDevice {
         self.init(
             id: record.id, name: record.name, type: spec.kind.rawValue, mtu: spec.mtu, up: spec.up,
             ownerUID: spec.owner, groupGID: spec.group, queues: spec.queues, mac: spec.mac?.description,
-            workerMode: spec.workerMode.rawValue, addresses: spec.addresses.map(\.description),
-            routes: spec.routes.map { StoredRoute(destination: $0.destination.description, gateway: $0.gateway?.description, metric: $0.metric.map(Int64.init)) },
+            workerMode: spec.workerMode.rawValue, driftPolicy: spec.policy.rawValue, generation: record.generation,
+            addresses: spec.addresses.map(\.description),
+            routes: record.routes.map {
+                StoredRoute(id: $0.id > 0 ? $0.id : nil, destination: $0.spec.destination.description,
+                            gateway: $0.spec.gateway?.description, metric: $0.spec.metric.map(Int64.init))
+            },
             createdAt: record.createdAt, updatedAt: record.updatedAt)
     }
 }
@@ -52,7 +75,8 @@ extension StoredDevice {
 extension DeviceRecord {
     /// nil when the row holds a value this build does not know (a newer tund wrote it).
     init?(_ row: StoredDevice) {
-        guard let kind = DeviceKind(rawValue: row.type), let mode = WorkerMode(rawValue: row.workerMode) else { return nil }
+        guard let kind = DeviceKind(rawValue: row.type), let mode = WorkerMode(rawValue: row.workerMode),
+              let policy = DriftPolicy(rawValue: row.driftPolicy) else { return nil }
         var addresses: [IPPrefix] = []
         for text in row.addresses {
             guard case .success(let prefix) = IPPrefix.parse(text) else { return nil }
@@ -68,7 +92,8 @@ extension DeviceRecord {
         let spec = DeviceSpec(
             name: row.name, kind: kind, mtu: row.mtu, up: row.up, owner: row.ownerUID, group: row.groupGID,
             queues: row.queues, mac: row.mac.flatMap(MACAddress.init), addresses: addresses, routes: routes.map(\.spec),
-            workerMode: mode)
-        self.init(id: row.id, name: row.name, spec: spec, routes: routes, createdAt: row.createdAt, updatedAt: row.updatedAt)
+            workerMode: mode, policy: policy)
+        self.init(id: row.id, name: row.name, spec: spec, routes: routes, generation: row.generation,
+                  createdAt: row.createdAt, updatedAt: row.updatedAt)
     }
 }

@@ -99,10 +99,21 @@ struct Tund: ParsableCommand {
             server.stop()
             fail(logger, "restore failed: \(error)")
         }
+        // Drift: from here on, changes others make to tund's devices are seen and repaired (or reported).
+        let watcher: DriftWatcher
+        do {
+            watcher = DriftWatcher(manager: manager, notices: try KernelNoticeSource())
+            try watcher.start()
+        } catch {
+            server.stop()
+            fail(logger, "cannot listen for kernel notices: \(error)")
+        }
 
         var received: Int32 = 0
         sigwait(&signals, &received)
         logger.info("shutting down", metadata: ["signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
+        watcher.stop()
+        api.closeEventStreams()
         server.stop()
         manager.shutdown()
         logger.info("stopped; devices stay up and are re-attached on the next start")

@@ -72,6 +72,8 @@ public struct LinkStatistics: Sendable, Equatable {
 public struct AddressInfo: Sendable, Equatable {
     public let interfaceIndex: Int32
     public let prefix: IPPrefix
+    /// IFA_PROTO: who added it (0 unset, 1-3 the kernel, others a program such as tund).
+    public let `protocol`: UInt8
 }
 
 /// One route of the main table as the kernel lists it (RTM_NEWROUTE reply).

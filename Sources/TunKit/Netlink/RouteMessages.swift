@@ -39,6 +39,7 @@ enum RouteMessage {
     static let iflaTunMultiQueue = UInt16(IFLA_TUN_MULTI_QUEUE), iflaTunPersist = UInt16(IFLA_TUN_PERSIST)
     static let iflaTunType = UInt16(IFLA_TUN_TYPE), iflaTunOwner = UInt16(IFLA_TUN_OWNER), iflaTunGroup = UInt16(IFLA_TUN_GROUP)
     static let ifaAddress = UInt16(IFA_ADDRESS), ifaLocal = UInt16(IFA_LOCAL), ifaFlags = UInt16(IFA_FLAGS)
+    static let ifaProto = UInt16(IFA_PROTO)
     static let rtaDst = UInt16(RTA_DST.rawValue), rtaGateway = UInt16(RTA_GATEWAY.rawValue)
     static let rtaOif = UInt16(RTA_OIF.rawValue), rtaPriority = UInt16(RTA_PRIORITY.rawValue)
     static let rtaTable = UInt16(RTA_TABLE.rawValue)

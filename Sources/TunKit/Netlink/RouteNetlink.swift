@@ -47,9 +47,10 @@ public final class RouteNetlink: Sendable {
         _ = try socket.request(RouteRequests.deleteLink(index: index), operation: "RTM_DELLINK index \(index)")
     }
 
-    /// `ip addr add PREFIX dev IFINDEX`, or `ip addr replace` when `replace`.
-    public func addAddress(_ prefix: IPPrefix, index: Int32, replace: Bool = false) throws(NetlinkError) {
-        _ = try socket.request(RouteRequests.addAddress(prefix, index: index, replace: replace), operation: "RTM_NEWADDR \(prefix) index \(index)")
+    /// `ip addr add PREFIX dev IFINDEX proto P`, or `ip addr replace` when `replace`.
+    public func addAddress(_ prefix: IPPrefix, index: Int32, replace: Bool = false, protocol: UInt8 = 0) throws(NetlinkError) {
+        _ = try socket.request(RouteRequests.addAddress(prefix, index: index, replace: replace, protocol: `protocol`),
+                               operation: "RTM_NEWADDR \(prefix) index \(index)")
     }
 
     /// `ip addr del PREFIX dev IFINDEX`.

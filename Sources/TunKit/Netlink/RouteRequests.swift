@@ -45,13 +45,15 @@ public enum RouteRequests {
         return message
     }
 
-    /// `ip addr add PREFIX dev IFINDEX` (`replace`: `ip addr replace`). IPv6 addresses skip duplicate
-    /// address detection (IFA_F_NODAD) so they are usable at once.
-    public static func addAddress(_ prefix: IPPrefix, index: Int32, replace: Bool) -> NetlinkMessageBuilder {
+    /// `ip addr add PREFIX dev IFINDEX [proto P]` (`replace`: `ip addr replace`). IPv6 addresses skip
+    /// duplicate address detection (IFA_F_NODAD) so they are usable at once. `protocol` (IFA_PROTO, Linux
+    /// 6.0+) marks who added the address; 0 leaves it unset.
+    public static func addAddress(_ prefix: IPPrefix, index: Int32, replace: Bool, protocol: UInt8 = 0) -> NetlinkMessageBuilder {
         let flags = RouteMessage.request | RouteMessage.ack | RouteMessage.create | (replace ? RouteMessage.replace : RouteMessage.exclusive)
         var message = NetlinkMessageBuilder(type: RouteMessage.newAddress, flags: flags)
         appendAddressBody(&message, prefix, index: index)
         if prefix.family == .ipv6 { message.appendAttribute(RouteMessage.ifaFlags, uint32: UInt32(IFA_F_NODAD)) }
+        if `protocol` != 0 { message.appendAttribute(RouteMessage.ifaProto, uint8: `protocol`) }
         return message
     }
 
@@ -149,7 +151,8 @@ public enum RouteReplies {
               let address = IPAddress(bytes: Array(raw)),
               let prefix = IPPrefix(address: address, length: Int(payload[payload.startIndex + 1]))
         else { return nil }
-        return AddressInfo(interfaceIndex: Int32(bitPattern: payload.readInteger(UInt32.self, at: payload.startIndex + 4)), prefix: prefix)
+        return AddressInfo(interfaceIndex: Int32(bitPattern: payload.readInteger(UInt32.self, at: payload.startIndex + 4)),
+                           prefix: prefix, protocol: attributes.uint8(RouteMessage.ifaProto) ?? 0)
     }
 
     /// Routes of the main table only; other tables (local, policy tables) are not tund's business.

@@ -15,19 +15,34 @@ public struct DeviceRoute: Equatable, Sendable {
 public struct DeviceRecord: Equatable, Sendable {
     public var id: Int64?
     public var name: String
+    /// The desired state. `spec.routes` and `routes` list the same routes; `routes` adds their ids.
     public var spec: DeviceSpec
     public var routes: [DeviceRoute]
+    /// Bumped by every change; the device's ETag.
+    public var generation: Int64
     public var createdAt: String
     public var updatedAt: String
 
-    public init(id: Int64? = nil, name: String, spec: DeviceSpec, routes: [DeviceRoute] = [], createdAt: String, updatedAt: String) {
+    public init(id: Int64? = nil, name: String, spec: DeviceSpec, routes: [DeviceRoute] = [], generation: Int64 = 1,
+                createdAt: String, updatedAt: String) {
         self.id = id
         self.name = name
         self.spec = spec
         self.routes = routes
+        self.generation = generation
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }
+}
+
+/// What one look at a device found different from its stored state, and whether tund put it back.
+public struct DriftReport: Equatable, Sendable {
+    public var at: String
+    /// One line per difference: "link deleted", "mtu 1400 -> 1500", "address 10.0.0.1/24 missing", ...
+    public var findings: [String]
+    public var repaired: Bool
+    /// Why a repair failed, if it did.
+    public var error: String?
 }
 
 /// What the kernel says about a link right now.
@@ -94,6 +109,9 @@ public struct DeviceSnapshot: Equatable, Sendable {
     public var workerRunning: Bool
     /// Why the last restore of this device failed, if it did.
     public var restoreError: String?
+    public var lastDrift: DriftReport?
+    public var driftDetected: Int
+    public var driftRepaired: Int
 }
 
 /// `GET /devices/{name}/stats`: the worker's counters and the kernel's, side by side.
@@ -101,4 +119,7 @@ public struct DeviceStatistics: Equatable, Sendable {
     public var name: String
     public var worker: WorkerCounters
     public var kernel: KernelCounters?
+    /// Changes by others that tund saw, and how many it put back.
+    public var driftDetected: Int
+    public var driftRepaired: Int
 }

@@ -2,32 +2,36 @@ import Logging
 import NetAddress
 import Synchronization
 
-/// Creates, lists, deletes and restores devices, keeping the kernel (actual state) and the store
-/// (desired state) in step.
+/// Creates, changes, deletes, restores and repairs devices, keeping the kernel (actual state) and the
+/// store (desired state) in step.
 ///
 /// Create orders its steps so that a crash at any point converges on the next start: the device is
 /// made non-persistent and configured, then its row is committed, and only then is it made persistent.
 /// A crash before the commit closes the descriptors and the kernel removes the half-made device with its
-/// addresses and routes; a crash after it leaves a row that restore brings back. Every link tund makes
-/// carries the alias `tund:<instance>`; restore deletes such a link that has no row, and never touches a
-/// link without it.
+/// addresses and routes; a crash after it leaves a row that restore brings back.
+///
+/// Ownership: every link tund makes carries the alias `tund:<instance>`, every address and route it adds
+/// carries its protocol number. Reconciliation (restore, drift repair) adds what is missing and removes
+/// only what carries those marks and is not wanted; it never touches what others made.
 ///
 /// Mutations are serialized by one lock (they take microseconds to milliseconds); reads copy what they
 /// need under the lock and ask the kernel outside it.
 public final class DeviceManager: Sendable {
-    private let links: any LinkControl
-    private let store: any DeviceStore
-    private let logger: Logger
-    private let devices = Mutex<[String: ManagedDevice]>([:])
-    private let ready = Atomic<Bool>(false)
+    let links: any LinkControl
+    let store: any DeviceStore
+    let logger: Logger
+    public let events: EventLog
+    let devices = Mutex<[String: ManagedDevice]>([:])
+    let ready = Atomic<Bool>(false)
 
     /// The alias of every link this database owns.
     public let ownerAlias: String
 
-    public init(links: any LinkControl, store: any DeviceStore, logger: Logger) {
+    public init(links: any LinkControl, store: any DeviceStore, logger: Logger, events: EventLog = EventLog()) {
         self.links = links
         self.store = store
         self.logger = logger
+        self.events = events
         ownerAlias = "tund:\(store.instanceID)"
     }
 
@@ -38,10 +42,23 @@ public final class DeviceManager: Sendable {
 
     /// Creates a device as `spec` describes: `ip tuntap add` + `ip link set` + `ip addr add` + `ip route add`,
     /// stored, persistent, with its worker running. Nothing is left behind when a step fails.
-    public func create(_ spec: DeviceSpec) throws(TundError) -> DeviceSnapshot {
+    ///
+    /// With an idempotency key, a retry of the same request returns the device the first one made
+    /// (`replayed` true) instead of failing on the taken name.
+    public func create(_ spec: DeviceSpec, idempotencyKey: String? = nil) throws(TundError) -> (device: DeviceSnapshot, replayed: Bool) {
         guard isReady else { throw .notReady }
         try spec.validate()
-        let managed = try devices.withLock { (devices) throws(TundError) -> ManagedDevice in
+        let fingerprint = Self.fingerprint(spec)
+        let outcome = try devices.withLock { (devices) throws(TundError) -> (ManagedDevice, Bool) in
+            if let idempotencyKey, let claim = try store.claim(key: idempotencyKey) {
+                guard claim.fingerprint == fingerprint else {
+                    throw .idempotencyKeyReused("Idempotency-Key \(idempotencyKey) was used for a different request")
+                }
+                guard let made = devices[claim.deviceName] else {
+                    throw .idempotencyKeyReused("the device \(claim.deviceName) created with Idempotency-Key \(idempotencyKey) has been deleted since")
+                }
+                return (made, true)
+            }
             if let name = spec.name {
                 if devices[name] != nil { throw .deviceExists(name: name) }
                 if try kernel({ () throws(KernelError) in try links.link(named: name) }) != nil { throw .nameInUse(name: name) }
@@ -60,15 +77,18 @@ public final class DeviceManager: Sendable {
                 let link = try bringUp(opened, spec: spec, replace: false)
                 var record = DeviceRecord(name: opened.name, spec: spec, createdAt: now, updatedAt: now)
                 record.spec.name = opened.name
+                record.setRoutes(spec.routes.map { DeviceRoute(id: 0, spec: $0) })
                 if spec.kind == .tap && spec.mac == nil { record.spec.mac = link.mac }
-                record = try store.insert(record)
+                let claim = idempotencyKey.map { IdempotencyClaim(key: $0, fingerprint: fingerprint, deviceName: opened.name) }
+                record = try store.insert(record, claim: claim)
                 stored = record
                 try kernel { () throws(KernelError) in try opened.setPersistent(true) }
                 persisted = true
                 let worker = try startWorker(record, opened)
-                let managed = ManagedDevice(record: record, device: opened, worker: worker, restoreError: nil)
+                var managed = ManagedDevice(record: record, device: opened, worker: worker, index: link.index)
+                managed.lastLinkUp = spec.up
                 devices[record.name] = managed
-                return managed
+                return (managed, false)
             } catch {
                 if persisted { try? opened.setPersistent(false) }
                 opened.close()
@@ -76,13 +96,18 @@ public final class DeviceManager: Sendable {
                 throw error
             }
         }
-        logger.info("device created", metadata: deviceMetadata(managed.record))
-        return snapshot(managed, link: (try? links.link(named: managed.record.name)) ?? nil)
+        let (managed, replayed) = outcome
+        if !replayed {
+            logger.info("device created", metadata: deviceMetadata(managed.record))
+            events.publish(.created, device: managed.record.name, [("generation", "\(managed.record.generation)")])
+            events.publish(.workerStarted, device: managed.record.name, [("mode", managed.record.spec.workerMode.rawValue)])
+        }
+        return (snapshot(managed, link: (try? links.link(named: managed.record.name)) ?? nil), replayed)
     }
 
     /// Applies `spec` to an open device: owner and group, alias, MTU, MAC, link state, addresses, routes.
     /// `replace` makes address and route additions succeed when they exist already (restore).
-    private func bringUp(_ device: any OpenDevice, spec: DeviceSpec, replace: Bool) throws(TundError) -> LinkState {
+    func bringUp(_ device: any OpenDevice, spec: DeviceSpec, replace: Bool) throws(TundError) -> LinkState {
         try kernel { () throws(KernelError) in
             if let owner = spec.owner { try device.setOwner(owner) }
             if let group = spec.group { try device.setGroup(group) }
@@ -99,10 +124,20 @@ public final class DeviceManager: Sendable {
         return try kernel({ () throws(KernelError) in try links.link(index: link.index) }) ?? link
     }
 
-    private func startWorker(_ record: DeviceRecord, _ device: any OpenDevice) throws(TundError) -> PacketWorker {
+    func startWorker(_ record: DeviceRecord, _ device: any OpenDevice) throws(TundError) -> PacketWorker {
         try kernel { () throws(KernelError) in
             try PacketWorker(mode: record.spec.workerMode, kind: record.spec.kind, descriptors: device.queueDescriptors)
         }
+    }
+
+    /// A stable summary of a create request, to tell a retry from a different request under the same key.
+    static func fingerprint(_ spec: DeviceSpec) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a 64
+        for byte in "\(spec)".utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        return String(hash, radix: 16)
     }
 
     // MARK: - Read
@@ -125,30 +160,32 @@ public final class DeviceManager: Sendable {
         let link = (try? links.link(named: name)) ?? nil
         let worker = managed.worker?.counters()
             ?? WorkerCounters(mode: managed.record.spec.workerMode, running: false, queues: [])
-        return DeviceStatistics(name: name, worker: worker, kernel: link.flatMap { owned($0) ? $0.counters : nil })
+        return DeviceStatistics(name: name, worker: worker, kernel: link.flatMap { owned($0) ? $0.counters : nil },
+                                driftDetected: managed.driftDetected, driftRepaired: managed.driftRepaired)
     }
 
-    private func managedDevice(_ name: String) throws(TundError) -> ManagedDevice {
+    func managedDevice(_ name: String) throws(TundError) -> ManagedDevice {
         guard let managed = devices.withLock({ $0[name] }) else { throw .deviceNotFound(name: name) }
         return managed
     }
 
-    private func owned(_ link: LinkState) -> Bool { link.alias == ownerAlias }
+    func owned(_ link: LinkState) -> Bool { link.alias == ownerAlias }
 
-    private func snapshot(_ managed: ManagedDevice, link: LinkState?) -> DeviceSnapshot {
-        let live = link.flatMap { owned($0) ? $0 : nil }
-        return DeviceSnapshot(record: managed.record, link: live, workerRunning: managed.worker?.isRunning ?? false,
-                              restoreError: managed.restoreError)
+    func snapshot(_ managed: ManagedDevice, link: LinkState?) -> DeviceSnapshot {
+        DeviceSnapshot(record: managed.record, link: link.flatMap { owned($0) ? $0 : nil },
+                       workerRunning: managed.worker?.isRunning ?? false, restoreError: managed.restoreError,
+                       lastDrift: managed.lastDrift, driftDetected: managed.driftDetected, driftRepaired: managed.driftRepaired)
     }
 
     // MARK: - Delete
 
     /// Stops the worker, removes the link (and with it its addresses and routes) and the row.
-    /// Equivalent to `ip link del NAME` plus forgetting the device.
-    public func delete(_ name: String) throws(TundError) {
+    /// Equivalent to `ip link del NAME` plus forgetting the device. `ifMatch`: the generation the caller saw.
+    public func delete(_ name: String, ifMatch: Int64? = nil) throws(TundError) {
         guard isReady else { throw .notReady }
         let record = try devices.withLock { (devices) throws(TundError) -> DeviceRecord in
             guard let managed = devices[name] else { throw .deviceNotFound(name: name) }
+            try Self.check(ifMatch, managed.record)
             managed.worker?.stop()
             if let device = managed.device {
                 try? device.setPersistent(false)
@@ -163,67 +200,17 @@ public final class DeviceManager: Sendable {
             return managed.record
         }
         logger.info("device deleted", metadata: deviceMetadata(record))
+        events.publish(.workerStopped, device: name, [("reason", "device deleted")])
+        events.publish(.deleted, device: name)
     }
 
-    // MARK: - Restore and shutdown
-
-    /// Brings the kernel in line with the store: re-attaches to each stored device that still exists (the
-    /// daemon was killed or restarted), re-creates each one that is gone (reboot, deleted behind tund's
-    /// back), re-applies MTU, link state, addresses and routes, and restarts the workers; then deletes
-    /// links that carry this database's alias but have no row (a create cut short). A device that cannot be
-    /// restored is kept with its error and the others go on. Marks the manager ready at the end.
-    @discardableResult
-    public func restore() throws(TundError) -> RestoreReport {
-        var report = RestoreReport()
-        let records = try store.allDevices()
-        let current = try kernel { () throws(KernelError) in try links.links() }
-        let storedNames = Set(records.map(\.name))
-        for link in current where owned(link) && !storedNames.contains(link.name) {
-            do {
-                try links.deleteLink(index: link.index)
-                report.orphansRemoved.append(link.name)
-                logger.warning("removed orphan device left by an interrupted create", metadata: ["device": "\(link.name)"])
-            } catch {
-                logger.error("could not remove orphan device", metadata: ["device": "\(link.name)", "error": "\(error)"])
-            }
-        }
-        let byName = Dictionary(current.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        for record in records {
-            let managed = restoreOne(record, existing: byName[record.name])
-            if let error = managed.restoreError {
-                report.failed[record.name] = error
-                logger.error("device not restored", metadata: deviceMetadata(record).merging(["error": "\(error)"]) { $1 })
-            } else {
-                if byName[record.name] == nil { report.recreated.append(record.name) } else { report.reattached.append(record.name) }
-                logger.info("device restored", metadata: deviceMetadata(record).merging(["how": byName[record.name] == nil ? "re-created" : "re-attached"]) { $1 })
-            }
-            devices.withLock { $0[record.name] = managed }
-        }
-        ready.store(true, ordering: .releasing)
-        return report
-    }
-
-    private func restoreOne(_ record: DeviceRecord, existing: LinkState?) -> ManagedDevice {
-        if let existing, !owned(existing) {
-            return ManagedDevice(record: record, device: nil, worker: nil,
-                                 restoreError: TundError.nameInUse(name: record.name).description)
-        }
-        let opened: any OpenDevice
-        do {
-            opened = try links.open(name: record.name, kind: record.spec.kind, queues: record.spec.queues, exclusive: false)
-        } catch {
-            return ManagedDevice(record: record, device: nil, worker: nil, restoreError: TundError.kernel(error).description)
-        }
-        do throws(TundError) {
-            _ = try bringUp(opened, spec: record.spec, replace: true)
-            try kernel { () throws(KernelError) in try opened.setPersistent(true) }
-            let worker = try startWorker(record, opened)
-            return ManagedDevice(record: record, device: opened, worker: worker, restoreError: nil)
-        } catch {
-            opened.close()
-            return ManagedDevice(record: record, device: nil, worker: nil, restoreError: error.description)
+    static func check(_ ifMatch: Int64?, _ record: DeviceRecord) throws(TundError) {
+        if let ifMatch, ifMatch != record.generation {
+            throw .preconditionFailed(name: record.name, current: record.generation)
         }
     }
+
+    // MARK: - Shutdown
 
     /// Stops every worker and closes every descriptor. The devices stay: they are persistent, so traffic
     /// and routes survive until the next start re-attaches.
@@ -239,27 +226,34 @@ public final class DeviceManager: Sendable {
         }
     }
 
-    private func deviceMetadata(_ record: DeviceRecord) -> Logger.Metadata {
+    func deviceMetadata(_ record: DeviceRecord) -> Logger.Metadata {
         ["device": "\(record.name)", "type": "\(record.spec.kind.rawValue)", "mtu": "\(record.spec.mtu)",
          "queues": "\(record.spec.queues)", "addresses": "\(record.spec.addresses.map(\.description).joined(separator: ","))",
-         "routes": "\(record.spec.routes.count)"]
+         "routes": "\(record.spec.routes.count)", "generation": "\(record.generation)"]
     }
-}
-
-/// What one restore did, by device name.
-public struct RestoreReport: Equatable, Sendable {
-    public var reattached: [String] = []
-    public var recreated: [String] = []
-    public var orphansRemoved: [String] = []
-    public var failed: [String: String] = [:]
 }
 
 /// A device under management: its record, and, when it is live, its descriptors and worker.
 struct ManagedDevice: Sendable {
-    let record: DeviceRecord
-    let device: (any OpenDevice)?
-    let worker: PacketWorker?
-    let restoreError: String?
+    var record: DeviceRecord
+    var device: (any OpenDevice)?
+    var worker: PacketWorker?
+    /// The ifindex of the link the descriptors are attached to.
+    var index: Int32?
+    var restoreError: String?
+    var lastDrift: DriftReport?
+    var driftDetected = 0
+    var driftRepaired = 0
+    /// The link state last announced (link.up / link.down events fire on changes of it).
+    var lastLinkUp: Bool?
+
+    init(record: DeviceRecord, device: (any OpenDevice)?, worker: PacketWorker?, index: Int32?, restoreError: String? = nil) {
+        self.record = record
+        self.device = device
+        self.worker = worker
+        self.index = index
+        self.restoreError = restoreError
+    }
 }
 
 /// Runs a kernel call, mapping its failure into the domain once.

@@ -13,6 +13,14 @@ public enum WorkerMode: String, Sendable, CaseIterable {
     case count
 }
 
+/// What tund does when someone else changes one of its devices.
+public enum DriftPolicy: String, Sendable, CaseIterable {
+    /// Put the device back as stored (the default).
+    case repair
+    /// Record and announce the drift, change nothing.
+    case report
+}
+
 /// A route through a device: `ip route add DESTINATION [via GATEWAY] dev DEVICE [metric METRIC]`.
 public struct RouteSpec: Equatable, Sendable {
     /// A network prefix, host bits clear (`10.20.0.0/16`).
@@ -43,6 +51,7 @@ public struct DeviceSpec: Equatable, Sendable {
     public var addresses: [IPPrefix]
     public var routes: [RouteSpec]
     public var workerMode: WorkerMode
+    public var policy: DriftPolicy
 
     public static let defaultMTU = 1500
     public static let mtuRange = 68...65535
@@ -54,7 +63,8 @@ public struct DeviceSpec: Equatable, Sendable {
 
     public init(name: String? = nil, kind: DeviceKind, mtu: Int = DeviceSpec.defaultMTU, up: Bool = true,
                 owner: Int64? = nil, group: Int64? = nil, queues: Int = 1, mac: MACAddress? = nil,
-                addresses: [IPPrefix] = [], routes: [RouteSpec] = [], workerMode: WorkerMode = .count) {
+                addresses: [IPPrefix] = [], routes: [RouteSpec] = [], workerMode: WorkerMode = .count,
+                policy: DriftPolicy = .repair) {
         self.name = name
         self.kind = kind
         self.mtu = mtu
@@ -66,6 +76,7 @@ public struct DeviceSpec: Equatable, Sendable {
         self.addresses = addresses
         self.routes = routes
         self.workerMode = workerMode
+        self.policy = policy
     }
 
     /// Checks everything that can be known without the kernel; throws the first problem, naming the field.

@@ -42,6 +42,40 @@ public protocol LinkControl: Sendable {
     /// `replace`: succeed when the address exists already (restore).
     func addAddress(_ prefix: IPPrefix, index: Int32, replace: Bool) throws(KernelError)
     func addRoute(_ route: RouteSpec, index: Int32, replace: Bool) throws(KernelError)
+    func deleteAddress(_ prefix: IPPrefix, index: Int32) throws(KernelError)
+    func deleteRoute(_ route: RouteSpec, index: Int32) throws(KernelError)
+    /// Addresses on the link; `owned` marks the ones tund added (its IFA_PROTO).
+    func addresses(index: Int32) throws(KernelError) -> [(prefix: IPPrefix, owned: Bool)]
+    /// Main-table routes out of the link that tund installed (its route protocol).
+    func ownedRoutes(index: Int32) throws(KernelError) -> [RouteSpec]
+}
+
+/// A change in the kernel that may concern a device, as the kernel announced it.
+public enum KernelNotice: Sendable, Equatable {
+    case link(name: String, index: Int32, up: Bool, deleted: Bool)
+    case address(index: Int32)
+    case route(index: Int32?)
+    /// Notices were lost: resynchronize everything.
+    case overflow
+}
+
+/// A source of kernel notices (rtnetlink multicast groups), started once the devices are restored.
+public protocol KernelNotices: Sendable {
+    func start(_ handler: @escaping @Sendable (KernelNotice) -> Void) throws(KernelError)
+    func stop()
+}
+
+/// A claim on an `Idempotency-Key`: which request (fingerprint) made which device.
+public struct IdempotencyClaim: Equatable, Sendable {
+    public var key: String
+    public var fingerprint: String
+    public var deviceName: String
+
+    public init(key: String, fingerprint: String, deviceName: String) {
+        self.key = key
+        self.fingerprint = fingerprint
+        self.deviceName = deviceName
+    }
 }
 
 /// What the core needs from storage: the desired state.
@@ -49,8 +83,13 @@ public protocol DeviceStore: Sendable {
     /// Names this database in the alias of the links it owns.
     var instanceID: String { get }
     func allDevices() throws(TundError) -> [DeviceRecord]
-    /// Stores a new device; returns it with its ids. A taken name throws `.deviceExists`.
-    func insert(_ record: DeviceRecord) throws(TundError) -> DeviceRecord
+    /// Stores a new device, and the key's claim in the same transaction; returns it with its ids.
+    /// A taken name throws `.deviceExists`.
+    func insert(_ record: DeviceRecord, claim: IdempotencyClaim?) throws(TundError) -> DeviceRecord
+    /// Replaces a stored device's fields, addresses and routes (routes keep their ids; new ones get ids).
+    func update(_ record: DeviceRecord) throws(TundError) -> DeviceRecord
+    /// The claim on `key`, if one was made in the last 24 hours.
+    func claim(key: String) throws(TundError) -> IdempotencyClaim?
     /// Returns false when no such device was stored.
     func delete(name: String) throws(TundError) -> Bool
 }

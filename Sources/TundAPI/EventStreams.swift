@@ -1,0 +1,103 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+import TundCore
+import TundHTTP
+
+/// `GET /events`: Server-Sent Events from the core's event log, one stream per client.
+///
+/// Each event is `id: <sequence>`, `event: <kind>`, `data: <JSON>`. A client that reconnects with
+/// `Last-Event-ID` (or `?last_event_id=`) gets what it missed, or a `resync` event when the ring no longer
+/// holds it. A comment line every `heartbeatSeconds` keeps idle connections open through proxies and lets
+/// the server notice clients that left. Streams suspend their connection while idle, so they never hold
+/// one of the HTTP threads the rest of the API needs.
+final class EventStreams: Sendable {
+    private let log: EventLog
+    private let streams = Mutex<[ObjectIdentifier: HTTPStream]>([:])
+    private let stopPipe: (read: Int32, write: Int32)
+    private let heartbeat = Mutex<pthread_t?>(nil)
+    let heartbeatSeconds: Int32
+
+    init(log: EventLog, heartbeatSeconds: Int32 = 15) {
+        self.log = log
+        self.heartbeatSeconds = heartbeatSeconds
+        var ends: [Int32] = [0, 0]
+        _ = pipe(&ends)
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        stopPipe = (ends[0], ends[1])
+    }
+
+    func open(_ request: HTTPRequest) -> HTTPResponse {
+        let lastSeen = (request.headers["last-event-id"] ?? request.query["last_event_id"]).flatMap { UInt64($0.trimmingSpaces()) }
+        let stream = HTTPStream()
+        stream.send(Array(": tund event stream\nretry: 1000\n\n".utf8))
+        let subscription = log.subscribe(after: lastSeen) { event in stream.send(Self.encode(event)) }
+        streams.withLock { $0[ObjectIdentifier(stream)] = stream }
+        stream.onClose { [self] in
+            log.unsubscribe(subscription)
+            streams.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(stream)) }
+        }
+        startHeartbeat()
+        return HTTPResponse(status: 200, headers: [
+            ("Content-Type", "text/event-stream"), ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no"),
+        ], stream: stream)
+    }
+
+    static func encode(_ event: DeviceEvent) -> [UInt8] {
+        let data = JSONValue.object([
+            ("sequence", .integer(Int64(event.sequence))),
+            ("type", .string(event.kind.rawValue)),
+            ("device", .optional(event.device)),
+            ("at", .string(event.at)),
+            ("detail", .object(event.detail.map { ($0.0, .string($0.1)) })),
+        ]).serialized()
+        return Array("id: \(event.sequence)\nevent: \(event.kind.rawValue)\ndata: ".utf8) + data + Array("\n\n".utf8)
+    }
+
+    var openCount: Int { streams.withLock { $0.count } }
+
+    /// Ends every stream (before the HTTP server stops) and the heartbeat.
+    func closeAll() {
+        var one: UInt8 = 1
+        _ = write(stopPipe.write, &one, 1)
+        if let thread = heartbeat.withLock({ thread in defer { thread = nil }; return thread }) { pthread_join(thread, nil) }
+        for stream in streams.withLock({ Array($0.values) }) { stream.finish() }
+    }
+
+    private func startHeartbeat() {
+        heartbeat.withLock { thread in
+            guard thread == nil else { return }
+            var created = pthread_t()
+            let context = Unmanaged.passRetained(self).toOpaque()
+            if pthread_create(&created, nil, runHeartbeat, context) == 0 {
+                thread = created
+            } else {
+                Unmanaged<EventStreams>.fromOpaque(context).release()
+            }
+        }
+    }
+
+    fileprivate func beat() {
+        var fds = [pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)]
+        while poll(&fds, 1, heartbeatSeconds * 1000) == 0 {
+            for stream in streams.withLock({ Array($0.values) }) { stream.send(Array(":\n\n".utf8)) }
+        }
+    }
+
+    deinit {
+        close(stopPipe.read)
+        close(stopPipe.write)
+    }
+}
+
+private func runHeartbeat(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    Unmanaged<EventStreams>.fromOpaque(context!).takeRetainedValue().beat()
+    return nil
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+    }
+}

@@ -1,0 +1,169 @@
+import NetAddress
+
+/// Changes to one setting group of a live device; nil fields stay as they are.
+public struct DevicePatch: Equatable, Sendable {
+    public var mtu: Int?
+    public var up: Bool?
+    public var workerMode: WorkerMode?
+    public var policy: DriftPolicy?
+
+    public init(mtu: Int? = nil, up: Bool? = nil, workerMode: WorkerMode? = nil, policy: DriftPolicy? = nil) {
+        self.mtu = mtu
+        self.up = up
+        self.workerMode = workerMode
+        self.policy = policy
+    }
+}
+
+extension DeviceRecord {
+    /// Sets the routes with their ids and keeps `spec.routes` in step.
+    mutating func setRoutes(_ routes: [DeviceRoute]) {
+        self.routes = routes
+        spec.routes = routes.map(\.spec)
+    }
+}
+
+/// Live changes. Each one: check `If-Match`, validate the whole resulting spec, apply it to the kernel,
+/// store it with the next generation, and undo the kernel change if the store refuses. A crash between
+/// the kernel and the store leaves marked addresses and routes that the next reconciliation removes.
+extension DeviceManager {
+    /// `PATCH /devices/{name}`: MTU, link state, worker mode and drift policy, applied without recreating
+    /// the device. Equivalent to `ip link set dev NAME mtu M up|down`.
+    public func update(_ name: String, _ patch: DevicePatch, ifMatch: Int64? = nil) throws(TundError) -> DeviceSnapshot {
+        try mutate(name, ifMatch: ifMatch, event: "updated") { (managed) throws(TundError) -> (() -> Void)? in
+            var spec = managed.record.spec
+            if let mtu = patch.mtu { spec.mtu = mtu }
+            if let up = patch.up { spec.up = up }
+            if let mode = patch.workerMode { spec.workerMode = mode }
+            if let policy = patch.policy { spec.policy = policy }
+            guard spec != managed.record.spec else { return nil }
+            try spec.validate()
+            let old = managed.record.spec
+            let index = try liveIndex(managed)
+            let linkChange = LinkSettings(up: spec.up != old.up ? spec.up : nil, mtu: spec.mtu != old.mtu ? spec.mtu : nil)
+            if linkChange != LinkSettings() {
+                try kernel { () throws(KernelError) in try links.configure(index: index, linkChange) }
+            }
+            if spec.workerMode != old.workerMode, let device = managed.device {
+                managed.worker?.stop()
+                var record = managed.record
+                record.spec = spec
+                managed.worker = try startWorker(record, device)
+            }
+            managed.record.spec = spec
+            return { [links] in
+                _ = try? links.configure(index: index, LinkSettings(up: linkChange.up.map { _ in old.up }, mtu: linkChange.mtu.map { _ in old.mtu }))
+            }
+        }
+    }
+
+    /// `POST /devices/{name}/addresses`: `ip addr add PREFIX dev NAME`, stored.
+    public func addAddress(_ name: String, _ prefix: IPPrefix, ifMatch: Int64? = nil) throws(TundError) -> DeviceSnapshot {
+        try mutate(name, ifMatch: ifMatch, event: "address added") { (managed) throws(TundError) -> (() -> Void)? in
+            var spec = managed.record.spec
+            spec.addresses.append(prefix)
+            try spec.validate()
+            let index = try liveIndex(managed)
+            try kernel { () throws(KernelError) in try links.addAddress(prefix, index: index, replace: false) }
+            managed.record.spec = spec
+            return { [links] in _ = try? links.deleteAddress(prefix, index: index) }
+        }
+    }
+
+    /// `DELETE /devices/{name}/addresses/{address}`: `ip addr del PREFIX dev NAME`, stored. `address`
+    /// is `ADDRESS/LENGTH` or a bare address (addresses are unique per device).
+    public func deleteAddress(_ name: String, _ address: String, ifMatch: Int64? = nil) throws(TundError) -> DeviceSnapshot {
+        try mutate(name, ifMatch: ifMatch, event: "address deleted") { (managed) throws(TundError) -> (() -> Void)? in
+            var spec = managed.record.spec
+            guard let position = spec.addresses.firstIndex(where: { $0.description == address || $0.address.description == address || IPAddress(address) == $0.address }) else {
+                throw .itemNotFound("device \(name) has no address \(address)")
+            }
+            let prefix = spec.addresses.remove(at: position)
+            let index = try liveIndex(managed)
+            try ignoringAbsence { () throws(KernelError) in try links.deleteAddress(prefix, index: index) }
+            managed.record.spec = spec
+            return { [links] in _ = try? links.addAddress(prefix, index: index, replace: true) }
+        }
+    }
+
+    /// `POST /devices/{name}/routes`: `ip route add ... dev NAME`, stored; the new route is the last.
+    public func addRoute(_ name: String, _ route: RouteSpec, ifMatch: Int64? = nil) throws(TundError) -> DeviceSnapshot {
+        try mutate(name, ifMatch: ifMatch, event: "route added") { (managed) throws(TundError) -> (() -> Void)? in
+            var spec = managed.record.spec
+            spec.routes.append(route)
+            try spec.validate()
+            let index = try liveIndex(managed)
+            try kernel { () throws(KernelError) in try links.addRoute(route, index: index, replace: false) }
+            managed.record.setRoutes(managed.record.routes + [DeviceRoute(id: 0, spec: route)])
+            return { [links] in _ = try? links.deleteRoute(route, index: index) }
+        }
+    }
+
+    /// `DELETE /devices/{name}/routes/{id}`: `ip route del ... dev NAME`, stored.
+    public func deleteRoute(_ name: String, id: Int64, ifMatch: Int64? = nil) throws(TundError) -> DeviceSnapshot {
+        try mutate(name, ifMatch: ifMatch, event: "route deleted") { (managed) throws(TundError) -> (() -> Void)? in
+            guard let route = managed.record.routes.first(where: { $0.id == id }) else {
+                throw .itemNotFound("device \(name) has no route \(id)")
+            }
+            let index = try liveIndex(managed)
+            try ignoringAbsence { () throws(KernelError) in try links.deleteRoute(route.spec, index: index) }
+            managed.record.setRoutes(managed.record.routes.filter { $0.id != id })
+            return { [links] in _ = try? links.addRoute(route.spec, index: index, replace: true) }
+        }
+    }
+
+    /// The common frame of a live change. `change` edits `managed` (record and worker), applies the kernel
+    /// side, and returns how to undo that side, or nil when nothing changed.
+    private func mutate(_ name: String, ifMatch: Int64?, event: String,
+                        _ change: (inout ManagedDevice) throws(TundError) -> (() -> Void)?) throws(TundError) -> DeviceSnapshot {
+        guard isReady else { throw .notReady }
+        let (managed, changed) = try devices.withLock { (devices) throws(TundError) -> (ManagedDevice, Bool) in
+            guard var managed = devices[name] else { throw .deviceNotFound(name: name) }
+            try Self.check(ifMatch, managed.record)
+            let before = managed
+            guard let undo = try change(&managed) else { return (managed, false) }
+            managed.record.generation += 1
+            managed.record.updatedAt = Timestamp.now()
+            do throws(TundError) {
+                managed.record = try store.update(managed.record)
+            } catch {
+                undo()
+                if before.worker !== managed.worker, let device = before.device {
+                    // The worker was restarted for the new mode: give the old mode back.
+                    managed.worker?.stop()
+                    var restored = before
+                    restored.worker = try? startWorker(before.record, device)
+                    devices[name] = restored
+                }
+                throw error
+            }
+            devices[name] = managed
+            return (managed, true)
+        }
+        if changed {
+            logger.info("device \(event)", metadata: deviceMetadata(managed.record))
+            events.publish(.updated, device: name, [("change", event), ("generation", "\(managed.record.generation)")])
+        }
+        return snapshot(managed, link: (try? links.link(named: name)) ?? nil)
+    }
+
+    /// The ifindex of a device whose link tund holds; a device that failed to restore has none.
+    private func liveIndex(_ managed: ManagedDevice) throws(TundError) -> Int32 {
+        guard let index = managed.index, managed.device != nil else {
+            throw .kernelRejected(KernelError(operation: "change \(managed.record.name)", errno: 19, errnoName: "ENODEV",
+                                              kernelMessage: "the device is not present" + (managed.restoreError.map { ": \($0)" } ?? "")))
+        }
+        return index
+    }
+
+    /// Deleting what is already gone succeeds: the goal is its absence.
+    private func ignoringAbsence(_ body: () throws(KernelError) -> Void) throws(TundError) {
+        do {
+            try body()
+        } catch where ["ESRCH", "ENOENT", "EADDRNOTAVAIL", "ENODEV"].contains(error.errnoName) {
+            return
+        } catch {
+            throw .kernel(error)
+        }
+    }
+}
