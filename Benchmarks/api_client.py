@@ -4,7 +4,8 @@
 Run it inside the benchmark's network namespace (`ip netns exec NS python3 api_client.py ...`); tund
 listens on 127.0.0.1 there. Python stdlib only.
 
-    api_client.py --port P wait-ready [--deadline S]   poll GET /readyz until 200 (fresh connection per try)
+    api_client.py --port P wait-ready [--deadline S] [--pid PID]
+                                                        poll GET /readyz until 200 (fresh connection per try)
     api_client.py --port P create --n N                 POST /devices cp0..cp(N-1), each must answer 201
     api_client.py --port P delete --n N                 DELETE /devices/cpI, each must answer 204
     api_client.py --port P count                        print how many devices GET /devices lists
@@ -23,6 +24,7 @@ local port never change. A run is only reported when exactly one TCP connection 
 import argparse
 import http.client
 import json
+import os
 import socket
 import sys
 import time
@@ -65,10 +67,16 @@ def percentile(sorted_values, fraction):
     return sorted_values[index]
 
 
-def wait_ready(port, deadline):
+def wait_ready(port, deadline, pid=None):
     end = time.monotonic() + deadline
     last = "no answer"
     while time.monotonic() < end:
+        if pid is not None:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                print(f"tund (pid {pid}) exited before it was ready", file=sys.stderr)
+                return 1
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         try:
             connection.request("GET", "/readyz")
@@ -165,11 +173,12 @@ def main():
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds the whole operation may take")
     parser.add_argument("--timeout", type=float, default=30.0, help="socket timeout per request, seconds")
+    parser.add_argument("--pid", type=int, help="wait-ready: give up as soon as this process (tund) is gone")
     parser.add_argument("op", choices=["wait-ready", "create", "delete", "count"])
     args = parser.parse_args()
     try:
         if args.op == "wait-ready":
-            return wait_ready(args.port, args.deadline)
+            return wait_ready(args.port, args.deadline, args.pid)
         if args.op == "count":
             return count_devices(args.port)
         if not 1 <= args.n <= 4608:

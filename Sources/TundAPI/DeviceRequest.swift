@@ -62,7 +62,9 @@ enum DeviceRequest {
     /// `{"destination": ..., "gateway": ..., "metric": ...}` for `POST /devices/{name}/routes`.
     static func decodeRoute(_ body: JSONValue) throws(TundError) -> RouteSpec {
         do {
-            return try route(body, field: "route")
+            let parsed = try route(body, field: "route")
+            try parsed.validate(fieldPrefix: "")
+            return parsed
         } catch {
             // Top-level fields are named without the "route." prefix a nested route would carry.
             if case .invalidField(let field, let reason) = error, field.hasPrefix("route.") {

@@ -36,6 +36,25 @@ public struct RouteSpec: Equatable, Sendable {
     }
 }
 
+extension RouteSpec {
+    /// Checks the route on its own: a destination without host bits, a gateway of the same family that
+    /// can be a next hop. `fieldPrefix` names where the route sits in the request ("routes[0]." or "").
+    public func validate(fieldPrefix: String) throws(TundError) {
+        guard destination.isNetwork else {
+            throw .invalidField(field: "\(fieldPrefix)destination",
+                                reason: "\(destination) has host bits set; did you mean \(destination.network)?")
+        }
+        if let gateway {
+            guard gateway.family == destination.family else {
+                throw .invalidField(field: "\(fieldPrefix)gateway", reason: "\(gateway) is not of the destination's address family")
+            }
+            if let reason = gateway.unusableAsInterfaceAddressReason {
+                throw .invalidField(field: "\(fieldPrefix)gateway", reason: "\(gateway) is \(reason)")
+            }
+        }
+    }
+}
+
 /// The desired configuration of one device, as a client asks for it.
 public struct DeviceSpec: Equatable, Sendable {
     /// nil: the kernel picks `tunN` / `tapN` at creation.
@@ -150,18 +169,7 @@ public struct DeviceSpec: Equatable, Sendable {
         var seen = Set<String>()
         for (index, route) in routes.enumerated() {
             let field = "routes[\(index)]"
-            guard route.destination.isNetwork else {
-                throw .invalidField(field: "\(field).destination",
-                                    reason: "\(route.destination) has host bits set; did you mean \(route.destination.network)?")
-            }
-            if let gateway = route.gateway {
-                guard gateway.family == route.destination.family else {
-                    throw .invalidField(field: "\(field).gateway", reason: "\(gateway) is not of the destination's address family")
-                }
-                if let reason = gateway.unusableAsInterfaceAddressReason {
-                    throw .invalidField(field: "\(field).gateway", reason: "\(gateway) is \(reason)")
-                }
-            }
+            try route.validate(fieldPrefix: "\(field).")
             guard seen.insert("\(route.destination) \(route.metric.map(String.init) ?? "-")").inserted else {
                 throw .invalidField(field: field, reason: "route to \(route.destination) is listed twice")
             }
