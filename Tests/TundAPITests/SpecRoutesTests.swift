@@ -66,11 +66,17 @@ struct UnusedLinks: LinkControl {
     func deleteLink(index: Int32) throws(KernelError) { throw Self.unused }
     func addAddress(_ prefix: IPPrefix, index: Int32, replace: Bool) throws(KernelError) { throw Self.unused }
     func addRoute(_ route: RouteSpec, index: Int32, replace: Bool) throws(KernelError) { throw Self.unused }
+    func deleteAddress(_ prefix: IPPrefix, index: Int32) throws(KernelError) { throw Self.unused }
+    func deleteRoute(_ route: RouteSpec, index: Int32) throws(KernelError) { throw Self.unused }
+    func addresses(index: Int32) throws(KernelError) -> [(prefix: IPPrefix, owned: Bool)] { throw Self.unused }
+    func ownedRoutes(index: Int32) throws(KernelError) -> [RouteSpec] { throw Self.unused }
 }
 
 struct UnusedStore: DeviceStore {
     var instanceID: String { "unused" }
     func allDevices() throws(TundError) -> [DeviceRecord] { [] }
-    func insert(_ record: DeviceRecord) throws(TundError) -> DeviceRecord { throw .storageFailed("unused") }
+    func insert(_ record: DeviceRecord, claim: IdempotencyClaim?) throws(TundError) -> DeviceRecord { throw .storageFailed("unused") }
+    func update(_ record: DeviceRecord) throws(TundError) -> DeviceRecord { throw .storageFailed("unused") }
+    func claim(key: String) throws(TundError) -> IdempotencyClaim? { nil }
     func delete(name: String) throws(TundError) -> Bool { false }
 }

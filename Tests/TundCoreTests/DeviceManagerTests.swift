@@ -31,8 +31,9 @@ import Testing
 
     @Test func createConfiguresStoresAndPersists() throws {
         let manager = try ready()
-        let snapshot = try manager.create(try tunSpec())
+        let snapshot = try manager.create(try tunSpec()).device
         #expect(snapshot.record.id == 1 && snapshot.workerRunning)
+        #expect(snapshot.record.routes.map(\.id) == [1])
         let link = try #require(links.table["tun0"])
         #expect(link.persistent && link.state.mtu == 1400 && link.state.up && link.state.alias == "tund:cafe0001")
         #expect(link.addresses.map(\.description) == ["10.10.0.1/24"] && link.routes.count == 1)
@@ -69,7 +70,7 @@ import Testing
 
     @Test func tapWithoutMACKeepsTheKernelsChoice() throws {
         let manager = try ready()
-        let snapshot = try manager.create(DeviceSpec(name: "tap0", kind: .tap))
+        let snapshot = try manager.create(DeviceSpec(name: "tap0", kind: .tap)).device
         #expect(snapshot.record.spec.mac == MACAddress("02:aa:bb:cc:dd:ee"))
         #expect(store.records["tap0"]?.spec.mac == MACAddress("02:aa:bb:cc:dd:ee"))
         manager.shutdown()
@@ -129,6 +130,136 @@ import Testing
         #expect(counters.queues.map(\.packetsRead) == [2, 2])
         #expect(counters.lastPacketAt != nil)
         try manager.delete("tun0")
+    }
+}
+
+@Suite struct LiveChangeTests {
+    let links = FakeLinks()
+    let store = FakeStore()
+
+    func ready() throws -> DeviceManager {
+        let manager = DeviceManager(links: links, store: store, logger: Logger(label: "test"))
+        try manager.restore()
+        _ = try manager.create(DeviceSpec(name: "tun0", kind: .tun, mtu: 1400, addresses: [try IPPrefix.parse("10.10.0.1/24").get()]))
+        return manager
+    }
+
+    @Test func patchAppliesStoresAndBumpsTheGeneration() throws {
+        let manager = try ready()
+        let updated = try manager.update("tun0", DevicePatch(mtu: 1300), ifMatch: 1)
+        #expect(updated.record.generation == 2 && links.table["tun0"]?.state.mtu == 1300)
+        #expect(store.records["tun0"]?.spec.mtu == 1300 && store.records["tun0"]?.generation == 2)
+        #expect(throws: TundError.preconditionFailed(name: "tun0", current: 2)) { try manager.update("tun0", DevicePatch(mtu: 1200), ifMatch: 1) }
+        // No change, no new generation.
+        #expect(try manager.update("tun0", DevicePatch(mtu: 1300)).record.generation == 2)
+        manager.shutdown()
+    }
+
+    @Test func aStoreFailureUndoesTheKernelChange() throws {
+        let manager = try ready()
+        store.failUpdate = true
+        #expect(throws: TundError.storageFailed("disk full")) { try manager.update("tun0", DevicePatch(mtu: 1300)) }
+        #expect(links.table["tun0"]?.state.mtu == 1400)
+        #expect(throws: TundError.self) { try manager.addAddress("tun0", try IPPrefix.parse("10.10.0.9/24").get()) }
+        #expect(links.table["tun0"]?.addresses.map(\.description) == ["10.10.0.1/24"])
+        #expect(try manager.get("tun0").record.generation == 1)
+        manager.shutdown()
+    }
+
+    @Test func routesGetIDsAndCanBeDeletedByThem() throws {
+        let manager = try ready()
+        let route = RouteSpec(destination: try IPPrefix.parse("10.30.0.0/16").get(), metric: 5)
+        let added = try manager.addRoute("tun0", route)
+        let id = try #require(added.record.routes.last?.id)
+        #expect(id > 0 && links.table["tun0"]?.routes == [route])
+        _ = try manager.deleteRoute("tun0", id: id)
+        #expect(links.table["tun0"]?.routes == [])
+        #expect(throws: TundError.itemNotFound("device tun0 has no route \(id)")) { try manager.deleteRoute("tun0", id: id) }
+        manager.shutdown()
+    }
+
+    @Test func idempotentRetryReturnsTheSameDevice() throws {
+        let manager = try ready()
+        let spec = DeviceSpec(name: "tun1", kind: .tun)
+        let first = try manager.create(spec, idempotencyKey: "k1")
+        let retry = try manager.create(spec, idempotencyKey: "k1")
+        #expect(!first.replayed && retry.replayed && retry.device.record.id == first.device.record.id)
+        #expect(throws: TundError.self) { try manager.create(DeviceSpec(name: "tun2", kind: .tun), idempotencyKey: "k1") }
+        #expect(links.table["tun2"] == nil)
+        manager.shutdown()
+    }
+
+    @Test func driftIsRepairedOrReportedByPolicy() throws {
+        let manager = try ready()
+        links.lock.locked {
+            links.table["tun0"]!.state.mtu = 9000
+            links.table["tun0"]!.addresses = []
+        }
+        manager.reconcile(["tun0"])
+        #expect(links.table["tun0"]?.state.mtu == 1400 && links.table["tun0"]?.addresses.count == 1)
+        let repaired = try manager.get("tun0")
+        #expect(repaired.driftRepaired == 1 && repaired.lastDrift?.findings == ["mtu 9000, stored 1400", "address 10.10.0.1/24 missing"])
+
+        _ = try manager.update("tun0", DevicePatch(policy: .report))
+        links.lock.locked { links.table["tun0"]!.state.mtu = 9000 }
+        manager.reconcile(["tun0"])
+        #expect(links.table["tun0"]?.state.mtu == 9000)
+        let reported = try manager.get("tun0")
+        #expect(reported.driftDetected == 2 && reported.driftRepaired == 1 && reported.lastDrift?.repaired == false)
+        manager.shutdown()
+    }
+
+    @Test func anOverflowReconcilesEveryDevice() throws {
+        let manager = try ready()
+        _ = try manager.create(DeviceSpec(name: "tun1", kind: .tun, mtu: 1400))
+        let notices = FakeNotices()
+        let watcher = DriftWatcher(manager: manager, notices: notices)
+        try watcher.start()
+        links.lock.locked {
+            links.table["tun0"]!.state.mtu = 9000
+            links.table["tun1"]!.state.mtu = 9000
+        }
+        notices.emit(.overflow)
+        for _ in 0..<100 where links.lock.locked({ links.table["tun1"]!.state.mtu }) != 1400 { usleep(10_000) }
+        #expect(links.table["tun0"]?.state.mtu == 1400 && links.table["tun1"]?.state.mtu == 1400)
+        watcher.stop()
+        manager.shutdown()
+    }
+
+    @Test func eventsAreNumberedAndReplayed() throws {
+        let manager = try ready()
+        _ = try manager.update("tun0", DevicePatch(mtu: 1300))
+        let kinds = manager.events.recent().map(\.kind)
+        #expect(kinds == [.created, .workerStarted, .updated])
+        let received = Collected()
+        _ = manager.events.subscribe(after: 1) { received.append($0); return true }
+        #expect(received.items.map(\.sequence) == [2, 3])
+        manager.shutdown()
+    }
+}
+
+final class Collected: @unchecked Sendable {
+    let lock = NSLockish()
+    var items: [DeviceEvent] = []
+    func append(_ event: DeviceEvent) { lock.locked { items.append(event) } }
+}
+
+@Suite struct EventLogTests {
+    @Test func aClientTooFarBehindGetsResync() {
+        let log = EventLog(capacity: 3)
+        for _ in 0..<5 { log.publish(.updated, device: "tun0") }
+        let received = Collected()
+        _ = log.subscribe(after: 1) { received.append($0); return true }
+        #expect(received.items.map(\.kind) == [.resync] && received.items.first?.sequence == 5)
+        log.publish(.deleted, device: "tun0")
+        #expect(received.items.map(\.sequence) == [5, 6])
+    }
+
+    @Test func aSubscriberThatRefusesIsDropped() {
+        let log = EventLog()
+        _ = log.subscribe(after: nil) { _ in false }
+        log.publish(.created, device: "a")
+        #expect(log.subscriberCount == 0)
     }
 }
 

@@ -132,6 +132,31 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
         }
     }
 
+    func deleteAddress(_ prefix: IPPrefix, index: Int32) throws(KernelError) {
+        try lock.locked { () throws(KernelError) in
+            try check("deleteAddress")
+            guard let name = name(of: index) else { throw KernelError(operation: "deleteAddress", errno: 19, errnoName: "ENODEV") }
+            table[name]!.addresses.removeAll { $0 == prefix }
+        }
+    }
+
+    func deleteRoute(_ route: RouteSpec, index: Int32) throws(KernelError) {
+        try lock.locked { () throws(KernelError) in
+            try check("deleteRoute")
+            guard let name = name(of: index) else { throw KernelError(operation: "deleteRoute", errno: 19, errnoName: "ENODEV") }
+            table[name]!.routes.removeAll { $0 == route }
+        }
+    }
+
+    /// Every address the fake holds counts as tund's (the fake has no foreign writers).
+    func addresses(index: Int32) throws(KernelError) -> [(prefix: IPPrefix, owned: Bool)] {
+        lock.locked { table.values.first { $0.state.index == index }?.addresses.map { ($0, true) } ?? [] }
+    }
+
+    func ownedRoutes(index: Int32) throws(KernelError) -> [RouteSpec] {
+        lock.locked { table.values.first { $0.state.index == index }?.routes ?? [] }
+    }
+
     func setPersistent(_ name: String, _ persistent: Bool) throws(KernelError) {
         try lock.locked { () throws(KernelError) in
             try check("setPersistent")
@@ -181,16 +206,40 @@ final class FakeStore: DeviceStore, @unchecked Sendable {
         lock.locked { records.values.sorted { $0.id! < $1.id! } }
     }
 
-    func insert(_ record: DeviceRecord) throws(TundError) -> DeviceRecord {
+    var claims: [String: IdempotencyClaim] = [:]
+    var failUpdate = false
+    var nextRouteID: Int64 = 1
+
+    func insert(_ record: DeviceRecord, claim: IdempotencyClaim?) throws(TundError) -> DeviceRecord {
         try lock.locked { () throws(TundError) in
             if failInsert { throw .storageFailed("disk full") }
             if records[record.name] != nil { throw .deviceExists(name: record.name) }
             var stored = record
             stored.id = nextID
-            stored.routes = record.spec.routes.enumerated().map { DeviceRoute(id: Int64($0.offset + 1), spec: $0.element) }
             nextID += 1
+            assignRouteIDs(&stored)
+            records[record.name] = stored
+            if let claim { claims[claim.key] = claim }
+            return stored
+        }
+    }
+
+    func update(_ record: DeviceRecord) throws(TundError) -> DeviceRecord {
+        try lock.locked { () throws(TundError) in
+            if failUpdate { throw .storageFailed("disk full") }
+            var stored = record
+            assignRouteIDs(&stored)
             records[record.name] = stored
             return stored
+        }
+    }
+
+    func claim(key: String) throws(TundError) -> IdempotencyClaim? { lock.locked { claims[key] } }
+
+    private func assignRouteIDs(_ record: inout DeviceRecord) {
+        for index in record.routes.indices where record.routes[index].id == 0 {
+            record.routes[index].id = nextRouteID
+            nextRouteID += 1
         }
     }
 
@@ -205,4 +254,14 @@ final class NSLockish: @unchecked Sendable {
     func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         try mutex.withLock { (_) throws(E) -> T in try body() }
     }
+}
+
+/// Kernel notices on demand: the test calls `emit`.
+final class FakeNotices: KernelNotices, @unchecked Sendable {
+    let lock = NSLockish()
+    var handler: (@Sendable (KernelNotice) -> Void)?
+
+    func start(_ handler: @escaping @Sendable (KernelNotice) -> Void) throws(KernelError) { lock.locked { self.handler = handler } }
+    func stop() { lock.locked { handler = nil } }
+    func emit(_ notice: KernelNotice) { lock.locked { handler }?(notice) }
 }
