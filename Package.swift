@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tund", targets: ["tund"]),
+        .executable(name: "tundctl", targets: ["tundctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -26,7 +27,8 @@ let package = Package(
         .target(name: "TundStore", dependencies: ["CSQLite"], plugins: ["EmbedMigrations"]),
         .target(name: "TundCore", dependencies: ["NetAddress", .product(name: "Logging", package: "swift-log")]),
         .target(name: "TundHTTP", dependencies: ["CMicroHTTPD"]),
-        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "NetAddress", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "TundJSON"),
+        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "TundJSON", "NetAddress", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "tund",
             dependencies: [
@@ -36,11 +38,17 @@ let package = Package(
             ]
         ),
 
+        // The command-line client: talks to the daemon over the HTTP API only.
+        .executableTarget(
+            name: "tundctl",
+            dependencies: ["TundJSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"]),
         .testTarget(name: "TunKitTests", dependencies: ["TunKit", "NetAddress", "CLinux"]),
         .testTarget(name: "TundStoreTests", dependencies: ["TundStore"]),
         .testTarget(name: "TundCoreTests", dependencies: ["TundCore", "NetAddress"]),
         .testTarget(name: "TundHTTPTests", dependencies: ["TundHTTP"]),
-        .testTarget(name: "TundAPITests", dependencies: ["TundAPI", "TundCore", "TundHTTP", "NetAddress"]),
+        .testTarget(name: "TundAPITests", dependencies: ["TundAPI", "TundCore", "TundHTTP", "TundJSON", "NetAddress"]),
     ]
 )

@@ -1,3 +1,4 @@
+import TundJSON
 import TundCore
 import TundHTTP
 

@@ -1,3 +1,4 @@
+import TundJSON
 import TundCore
 
 /// Response bodies, with keys in the order the spec documents.

@@ -1,3 +1,4 @@
+import TundJSON
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,3 +1,4 @@
+import TundJSON
 import Logging
 import TundCore
 import TundHTTP

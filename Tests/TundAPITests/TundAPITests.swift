@@ -3,6 +3,7 @@ import NetAddress
 import Testing
 import TundCore
 import TundHTTP
+import TundJSON
 @testable import TundAPI
 
 @Suite struct DeviceRequestTests {

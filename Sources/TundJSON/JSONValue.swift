@@ -29,7 +29,7 @@ public enum JSONValue: Sendable, Equatable {
     }
 
     /// The JSON type name used in error messages: "a string", "an integer", ...
-    var typeDescription: String {
+    public var typeDescription: String {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
@@ -146,9 +146,39 @@ extension JSONValue {
     }
 }
 
-/// Helpers to build response objects tersely.
+/// Helpers to build objects tersely.
 extension JSONValue {
-    static func optional(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
-    static func optional(_ value: Int64?) -> JSONValue { value.map(JSONValue.integer) ?? .null }
-    static func count(_ value: UInt64) -> JSONValue { .integer(Int64(truncatingIfNeeded: value)) }
+    public static func optional(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+    public static func optional(_ value: Int64?) -> JSONValue { value.map(JSONValue.integer) ?? .null }
+    public static func count(_ value: UInt64) -> JSONValue { .integer(Int64(truncatingIfNeeded: value)) }
+}
+
+/// Reading values back out.
+extension JSONValue {
+    public subscript(index: Int) -> JSONValue? {
+        guard case .array(let items) = self, items.indices.contains(index) else { return nil }
+        return items[index]
+    }
+
+    public var stringValue: String? { if case .string(let text) = self { text } else { nil } }
+    public var integerValue: Int64? { if case .integer(let number) = self { number } else { nil } }
+    public var boolValue: Bool? { if case .bool(let flag) = self { flag } else { nil } }
+    public var arrayValue: [JSONValue]? { if case .array(let items) = self { items } else { nil } }
+    public var objectValue: [(String, JSONValue)]? { if case .object(let members) = self { members } else { nil } }
+
+    /// Multi-line, two-space indented JSON for people.
+    public func prettyPrinted(indent: String = "") -> String {
+        switch self {
+        case .array(let items) where !items.isEmpty:
+            let inner = indent + "  "
+            return "[\n" + items.map { inner + $0.prettyPrinted(indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
+        case .object(let members) where !members.isEmpty:
+            let inner = indent + "  "
+            return "{\n" + members.map { key, value in
+                inner + String(decoding: JSONValue.string(key).serialized(), as: UTF8.self) + ": " + value.prettyPrinted(indent: inner)
+            }.joined(separator: ",\n") + "\n\(indent)}"
+        default:
+            return String(decoding: serialized(), as: UTF8.self)
+        }
+    }
 }
