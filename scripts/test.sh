@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
-ensure_debian_packages "${RUNTIME_PACKAGES[@]}" iputils-ping util-linux python3 python3-pip python3-yaml python3-pytest python3-jsonschema
+ensure_debian_packages "${RUNTIME_PACKAGES[@]}" iputils-ping util-linux python3 python3-pip python3-yaml python3-pytest python3-jsonschema prometheus tshark jq
 
 python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check --break-system-packages openapi-spec-validator pyyaml jsonschema pytest 2>/dev/null || python3 -m pip install -q --disable-pip-version-check openapi-spec-validator pyyaml jsonschema pytest
 import openapi_spec_validator, yaml, jsonschema, pytest

@@ -9,11 +9,14 @@ public struct TundAPI: Sendable {
     public let router: Router
     private let logger: Logger
     private let eventStreams: EventStreams
+    private let requestMetrics: RequestMetrics
 
     public init(manager: DeviceManager, logger: Logger) {
         self.logger = logger
         let streams = EventStreams(log: manager.events)
         eventStreams = streams
+        let requests = RequestMetrics()
+        requestMetrics = requests
         var router = Router()
         router.add("GET", "/healthz") { _, _ in jsonResponse(200, .object([("status", .string("ok"))])) }
         router.add("GET", "/readyz") { _, _ in
@@ -87,6 +90,13 @@ public struct TundAPI: Sendable {
             }
         }
         router.add("GET", "/events") { request, _ in streams.open(request) }
+        router.add("GET", "/devices/{name}/capture") { request, path in
+            handle { try capture(manager, path["name"], request) }
+        }
+        router.add("GET", "/metrics") { _, _ in
+            let text = DeviceMetrics.render(manager: manager, requests: requests, eventStreams: streams.openCount)
+            return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Array(text.utf8))
+        }
         self.router = router
     }
 
@@ -97,17 +107,22 @@ public struct TundAPI: Sendable {
     public func respond(to request: HTTPRequest) -> HTTPResponse {
         let started = ContinuousClock.now
         let response: HTTPResponse
+        var route = "unmatched"
         switch router.match(method: request.method, path: request.path) {
-        case .handler(let handler, let parameters): response = handler(request, parameters)
+        case .handler(let handler, let parameters, let pattern):
+            route = pattern
+            response = handler(request, parameters)
         case .methodNotAllowed(let allowed): response = APIError.methodNotAllowed(request.method, allowed: allowed).response
         case .notFound: response = APIError.notFound(request.path).response
         case .badPath: response = APIError(status: 400, code: "invalid_path", message: "the path has a malformed percent escape").response
         }
         let elapsed = ContinuousClock.now - started
-        let milliseconds = Double(elapsed.components.attoseconds / 1_000_000_000_000) / 1000 + Double(elapsed.components.seconds) * 1000
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        requestMetrics.record(method: request.method, route: route, status: response.status, seconds: seconds)
+        // The path is logged as sent but bounded: a hostile client must not be able to write megabytes of log.
         logger.info("request", metadata: [
-            "method": "\(request.method)", "path": "\(request.path)", "status": "\(response.status)",
-            "duration_ms": "\(milliseconds)",
+            "method": "\(request.method.prefix(16))", "path": "\(request.path.prefix(256))", "status": "\(response.status)",
+            "duration_ms": "\((seconds * 1e6).rounded() / 1000)",
         ])
         return response
     }
@@ -127,6 +142,28 @@ private func handle(_ body: () throws -> HTTPResponse) -> HTTPResponse {
     } catch {
         return APIError(status: 500, code: "internal_error", message: "\(error)").response
     }
+}
+
+/// `GET /devices/{name}/capture?count=N&timeout=S`: a pcap stream of what the worker reads.
+private func capture(_ manager: DeviceManager, _ name: String, _ request: HTTPRequest) throws -> HTTPResponse {
+    func number(_ key: String, default value: Int) throws -> Int {
+        guard let text = request.query[key] else { return value }
+        guard let parsed = Int(text) else {
+            throw APIError(status: 422, code: "invalid_field", message: "\(key): must be an integer, got \(text.prefix(32))", field: key)
+        }
+        return parsed
+    }
+    let count = try number("count", default: 100)
+    let timeout = try number("timeout", default: 10)
+    let stream = HTTPStream(capacity: 8 << 20)
+    let session = try manager.capture(name, limit: count, timeoutSeconds: timeout,
+                                      sink: { stream.send($0) }, onFinish: { stream.finish() })
+    stream.onClose { session.finish() }
+    let fileName = "\(name)-\(count).pcap"
+    return HTTPResponse(status: 200, headers: [
+        ("Content-Type", "application/vnd.tcpdump.pcap"), ("Content-Disposition", "attachment; filename=\"\(fileName)\""),
+        ("Cache-Control", "no-store"),
+    ], stream: stream)
 }
 
 /// The device's ETag: its generation, as a strong entity tag.

@@ -16,7 +16,8 @@ public struct Router: Sendable {
     }
 
     public enum Match {
-        case handler(Handler, PathParameters)
+        /// The handler, its parameters, and the route's pattern (a bounded label for metrics and logs).
+        case handler(Handler, PathParameters, pattern: String)
         /// The path exists with other methods: answer 405 with `Allow`.
         case methodNotAllowed(allowed: [String])
         case notFound
@@ -51,7 +52,7 @@ public struct Router: Sendable {
         var allowed: [String] = []
         for route in routes {
             guard let parameters = Self.bind(route.segments, decoded) else { continue }
-            if route.method == method { return .handler(route.handler, parameters) }
+            if route.method == method { return .handler(route.handler, parameters, pattern: route.pattern) }
             if !allowed.contains(route.method) { allowed.append(route.method) }
         }
         return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)

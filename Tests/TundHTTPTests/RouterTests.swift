@@ -13,7 +13,7 @@ import TundHTTP
     }()
 
     func body(_ method: String, _ path: String) -> String? {
-        guard case .handler(let handler, let parameters) = router.match(method: method, path: path) else { return nil }
+        guard case .handler(let handler, let parameters, _) = router.match(method: method, path: path) else { return nil }
         return String(decoding: handler(HTTPRequest(method: method, path: path), parameters).body, as: UTF8.self)
     }
 

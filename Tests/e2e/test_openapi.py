@@ -1,12 +1,17 @@
 """The contract in api/openapi.yaml against the real daemon.
 
 The spec must be valid OpenAPI 3.1, and it must say what tund does: every answer the daemon gives is
-one the spec lists for that operation and status, with a body that its schema accepts (schemas are
-closed, so an undocumented key fails too); every operation it lists is served; every path serves exactly
-the methods it lists; and the request schema draws the line where the daemon does.
+one the spec lists for that operation and status, with the headers it declares (required ones present,
+values matching their schemas) and a body that its schema accepts (schemas are closed, so an undocumented
+key fails too); every event of the event stream is an `Event`; every operation it lists is served; every
+path serves exactly the methods it lists; and the request schemas draw the line where the daemon does.
 """
+import http.client
+import json
 import pathlib
 import socket
+import subprocess
+import time
 
 import pytest
 import yaml
@@ -19,11 +24,18 @@ SPEC_PATH = pathlib.Path(__file__).resolve().parents[2] / "api" / "openapi.yaml"
 # A hierarchical base URI, so that the spec's own "#/components/..." references resolve against it.
 SPEC_URI = "https://tund.invalid/api/openapi.yaml"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+JSON = {"Content-Type": "application/json"}
+# The parameter every path template names, by the `{...}` it fills.
+PATH_PARAMETERS = {"{name}": "DeviceName", "{address}": "Address", "{id}": "RouteId"}
 
 
 def escape(token: str) -> str:
     """One JSON-pointer token (RFC 6901)."""
     return token.replace("~", "~0").replace("/", "~1")
+
+
+def unescape(token: str) -> str:
+    return token.replace("~1", "/").replace("~0", "~")
 
 
 class Contract:
@@ -46,19 +58,65 @@ class Contract:
         assert method in item, f"the spec has no {method.upper()} {path}"
         return item[method]
 
-    def responses(self, path, method):
-        return self.operation(path, method)["responses"]
+    def follow(self, tokens):
+        """The object at `tokens` and its own location, following a local `$ref` there (to the end)."""
+        tokens = list(tokens)
+        node = self.document
+        for token in tokens:
+            node = node[token]
+        while isinstance(node, dict) and "$ref" in node:
+            reference = node["$ref"]
+            assert reference.startswith("#/"), reference
+            tokens = [unescape(token) for token in reference[2:].split("/")]
+            node = self.document
+            for token in tokens:
+                node = node[token]
+        return node, tokens
 
-    def validator(self, *pointer_tokens):
-        pointer = "".join("/" + escape(token) for token in pointer_tokens)
+    def response_location(self, path, method, status):
+        return self.follow(["paths", path, method, "responses", status])
+
+    def responses(self, path, method):
+        """The operation's responses by status, `$ref`s resolved."""
+        return {status: self.response_location(path, method, status)[0]
+                for status in self.operation(path, method)["responses"]}
+
+    def parameters(self, path, method):
+        return [self.follow(["paths", path, method, "parameters", index])[0]
+                for index in range(len(self.operation(path, method).get("parameters", [])))]
+
+    def validator_at(self, tokens):
+        pointer = "".join("/" + escape(str(token)) for token in tokens)
         return Draft202012Validator({"$ref": f"{SPEC_URI}#{pointer}"}, registry=self.registry,
                                     format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+    def validator(self, *pointer_tokens):
+        return self.validator_at(pointer_tokens)
 
     def schema_validator(self, name):
         return self.validator("components", "schemas", name)
 
-    def response_validator(self, path, method, status):
-        return self.validator("paths", path, method, "responses", status, "content", "application/json", "schema")
+    def response_validator(self, path, method, status, media="application/json"):
+        _, tokens = self.response_location(path, method, status)
+        return self.validator_at(tokens + ["content", media, "schema"])
+
+    def check_headers(self, path, method, status, response):
+        """Every required header of the declared answer is present, and every declared one that is
+        present has a value its schema accepts."""
+        _, location = self.response_location(path, method, status)
+        declared = self.follow(location)[0].get("headers", {})
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        for name in declared:
+            header, header_location = self.follow(location + ["headers", name])
+            value = headers.get(name.lower())
+            if value is None:
+                assert not header.get("required"), f"{method.upper()} {path} {status}: header {name} missing"
+                continue
+            if header["schema"].get("type") == "integer":
+                assert value.isdigit(), f"{method.upper()} {path} {status}: header {name}: {value!r}"
+                value = int(value)
+            errors = list(self.validator_at(header_location + ["schema"]).iter_errors(value))
+            assert not errors, f"{method.upper()} {path} {status}: header {name}: {value!r}: {errors[0].message}"
 
     def check(self, path, method, response):
         """Asserts that the live `response` to `method path` is one the spec declares; returns its JSON."""
@@ -67,9 +125,8 @@ class Contract:
         assert status in responses, (
             f"{method.upper()} {path} answered {response!r}, a status the spec does not list ({sorted(responses)})")
         declared = responses[status]
+        self.check_headers(path, method, status, response)
         headers = {name.lower(): value for name, value in response.headers.items()}
-        for header in declared.get("headers", {}):
-            assert header.lower() in headers, f"{method.upper()} {path} {status}: header {header} missing"
         if "content" not in declared:
             assert response.body == b"", f"{method.upper()} {path} {status}: the spec declares no body, got {response!r}"
             return None
@@ -81,6 +138,89 @@ class Contract:
                             + "\n".join(f"- at {list(error.absolute_path)}: {error.message}" for error in errors)
                             + f"\nbody: {body}")
         return body
+
+    def check_event(self, event_id, kind, data):
+        """One event of the stream: its data is an `Event`, its SSE id and type are its sequence and type."""
+        errors = sorted(self.schema_validator("Event").iter_errors(data), key=str)
+        assert not errors, ("event does not match the Event schema:\n"
+                            + "\n".join(f"- at {list(error.absolute_path)}: {error.message}" for error in errors)
+                            + f"\nevent: {data}")
+        assert event_id == str(data["sequence"]) and kind == data["type"], (event_id, kind, data)
+        return data
+
+
+class EventStream:
+    """`GET /events`, read incrementally with a socket timeout, so that a test never hangs on it."""
+
+    def __init__(self, tund, contract, last_event_id=None, query=None, timeout=10.0):
+        self.contract = contract
+        self.connection = http.client.HTTPConnection("127.0.0.1", tund.port, timeout=timeout)
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        self.connection.request("GET", "/events" + (f"?{query}" if query else ""), headers=headers)
+        self.response = self.connection.getresponse()
+        self.buffer = b""
+        self.comments = []
+        self.retry = None
+        self.headers = dict(self.response.getheaders())
+        contract.check_headers("/events", "get", str(self.response.status), self)
+        assert self.response.status == 200, self.response.status
+        declared = contract.responses("/events", "get")["200"]["content"]
+        assert list(declared) == ["text/event-stream"], declared
+        assert self.headers["Content-Type"].split(";")[0].strip() == "text/event-stream"
+
+    def next_block(self):
+        while b"\n\n" not in self.buffer:
+            chunk = self.response.read1(65536)
+            if not chunk:
+                raise EOFError(f"the event stream ended; unparsed: {self.buffer!r}")
+            self.buffer += chunk
+        block, self.buffer = self.buffer.split(b"\n\n", 1)
+        return block.decode()
+
+    def next_event(self):
+        """The next event as (id, type, data), its data checked against `Event`; comments are skipped."""
+        while True:
+            fields = {}
+            for line in self.next_block().split("\n"):
+                if line.startswith(":"):
+                    self.comments.append(line)
+                    continue
+                key, _, value = line.partition(":")
+                assert key in ("id", "event", "data", "retry"), f"unknown SSE field in {line!r}"
+                assert key not in fields, f"{key} twice in one event"
+                fields[key] = value[1:] if value.startswith(" ") else value
+            if "retry" in fields:
+                self.retry = fields.pop("retry")
+            if not fields:
+                continue
+            assert set(fields) == {"id", "event", "data"}, fields
+            data = json.loads(fields["data"])
+            self.contract.check_event(fields["id"], fields["event"], data)
+            return fields["id"], fields["event"], data
+
+    def until(self, predicate, limit=100):
+        """Events up to and including the first that matches (bounded in count and by the timeout)."""
+        seen = []
+        for _ in range(limit):
+            seen.append(self.next_event())
+            if predicate(seen[-1]):
+                return seen
+        raise AssertionError(f"no matching event among {seen}")
+
+    def close(self):
+        try:
+            self.connection.sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError):
+            pass
+        self.connection.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +244,32 @@ def error_code(response):
     return response.json()["error"]["code"]
 
 
-def create(tund, contract, body):
-    response, device = call(tund, contract, "post", "/devices", body=body)
+def etag(response):
+    return response.headers.get("ETag")
+
+
+def create(tund, contract, body, headers=None):
+    response, device = call(tund, contract, "post", "/devices", body=body, headers=headers)
     assert response.status == 201, response
     assert response.headers.get("Location") == f"/devices/{device['name']}"
+    assert etag(response) == f'"{device["generation"]}"'
     return device
+
+
+def generation(tund, contract, name):
+    response, device = call(tund, contract, "get", "/devices/{name}", f"/devices/{name}")
+    assert response.status == 200 and etag(response) == f'"{device["generation"]}"'
+    return device["generation"]
+
+
+def eventually(check, attempts=100):
+    """Retries a check while the daemon catches up (at most 10 s); returns the last result."""
+    for _ in range(attempts):
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    return check()
 
 
 # ---------------------------------------------------------------------------------------------------

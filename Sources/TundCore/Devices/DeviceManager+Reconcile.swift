@@ -40,9 +40,13 @@ extension DeviceManager {
             }
             devices.withLock { $0[record.name] = managed }
         }
+        restoreReport.withLock { $0 = report }
         ready.store(true, ordering: .releasing)
         return report
     }
+
+    /// What the last `restore` did.
+    public var lastRestore: RestoreReport { restoreReport.withLock { $0 } }
 
     /// Opens (attaching or creating) the stored device, converges it and starts its worker.
     func attach(_ record: DeviceRecord, existing: LinkState?) -> ManagedDevice {

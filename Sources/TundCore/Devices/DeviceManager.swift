@@ -22,7 +22,10 @@ public final class DeviceManager: Sendable {
     let logger: Logger
     public let events: EventLog
     let devices = Mutex<[String: ManagedDevice]>([:])
+    /// Per device, outliving worker restarts (drift repair re-creates the worker, not the captures).
+    let captureHubs = Mutex<[String: CaptureHub]>([:])
     let ready = Atomic<Bool>(false)
+    let restoreReport = Mutex(RestoreReport())
 
     /// The alias of every link this database owns.
     public let ownerAlias: String
@@ -125,9 +128,43 @@ public final class DeviceManager: Sendable {
     }
 
     func startWorker(_ record: DeviceRecord, _ device: any OpenDevice) throws(TundError) -> PacketWorker {
-        try kernel { () throws(KernelError) in
-            try PacketWorker(mode: record.spec.workerMode, kind: record.spec.kind, descriptors: device.queueDescriptors)
+        let hub = captureHubs.withLock { hubs in
+            if let hub = hubs[record.name] { return hub }
+            let hub = CaptureHub()
+            hubs[record.name] = hub
+            return hub
         }
+        return try kernel { () throws(KernelError) in
+            try PacketWorker(mode: record.spec.workerMode, kind: record.spec.kind, descriptors: device.queueDescriptors, capture: hub)
+        }
+    }
+
+    // MARK: - Capture
+
+    public static let captureLimitRange = 1...100_000
+    public static let captureTimeoutRange = 1...3600
+
+    /// Starts copying what the device's worker reads into `sink` as a pcap file: at most `limit` packets,
+    /// for at most `timeoutSeconds`. `onFinish` runs once when it ends (limit, timeout, device deleted, or
+    /// `sink` answering false because the client left).
+    public func capture(_ name: String, limit: Int, timeoutSeconds: Int, sink: @escaping @Sendable ([UInt8]) -> Bool,
+                        onFinish: @escaping @Sendable () -> Void) throws(TundError) -> CaptureSession {
+        guard Self.captureLimitRange.contains(limit) else {
+            throw .invalidField(field: "count", reason: "must be from 1 to \(Self.captureLimitRange.upperBound), got \(limit)")
+        }
+        guard Self.captureTimeoutRange.contains(timeoutSeconds) else {
+            throw .invalidField(field: "timeout", reason: "must be from 1 to \(Self.captureTimeoutRange.upperBound) seconds, got \(timeoutSeconds)")
+        }
+        let managed = try managedDevice(name)
+        guard managed.worker != nil, let hub = captureHubs.withLock({ $0[name] }) else {
+            throw .kernelRejected(KernelError(operation: "capture \(name)", errno: 19, errnoName: "ENODEV",
+                                              kernelMessage: "the device has no running worker"))
+        }
+        let session = CaptureSession(limit: limit, kind: managed.record.spec.kind, sink: sink, onFinish: onFinish)
+        hub.add(session)
+        session.startTimer(seconds: timeoutSeconds)
+        logger.info("capture started", metadata: ["device": "\(name)", "count": "\(limit)", "timeout": "\(timeoutSeconds)"])
+        return session
     }
 
     /// A stable summary of a create request, to tell a retry from a different request under the same key.
@@ -197,6 +234,7 @@ public final class DeviceManager: Sendable {
             }
             _ = try store.delete(name: name)
             devices[name] = nil
+            captureHubs.withLock { $0.removeValue(forKey: name) }?.finishAll()
             return managed.record
         }
         logger.info("device deleted", metadata: deviceMetadata(record))
@@ -224,6 +262,7 @@ public final class DeviceManager: Sendable {
             managed.worker?.stop()
             managed.device?.close()
         }
+        for hub in captureHubs.withLock({ hubs in defer { hubs = [:] }; return Array(hubs.values) }) { hub.finishAll() }
     }
 
     func deviceMetadata(_ record: DeviceRecord) -> Logger.Metadata {

@@ -16,7 +16,7 @@ public final class PacketWorker: Sendable {
     private let stopSignal: (read: Int32, write: Int32)
 
     /// Starts one thread per descriptor. The descriptors stay owned by the caller and must outlive `stop`.
-    public init(mode: WorkerMode, kind: DeviceKind, descriptors: [Int32]) throws(KernelError) {
+    public init(mode: WorkerMode, kind: DeviceKind, descriptors: [Int32], capture: CaptureHub = CaptureHub()) throws(KernelError) {
         self.mode = mode
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else {
@@ -27,7 +27,7 @@ public final class PacketWorker: Sendable {
             _ = fcntl(end, F_SETFL, O_NONBLOCK)
         }
         stopSignal = (pipeEnds[0], pipeEnds[1])
-        loops = descriptors.enumerated().map { QueueLoop(queue: $0.offset, descriptor: $0.element, stopSignal: pipeEnds[0], kind: kind) }
+        loops = descriptors.enumerated().map { QueueLoop(queue: $0.offset, descriptor: $0.element, stopSignal: pipeEnds[0], kind: kind, capture: capture) }
         var started: [pthread_t] = []
         for loop in loops {
             var thread = pthread_t()
@@ -74,17 +74,19 @@ final class QueueLoop: Sendable {
     let descriptor: Int32
     let stopSignal: Int32
     let kind: DeviceKind
+    let capture: CaptureHub
     let counters = QueueCounters()
     /// Packets read per wakeup before the stop signal is looked at again.
     static let batchLimit = 512
     /// Large enough for any frame: 65535 bytes of MTU plus Ethernet and VLAN headers.
     static let bufferSize = 65536 + 64
 
-    init(queue: Int, descriptor: Int32, stopSignal: Int32, kind: DeviceKind) {
+    init(queue: Int, descriptor: Int32, stopSignal: Int32, kind: DeviceKind, capture: CaptureHub) {
         self.queue = queue
         self.descriptor = descriptor
         self.stopSignal = stopSignal
         self.kind = kind
+        self.capture = capture
     }
 
     func run() {
@@ -100,10 +102,14 @@ final class QueueLoop: Sendable {
             if ready < 0 && errno != EINTR { tally.readErrors &+= 1 }
             if fds[1].revents != 0 { return }
             failing = false
+            // One relaxed load per wakeup: capture costs nothing while no one captures.
+            let capturing = capture.active.load(ordering: .relaxed) > 0
             for _ in 0..<Self.batchLimit {
                 let count = read(descriptor, buffer.baseAddress, buffer.count)
                 if count > 0 {
-                    tally.count(PacketClassifier.classify(UnsafeRawBufferPointer(rebasing: buffer[0..<count]), kind: kind), bytes: count)
+                    let packet = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+                    tally.count(PacketClassifier.classify(packet, kind: kind), bytes: count)
+                    if capturing { capture.deliver(packet, at: Self.now()) }
                     continue
                 }
                 if count < 0 && (errno == EAGAIN || errno == EINTR) { break }

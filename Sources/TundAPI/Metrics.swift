@@ -1,0 +1,189 @@
+import Synchronization
+import TundCore
+
+/// Prometheus text exposition (format 0.0.4), written by hand: a few families, no dependency.
+struct MetricsText {
+    private(set) var text = ""
+
+    /// Starts a family: `# HELP` and `# TYPE` lines.
+    mutating func family(_ name: String, _ type: String, _ help: String) {
+        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+    }
+
+    mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: Double) {
+        text += name
+        if !labels.isEmpty {
+            text += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
+        }
+        text += " " + Self.format(value) + "\n"
+    }
+
+    mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: UInt64) {
+        sample(name, labels, Double(value))
+    }
+
+    static func escape(_ value: String) -> String {
+        var escaped = ""
+        for character in value {
+            switch character {
+            case "\\": escaped += "\\\\"
+            case "\"": escaped += "\\\""
+            case "\n": escaped += "\\n"
+            default: escaped.append(character)
+            }
+        }
+        return escaped
+    }
+
+    static func format(_ value: Double) -> String {
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return "\(value)"
+    }
+}
+
+/// Counts and times API requests by method, route pattern (never the raw path: bounded labels) and status.
+final class RequestMetrics: Sendable {
+    static let buckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
+    private struct Histogram {
+        var counts = [UInt64](repeating: 0, count: RequestMetrics.buckets.count)
+        var sum = 0.0
+        var count: UInt64 = 0
+    }
+
+    private struct State {
+        var requests: [String: UInt64] = [:]        // "method\u{0}route\u{0}status"
+        var durations: [String: Histogram] = [:]    // "method\u{0}route"
+    }
+
+    private let state = Mutex(State())
+
+    func record(method: String, route: String, status: Int, seconds: Double) {
+        state.withLock { state in
+            state.requests["\(method)\u{0}\(route)\u{0}\(status)", default: 0] += 1
+            var histogram = state.durations["\(method)\u{0}\(route)", default: Histogram()]
+            for (index, bound) in Self.buckets.enumerated() where seconds <= bound { histogram.counts[index] += 1 }
+            histogram.sum += seconds
+            histogram.count += 1
+            state.durations["\(method)\u{0}\(route)"] = histogram
+        }
+    }
+
+    func write(to text: inout MetricsText) {
+        let (requests, durations) = state.withLock { ($0.requests, $0.durations) }
+        text.family("tund_http_requests_total", "counter", "API requests answered, by method, route and status.")
+        for key in requests.keys.sorted() {
+            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
+            text.sample("tund_http_requests_total", [("method", parts[0]), ("route", parts[1]), ("status", parts[2])], requests[key]!)
+        }
+        text.family("tund_http_request_duration_seconds", "histogram", "Time from a complete request to its answer, by method and route.")
+        for key in durations.keys.sorted() {
+            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
+            let labels = [("method", parts[0]), ("route", parts[1])]
+            let histogram = durations[key]!
+            for (index, bound) in Self.buckets.enumerated() {
+                text.sample("tund_http_request_duration_seconds_bucket", labels + [("le", MetricsText.format(bound))], histogram.counts[index])
+            }
+            text.sample("tund_http_request_duration_seconds_bucket", labels + [("le", "+Inf")], histogram.count)
+            text.sample("tund_http_request_duration_seconds_sum", labels, histogram.sum)
+            text.sample("tund_http_request_duration_seconds_count", labels, histogram.count)
+        }
+    }
+}
+
+/// `GET /metrics`: every device's worker and kernel counters, drift and restore counts, API metrics,
+/// build info.
+enum DeviceMetrics {
+    static let version = "0.1.0"
+
+    static func render(manager: DeviceManager, requests: RequestMetrics, eventStreams: Int) -> String {
+        var text = MetricsText()
+        text.family("tund_build_info", "gauge", "Always 1; the labels say which build this is.")
+        text.sample("tund_build_info", [("version", version)], 1.0)
+        text.family("tund_ready", "gauge", "1 once every stored device has been restored.")
+        text.sample("tund_ready", [], manager.isReady ? 1.0 : 0.0)
+
+        let devices = manager.list()
+        text.family("tund_devices", "gauge", "Devices tund manages.")
+        text.sample("tund_devices", [], Double(devices.count))
+        let restore = manager.lastRestore
+        text.family("tund_restore_devices", "gauge", "What the last start's restore did, by outcome.")
+        for (outcome, count) in [("reattached", restore.reattached.count), ("recreated", restore.recreated.count),
+                                 ("orphan_removed", restore.orphansRemoved.count), ("failed", restore.failed.count)] {
+            text.sample("tund_restore_devices", [("outcome", outcome)], Double(count))
+        }
+
+        var statistics: [(DeviceSnapshot, DeviceStatistics)] = []
+        for device in devices {
+            if let stats = try? manager.statistics(device.record.name) { statistics.append((device, stats)) }
+        }
+        text.family("tund_device_up", "gauge", "1 when the link is administratively up, as the kernel says.")
+        for (device, _) in statistics { text.sample("tund_device_up", [("device", device.record.name)], device.link?.up == true ? 1.0 : 0.0) }
+        text.family("tund_device_present", "gauge", "1 when the link exists and tund holds it.")
+        for (device, _) in statistics { text.sample("tund_device_present", [("device", device.record.name)], device.link == nil ? 0.0 : 1.0) }
+        text.family("tund_device_mtu_bytes", "gauge", "The link's MTU as the kernel says.")
+        for (device, _) in statistics { if let link = device.link { text.sample("tund_device_mtu_bytes", [("device", device.record.name)], Double(link.mtu)) } }
+
+        func perQueue(_ name: String, _ type: String, _ help: String, _ values: [(String, (QueueCounterValues) -> UInt64)]) {
+            text.family(name, type, help)
+            for (device, stats) in statistics {
+                for queue in stats.worker.queues {
+                    for (direction, value) in values {
+                        var labels = [("device", device.record.name), ("queue", String(queue.queue)), ("mode", stats.worker.mode.rawValue)]
+                        if !direction.isEmpty { labels.append(("direction", direction)) }
+                        text.sample(name, labels, value(queue))
+                    }
+                }
+            }
+        }
+        perQueue("tund_worker_packets_total", "counter", "Packets the worker read from the device (direction=read) or wrote to it (written).",
+                 [("read", \.packetsRead), ("written", \.packetsWritten)])
+        perQueue("tund_worker_bytes_total", "counter", "Bytes the worker read from the device or wrote to it.",
+                 [("read", \.bytesRead), ("written", \.bytesWritten)])
+        perQueue("tund_worker_errors_total", "counter", "Failed reads and writes on the device's descriptors.",
+                 [("read", \.readErrors), ("written", \.writeErrors)])
+        perQueue("tund_worker_dropped_total", "counter", "Packets the worker discarded as malformed.", [("", \.dropped)])
+        text.family("tund_worker_protocol_packets_total", "counter", "Packets read, by protocol (see the README for how they are counted).")
+        for (device, stats) in statistics {
+            for queue in stats.worker.queues {
+                let protocols = queue.protocols
+                for (name, value) in [("ipv4", protocols.ipv4), ("ipv6", protocols.ipv6), ("arp", protocols.arp), ("icmp", protocols.icmp),
+                                      ("icmpv6", protocols.icmpv6), ("tcp", protocols.tcp), ("udp", protocols.udp), ("other", protocols.other)] {
+                    text.sample("tund_worker_protocol_packets_total", [("device", device.record.name), ("queue", String(queue.queue)),
+                                                                       ("mode", stats.worker.mode.rawValue), ("protocol", name)], value)
+                }
+            }
+        }
+        text.family("tund_worker_running", "gauge", "1 while the device's worker threads run.")
+        for (device, stats) in statistics { text.sample("tund_worker_running", [("device", device.record.name), ("mode", stats.worker.mode.rawValue)], stats.worker.running ? 1.0 : 0.0) }
+        text.family("tund_worker_last_packet_timestamp_seconds", "gauge", "When the worker last read a packet (Unix time); absent before the first.")
+        for (device, stats) in statistics where stats.worker.total.lastPacketAtNanoseconds > 0 {
+            text.sample("tund_worker_last_packet_timestamp_seconds", [("device", device.record.name)], Double(stats.worker.total.lastPacketAtNanoseconds) / 1e9)
+        }
+
+        func kernel(_ name: String, _ help: String, _ values: [(String, (KernelCounters) -> UInt64)]) {
+            text.family(name, "counter", help)
+            for (device, stats) in statistics {
+                guard let counters = stats.kernel else { continue }
+                for (direction, value) in values { text.sample(name, [("device", device.record.name), ("direction", direction)], value(counters)) }
+            }
+        }
+        kernel("tund_link_packets_total", "The kernel's link counters (IFLA_STATS64): tx = handed to the worker, rx = written by it.",
+               [("rx", \.rxPackets), ("tx", \.txPackets)])
+        kernel("tund_link_bytes_total", "The kernel's link byte counters.", [("rx", \.rxBytes), ("tx", \.txBytes)])
+        kernel("tund_link_errors_total", "The kernel's link error counters.", [("rx", \.rxErrors), ("tx", \.txErrors)])
+        kernel("tund_link_dropped_total", "The kernel's link drop counters (tx: the worker was not reading fast enough).",
+               [("rx", \.rxDropped), ("tx", \.txDropped)])
+
+        text.family("tund_drift_detected_total", "counter", "Changes made by others to the device that tund saw.")
+        for (device, _) in statistics { text.sample("tund_drift_detected_total", [("device", device.record.name)], Double(device.driftDetected)) }
+        text.family("tund_drift_repaired_total", "counter", "Changes made by others that tund put back.")
+        for (device, _) in statistics { text.sample("tund_drift_repaired_total", [("device", device.record.name)], Double(device.driftRepaired)) }
+
+        text.family("tund_event_streams", "gauge", "Clients following GET /events.")
+        text.sample("tund_event_streams", [], Double(eventStreams))
+        requests.write(to: &text)
+        return text.text
+    }
+}

@@ -1,0 +1,165 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// Packet capture: copies of what a device's worker reads, written as a pcap file (libpcap format,
+/// microsecond timestamps) that `tcpdump -r` and `tshark -r` read.
+///
+/// A device's worker threads look at `CaptureHub.active` once per batch; while it is zero they do
+/// nothing more, so capture costs nothing when no one is capturing.
+public final class CaptureHub: Sendable {
+    let active = Atomic<Int>(0)
+    private let sessions = Mutex<[ObjectIdentifier: CaptureSession]>([:])
+
+    public init() {}
+
+    func add(_ session: CaptureSession) {
+        sessions.withLock { $0[ObjectIdentifier(session)] = session }
+        active.add(1, ordering: .releasing)
+        session.hub.withLock { $0 = self }
+    }
+
+    func remove(_ session: CaptureSession) {
+        let removed = sessions.withLock { $0.removeValue(forKey: ObjectIdentifier(session)) }
+        if removed != nil { active.subtract(1, ordering: .releasing) }
+    }
+
+    /// Called by a worker thread for each packet while `active > 0`.
+    func deliver(_ packet: UnsafeRawBufferPointer, at nanoseconds: UInt64) {
+        for session in sessions.withLock({ Array($0.values) }) { _ = session.record(packet, at: nanoseconds) }
+    }
+
+    /// Ends every capture (the device is going away).
+    func finishAll() {
+        for session in sessions.withLock({ Array($0.values) }) { session.finish() }
+    }
+}
+
+/// One client's capture: at most `limit` packets, written through `sink` as pcap records after a pcap
+/// file header. `sink` returns false when the client is gone; the session then ends.
+public final class CaptureSession: Sendable {
+    private struct State {
+        var captured = 0
+        var finished = false
+    }
+
+    public let limit: Int
+    private let state = Mutex(State())
+    /// The hub delivering to this session; it lets go of the session when the session ends.
+    let hub = Mutex<CaptureHub?>(nil)
+    /// Written once by `finish` so the timeout thread ends at once instead of sleeping on.
+    private let wake: (read: Int32, write: Int32)
+    private let sink: @Sendable ([UInt8]) -> Bool
+    private let onFinish: @Sendable () -> Void
+
+    /// pcap LINKTYPE_RAW (101): bare IPv4/IPv6 packets, as a TUN device carries them.
+    public static let linkTypeRaw: UInt32 = 101
+    /// pcap LINKTYPE_ETHERNET (1): Ethernet frames, as a TAP device carries them.
+    public static let linkTypeEthernet: UInt32 = 1
+    public static let snapLength: UInt32 = 65535
+
+    init(limit: Int, kind: DeviceKind, sink: @escaping @Sendable ([UInt8]) -> Bool, onFinish: @escaping @Sendable () -> Void) {
+        self.limit = limit
+        self.sink = sink
+        self.onFinish = onFinish
+        var ends: [Int32] = [0, 0]
+        _ = pipe(&ends)
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        wake = (ends[0], ends[1])
+        _ = sink(Self.fileHeader(linkType: kind == .tun ? Self.linkTypeRaw : Self.linkTypeEthernet))
+    }
+
+    /// The 24-byte pcap global header: magic 0xa1b2c3d4 (microseconds), version 2.4, snaplen, link type.
+    public static func fileHeader(linkType: UInt32) -> [UInt8] {
+        bytes(UInt32(0xa1b2_c3d4)) + bytes(UInt16(2)) + bytes(UInt16(4)) + bytes(Int32(0)) + bytes(UInt32(0))
+            + bytes(snapLength) + bytes(linkType)
+    }
+
+    /// A 16-byte record header (seconds, microseconds, captured length, original length) and the packet.
+    public static func packetRecord(_ packet: UnsafeRawBufferPointer, at nanoseconds: UInt64) -> [UInt8] {
+        let captured = min(packet.count, Int(snapLength))
+        var record = bytes(UInt32(truncatingIfNeeded: nanoseconds / 1_000_000_000))
+            + bytes(UInt32(truncatingIfNeeded: nanoseconds / 1000 % 1_000_000))
+            + bytes(UInt32(captured)) + bytes(UInt32(packet.count))
+        record += UnsafeRawBufferPointer(rebasing: packet[0..<captured])
+        return record
+    }
+
+    static func bytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+
+    /// Records one packet; false once the session is over (limit reached, client gone, finished).
+    func record(_ packet: UnsafeRawBufferPointer, at nanoseconds: UInt64) -> Bool {
+        let (keep, done) = state.withLock { state -> (Bool, Bool) in
+            guard !state.finished else { return (false, false) }
+            guard sink(Self.packetRecord(packet, at: nanoseconds)) else {
+                state.finished = true
+                return (false, true)
+            }
+            state.captured += 1
+            if state.captured >= limit {
+                state.finished = true
+                return (false, true)
+            }
+            return (true, false)
+        }
+        if done { ended() }
+        return keep
+    }
+
+    /// Ends the capture (timeout, device deleted, client gone). Idempotent.
+    public func finish() {
+        let first = state.withLock { state in
+            defer { state.finished = true }
+            return !state.finished
+        }
+        if first { ended() }
+    }
+
+    /// Wakes the timer thread (so it exits now) and tells the owner.
+    private func ended() {
+        var one: UInt8 = 1
+        _ = write(wake.write, &one, 1)
+        hub.withLock { hub in defer { hub = nil }; return hub }?.remove(self)
+        onFinish()
+    }
+
+    /// Finishes the session after `seconds` unless it ends sooner. The timer thread is detached and holds
+    /// the session until it exits, which `ended` makes it do at once.
+    func startTimer(seconds: Int) {
+        let context = Unmanaged.passRetained(TimerContext(session: self, milliseconds: Int32(seconds * 1000))).toOpaque()
+        var thread = pthread_t()
+        if pthread_create(&thread, nil, runCaptureTimer, context) == 0 {
+            pthread_detach(thread)
+        } else {
+            Unmanaged<TimerContext>.fromOpaque(context).release()
+        }
+    }
+
+    fileprivate func waitForTimeout(milliseconds: Int32) {
+        var fds = [pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
+        if poll(&fds, 1, milliseconds) == 0 { finish() }
+    }
+
+    deinit {
+        Glibc.close(wake.read)
+        Glibc.close(wake.write)
+    }
+
+    public var capturedCount: Int { state.withLock { $0.captured } }
+}
+
+private final class TimerContext {
+    let session: CaptureSession
+    let milliseconds: Int32
+    init(session: CaptureSession, milliseconds: Int32) {
+        self.session = session
+        self.milliseconds = milliseconds
+    }
+}
+
+private func runCaptureTimer(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    let timer = Unmanaged<TimerContext>.fromOpaque(context!).takeRetainedValue()
+    timer.session.waitForTimeout(milliseconds: timer.milliseconds)
+    return nil
+}

@@ -1,0 +1,108 @@
+/// Where tund listens, as given by `--server` or `TUND_SERVER`.
+///
+/// Accepted forms:
+/// - `http://HOST[:PORT][/PREFIX]` where HOST is an IPv4 address, `[IPv6]`, or a name such as
+///   `localhost` (resolved with getaddrinfo); PORT defaults to 80;
+/// - `HOST:PORT` without a scheme, taken as `http://HOST:PORT`;
+/// - `unix:/PATH/TO.sock` (or `unix:///PATH`) for a Unix domain socket.
+///
+/// `https` is refused: tundctl speaks plain HTTP only.
+struct ServerAddress: Equatable, CustomStringConvertible {
+    enum Endpoint: Equatable {
+        case tcp(host: String, port: UInt16)
+        case unix(path: String)
+    }
+
+    let endpoint: Endpoint
+    /// A path prefix put before every API path (`http://proxy/tund` gives `/tund/devices`); "" for none.
+    let pathPrefix: String
+    /// The text it was parsed from, for messages.
+    let description: String
+
+    static let defaultURL = "http://127.0.0.1:8080"
+
+    /// The value of the `Host` header.
+    var hostHeader: String {
+        switch endpoint {
+        case .unix: return "localhost"
+        case .tcp(let host, let port):
+            let bracketed = host.contains(":") ? "[\(host)]" : host
+            return port == 80 ? bracketed : "\(bracketed):\(port)"
+        }
+    }
+
+    init(parsing text: String) throws(UsageError) {
+        description = text
+        if text.hasPrefix("unix:") {
+            var path = Substring(text.dropFirst("unix:".count))
+            if path.hasPrefix("//") { path = path.dropFirst(2) }
+            guard path.hasPrefix("/"), path.count > 1 else {
+                throw UsageError("--server \(text): a Unix socket is given as unix:/absolute/path.sock")
+            }
+            endpoint = .unix(path: String(path))
+            pathPrefix = ""
+            return
+        }
+        var rest = Substring(text)
+        if let schemeEnd = rest.firstRange(of: "://") {
+            let scheme = rest[..<schemeEnd.lowerBound].lowercased()
+            guard scheme == "http" else {
+                throw UsageError("--server \(text): only http:// and unix: are supported, not \(scheme)://")
+            }
+            rest = rest[schemeEnd.upperBound...]
+        }
+        let authority: Substring
+        if let slash = rest.firstIndex(of: "/") {
+            authority = rest[..<slash]
+            var prefix = String(rest[slash...])
+            while prefix.hasSuffix("/") { prefix.removeLast() }
+            pathPrefix = prefix
+        } else {
+            authority = rest
+            pathPrefix = ""
+        }
+        guard !authority.contains("@") else {
+            throw UsageError("--server \(text): user information in the URL is not supported; use --token")
+        }
+        let host: Substring
+        let portText: Substring?
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else {
+                throw UsageError("--server \(text): an IPv6 address must be closed with ]")
+            }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if after.isEmpty {
+                portText = nil
+            } else if after.hasPrefix(":") {
+                portText = after.dropFirst()
+            } else {
+                throw UsageError("--server \(text): expected :PORT after the IPv6 address")
+            }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            portText = authority[authority.index(after: colon)...]
+            guard !host.contains(":") else {
+                throw UsageError("--server \(text): write an IPv6 address in brackets, like http://[::1]:8080")
+            }
+        } else {
+            host = authority
+            portText = nil
+        }
+        guard !host.isEmpty else { throw UsageError("--server \(text): the host is missing") }
+        var port: UInt16 = 80
+        if let portText {
+            guard let parsed = UInt16(portText), parsed > 0 else {
+                throw UsageError("--server \(text): the port must be a number from 1 to 65535")
+            }
+            port = parsed
+        }
+        endpoint = .tcp(host: String(host), port: port)
+    }
+}
+
+/// A problem with the command line found after parsing (exit status 64).
+struct UsageError: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}
