@@ -53,7 +53,15 @@ public struct APIError: Error, Sendable, Equatable {
             self.init(status: 404, code: "not_found", message: error.description)
         case .idempotencyKeyReused:
             self.init(status: 422, code: "idempotency_key_reused", message: error.description)
+        case .deviceLimitReached:
+            self.init(status: 409, code: "device_limit_reached", message: error.description)
         }
+    }
+
+    static var unauthorized: APIError {
+        var error = APIError(status: 401, code: "unauthorized", message: "this endpoint needs an Authorization: Bearer token")
+        error.headers["WWW-Authenticate"] = "Bearer realm=\"tund\""
+        return error
     }
 
     static func notFound(_ path: String) -> APIError {

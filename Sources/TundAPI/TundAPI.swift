@@ -10,9 +10,12 @@ public struct TundAPI: Sendable {
     private let logger: Logger
     private let eventStreams: EventStreams
     private let requestMetrics: RequestMetrics
+    private let token: [UInt8]?
 
-    public init(manager: DeviceManager, logger: Logger) {
+    /// `token`: when set, every endpoint but `/healthz` requires `Authorization: Bearer <token>`.
+    public init(manager: DeviceManager, logger: Logger, token: String? = nil) {
         self.logger = logger
+        self.token = token.map { Array($0.utf8) }
         let streams = EventStreams(log: manager.events)
         eventStreams = streams
         let requests = RequestMetrics()
@@ -109,6 +112,9 @@ public struct TundAPI: Sendable {
         let response: HTTPResponse
         var route = "unmatched"
         switch router.match(method: request.method, path: request.path) {
+        case .handler(_, _, let pattern) where pattern != "/healthz" && !authorized(request):
+            route = pattern
+            response = APIError.unauthorized.response
         case .handler(let handler, let parameters, let pattern):
             route = pattern
             response = handler(request, parameters)
@@ -125,6 +131,15 @@ public struct TundAPI: Sendable {
             "duration_ms": "\((seconds * 1e6).rounded() / 1000)",
         ])
         return response
+    }
+
+    /// True without a configured token, or when the request carries it. The comparison takes the same
+    /// time wherever the first difference is, so response timing does not leak the token.
+    private func authorized(_ request: HTTPRequest) -> Bool {
+        guard let token else { return true }
+        guard let header = request.headers["authorization"], header.utf8.count > 7,
+              header.prefix(7).lowercased() == "bearer " else { return false }
+        return constantTimeEqual(Array(header.utf8.dropFirst(7)), token)
     }
 
     /// The 413 answer for the HTTP server's body limit, in the API's error format.
@@ -200,4 +215,13 @@ private func jsonBody(_ request: HTTPRequest) throws -> JSONValue {
         guard case .invalid(let message) = error else { throw error }
         throw APIError(status: 400, code: "invalid_json", message: message)
     }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
+    for index in 0..<max(a.count, b.count) {
+        difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+    }
+    return difference == 0
 }

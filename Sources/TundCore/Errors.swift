@@ -45,6 +45,8 @@ public enum TundError: Error, Equatable, Sendable {
     case itemNotFound(String)
     /// An `Idempotency-Key` reused for a different request, or for a device deleted since.
     case idempotencyKeyReused(String)
+    /// The configured maximum number of devices exists already.
+    case deviceLimitReached(limit: Int)
 
     /// Maps a kernel failure to the domain: errnos that mean "the request does not fit the system"
     /// become rejections, privilege errors stand apart, the rest are failures.
@@ -75,6 +77,7 @@ extension TundError: CustomStringConvertible {
         case .preconditionFailed(let name, let current): "device \(name) has changed: its generation is now \(current)"
         case .itemNotFound(let message): message
         case .idempotencyKeyReused(let message): message
+        case .deviceLimitReached(let limit): "tund manages its maximum of \(limit) devices (--max-devices); delete one first"
         }
     }
 }

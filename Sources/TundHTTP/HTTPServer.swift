@@ -19,6 +19,11 @@ public final class HTTPServer: Sendable {
         public var connectionTimeoutSeconds: Int = 30
         /// Builds the 413 answer for a body over `maxBodyBytes`.
         public var tooLarge: @Sendable (_ limit: Int) -> HTTPResponse
+        /// PEM certificate chain and key: both set to serve HTTPS.
+        public var tlsCertificatePEM: String?
+        public var tlsKeyPEM: String?
+        /// Permissions of a Unix socket (`unix:` listen addresses).
+        public var unixSocketMode: UInt32 = 0o660
 
         public init(tooLarge: @escaping @Sendable (_ limit: Int) -> HTTPResponse) {
             self.tooLarge = tooLarge
@@ -29,6 +34,7 @@ public final class HTTPServer: Sendable {
     let handler: @Sendable (HTTPRequest) -> HTTPResponse
     public let address: ListenAddress
     private let daemon: Mutex<DaemonHandle?>
+    private let tlsMaterial: TLSMaterial
 
     /// Binds `address` and starts serving on the pool's threads.
     public init(address: ListenAddress, configuration: Configuration,
@@ -37,15 +43,22 @@ public final class HTTPServer: Sendable {
         self.configuration = configuration
         self.handler = handler
         daemon = Mutex(nil)
-        let fd = try openListeningSocket(address)
+        if configuration.tlsCertificatePEM != nil, tund_mhd_supports_tls() == 0 {
+            throw ListenError(address: address, function: "TLS (this libmicrohttpd was built without it)", errno: EPROTONOSUPPORT)
+        }
+        let fd = try openListeningSocket(address, unixMode: mode_t(configuration.unixSocketMode))
+        // libmicrohttpd keeps pointers to the PEM texts; they live as long as this server.
+        tlsMaterial = TLSMaterial(certificate: configuration.tlsCertificatePEM.map { strdup($0) },
+                                  key: configuration.tlsKeyPEM.map { strdup($0) })
         var options = tund_mhd_options(
             listen_fd: fd, thread_pool_size: UInt32(configuration.threads), connection_limit: UInt32(configuration.connectionLimit),
             connection_timeout_seconds: UInt32(configuration.connectionTimeoutSeconds),
             // Headers and each body chunk must fit this buffer; bodies are copied out as they arrive.
-            connection_memory_limit: 64 * 1024)
+            connection_memory_limit: 64 * 1024,
+            tls_cert_pem: tlsMaterial.certificate.map { UnsafePointer($0) }, tls_key_pem: tlsMaterial.key.map { UnsafePointer($0) })
         // The daemon holds an unretained pointer: `stop` (called by deinit at the latest) ends all callbacks first.
-        let context = Unmanaged.passUnretained(self).toOpaque()
-        guard let started = tund_mhd_start(&options, handleAccess, context, handleCompleted, nil) else {
+        let started = tund_mhd_start(&options, handleAccess, Unmanaged.passUnretained(self).toOpaque(), handleCompleted, nil)
+        guard let started else {
             close(fd)
             throw ListenError(address: address, function: "MHD_start_daemon", errno: errno)
         }
@@ -62,7 +75,17 @@ public final class HTTPServer: Sendable {
         if let running = running?.pointer { MHD_stop_daemon(running) }
     }
 
-    deinit { stop() }
+    deinit {
+        stop()
+        free(tlsMaterial.certificate)
+        free(tlsMaterial.key)
+    }
+}
+
+/// Copies of the PEM texts handed to libmicrohttpd, freed after it stops.
+struct TLSMaterial: @unchecked Sendable {
+    let certificate: UnsafeMutablePointer<CChar>?
+    let key: UnsafeMutablePointer<CChar>?
 }
 
 /// libmicrohttpd's daemon pointer: MHD_stop_daemon may be called from any thread.

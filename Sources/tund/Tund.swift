@@ -19,7 +19,7 @@ struct Tund: ParsableCommand {
             Needs CAP_NET_ADMIN and read/write access to /dev/net/tun.
             """)
 
-    @Option(help: "Address and port to serve the API on (HOST:PORT, [IPv6]:PORT).")
+    @Option(help: "Where to serve the API: HOST:PORT, [IPv6]:PORT, or unix:/path/to/socket. Addresses other than loopback need a token.")
     var listen: String = "127.0.0.1:8080"
 
     @Option(help: "SQLite database holding the devices (created if missing). Default: $STATE_DIRECTORY/tund.db under systemd, else /var/lib/tund/tund.db.")
@@ -34,11 +34,37 @@ struct Tund: ParsableCommand {
     @Option(help: "Threads serving HTTP connections.")
     var httpThreads: Int = 2
 
+    @Option(help: "File holding the bearer token every endpoint but /healthz then requires (or set TUND_TOKEN).")
+    var tokenFile: String?
+
+    @Option(help: "PEM certificate chain: serve HTTPS (with --tls-key).")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key for --tls-cert.")
+    var tlsKey: String?
+
+    @Option(help: "Permissions of the Unix socket (octal), which are its access control.")
+    var socketMode: String = "0660"
+
+    @Option(help: "Most devices tund will manage; creates beyond it answer 409.")
+    var maxDevices: Int = 1024
+
+    @Option(help: "Most simultaneous HTTP connections; more are refused at accept.")
+    var maxConnections: Int = 256
+
+    @Option(help: "Seconds a connection may sit idle (or trickle a body) before it is closed.")
+    var connectionTimeout: Int = 30
+
     func validate() throws {
         guard ListenAddress(listen) != nil else { throw ValidationError("--listen must be HOST:PORT with a numeric IP address, got \(listen)") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
         guard (1...(1 << 24)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must be between 1 and 16777216") }
         guard (1...64).contains(httpThreads) else { throw ValidationError("--http-threads must be between 1 and 64") }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else { throw ValidationError("--socket-mode must be octal, like 0660") }
+        guard (1...1_000_000).contains(maxDevices) else { throw ValidationError("--max-devices must be between 1 and 1000000") }
+        guard (1...65536).contains(maxConnections) else { throw ValidationError("--max-connections must be between 1 and 65536") }
+        guard (1...3600).contains(connectionTimeout) else { throw ValidationError("--connection-timeout must be between 1 and 3600 seconds") }
     }
 
     func run() throws {
@@ -57,8 +83,20 @@ struct Tund: ParsableCommand {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         signal(SIGPIPE, SIG_IGN)
 
-        if !address.isLoopback {
-            fail(logger, "refusing to listen on \(address): tund has no authentication yet, so it serves loopback addresses only")
+        let token = readToken(logger)
+        if address.unixPath == nil && !address.isLoopback && token == nil {
+            fail(logger, "refusing to listen on \(address) without a token: anyone who can reach it could reconfigure this host's network; set --token-file or TUND_TOKEN, or listen on 127.0.0.1 or a Unix socket")
+        }
+        if address.unixPath == nil && !address.isLoopback && tlsCert == nil {
+            logger.warning("serving a non-loopback address without TLS: the bearer token crosses the network in clear text", metadata: ["address": "\(address)"])
+        }
+        var tlsCertificatePEM: String?, tlsKeyPEM: String?
+        if let tlsCert, let tlsKey {
+            guard let certificate = try? Preflight.readFile(tlsCert), let key = try? Preflight.readFile(tlsKey) else {
+                fail(logger, "cannot read --tls-cert \(tlsCert) or --tls-key \(tlsKey)")
+            }
+            tlsCertificatePEM = certificate
+            tlsKeyPEM = key
         }
         if Preflight.missingNetAdmin() { fail(logger, "tund needs CAP_NET_ADMIN to configure network devices: run it as root or grant the capability (AmbientCapabilities=CAP_NET_ADMIN)") }
         if let problem = Preflight.tunDeviceProblem() { fail(logger, problem) }
@@ -76,18 +114,27 @@ struct Tund: ParsableCommand {
         } catch {
             fail(logger, "cannot open a netlink socket: \(error)")
         }
-        let manager = DeviceManager(links: KernelLinkControl(netlink: netlink), store: SQLiteDeviceStore(database: store), logger: logger)
-        let api = TundAPI(manager: manager, logger: logger)
+        let manager = DeviceManager(links: KernelLinkControl(netlink: netlink), store: SQLiteDeviceStore(database: store),
+                                    logger: logger, maxDevices: maxDevices)
+        let api = TundAPI(manager: manager, logger: logger, token: token)
         var httpConfiguration = HTTPServer.Configuration(tooLarge: TundAPI.payloadTooLarge)
         httpConfiguration.maxBodyBytes = maxBodyBytes
         httpConfiguration.threads = httpThreads
+        httpConfiguration.connectionLimit = maxConnections
+        httpConfiguration.connectionTimeoutSeconds = connectionTimeout
+        httpConfiguration.tlsCertificatePEM = tlsCertificatePEM
+        httpConfiguration.tlsKeyPEM = tlsKeyPEM
+        httpConfiguration.unixSocketMode = UInt32(socketMode, radix: 8)!
         let server: HTTPServer
         do {
             server = try HTTPServer(address: address, configuration: httpConfiguration) { api.respond(to: $0) }
         } catch {
             fail(logger, "\(error)")
         }
-        logger.info("listening", metadata: ["address": "\(address)", "database": "\(databasePath)", "instance": "\(store.instanceID)"])
+        logger.info("listening", metadata: [
+            "address": "\(address)", "database": "\(databasePath)", "instance": "\(store.instanceID)",
+            "auth": "\(token == nil ? "none" : "bearer token")", "tls": "\(tlsCertificatePEM == nil ? "off" : "on")",
+        ])
 
         do {
             let report = try manager.restore()
@@ -117,6 +164,28 @@ struct Tund: ParsableCommand {
         server.stop()
         manager.shutdown()
         logger.info("stopped; devices stay up and are re-attached on the next start")
+    }
+
+    /// The bearer token from --token-file, else TUND_TOKEN; nil when neither is set. The token itself is
+    /// never logged.
+    func readToken(_ logger: Logger) -> String? {
+        var token: String?
+        if let tokenFile {
+            guard let text = try? Preflight.readFile(tokenFile) else { fail(logger, "cannot read --token-file \(tokenFile)") }
+            var status = stat()
+            if stat(tokenFile, &status) == 0, status.st_mode & 0o077 != 0 {
+                logger.warning("the token file can be read by other users; chmod 600 it", metadata: ["file": "\(tokenFile)"])
+            }
+            token = text
+        } else if let environment = getenv("TUND_TOKEN") {
+            token = String(cString: environment)
+        }
+        guard var token else { return nil }
+        while let last = token.last, last == "\n" || last == "\r" || last == " " { token.removeLast() }
+        guard token.utf8.count >= 16, token.utf8.allSatisfy({ (0x21...0x7e).contains($0) }) else {
+            fail(logger, "the token must be at least 16 printable ASCII characters without spaces")
+        }
+        return token
     }
 
     static func defaultDatabasePath() -> String {

@@ -9,15 +9,19 @@
 /// Options for `tund_mhd_start`, passed as a struct because MHD_start_daemon is C-variadic, and a
 /// variadic call from Swift silently breaks when one argument has the wrong width.
 struct tund_mhd_options {
-    int listen_fd;                 /* an already bound, listening socket */
+    int listen_fd;                 /* an already bound, listening socket (TCP or Unix) */
     unsigned int thread_pool_size; /* worker threads polling connections */
     unsigned int connection_limit;
     unsigned int connection_timeout_seconds;
     size_t connection_memory_limit; /* per-connection buffer for headers and body chunks */
+    const char *tls_cert_pem;       /* both set: serve HTTPS (GnuTLS); both NULL: plain HTTP */
+    const char *tls_key_pem;
 };
 
 struct MHD_Daemon *tund_mhd_start(const struct tund_mhd_options *options,
                                   MHD_AccessHandlerCallback handler, void *handler_cls,
                                   MHD_RequestCompletedCallback completed, void *completed_cls);
 
+/// 1 when this libmicrohttpd was built with TLS support.
+int tund_mhd_supports_tls(void);
 #endif

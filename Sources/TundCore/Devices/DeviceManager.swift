@@ -30,7 +30,11 @@ public final class DeviceManager: Sendable {
     /// The alias of every link this database owns.
     public let ownerAlias: String
 
-    public init(links: any LinkControl, store: any DeviceStore, logger: Logger, events: EventLog = EventLog()) {
+    /// Creates beyond this many devices answer `.deviceLimitReached`.
+    public let maxDevices: Int
+
+    public init(links: any LinkControl, store: any DeviceStore, logger: Logger, events: EventLog = EventLog(), maxDevices: Int = 1024) {
+        self.maxDevices = maxDevices
         self.links = links
         self.store = store
         self.logger = logger
@@ -62,8 +66,9 @@ public final class DeviceManager: Sendable {
                 }
                 return (made, true)
             }
+            if let name = spec.name, devices[name] != nil { throw .deviceExists(name: name) }
+            guard devices.count < maxDevices else { throw .deviceLimitReached(limit: maxDevices) }
             if let name = spec.name {
-                if devices[name] != nil { throw .deviceExists(name: name) }
                 if try kernel({ () throws(KernelError) in try links.link(named: name) }) != nil { throw .nameInUse(name: name) }
             }
             let opened: any OpenDevice
