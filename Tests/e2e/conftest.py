@@ -74,10 +74,11 @@ class Response:
 class Tund:
     """One tund process on 127.0.0.1 with its own database; restartable, killable."""
 
-    def __init__(self, database: str, port: int, extra_args=()):
+    def __init__(self, database: str, port: int, extra_args=(), token=None):
         self.database = database
         self.port = port
         self.extra_args = list(extra_args)
+        self.token = token
         self.process = None
         self.log_path = database + ".log"
 
@@ -128,6 +129,8 @@ class Tund:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             sent_headers = dict(headers or {})
+            if self.token and "Authorization" not in sent_headers:
+                sent_headers["Authorization"] = f"Bearer {self.token}"
             payload = raw
             if body is not None:
                 payload = json.dumps(body).encode()
@@ -181,9 +184,9 @@ def make_tund():
     remove_tun_links()
     made = []
 
-    def make(extra_args=(), start=True):
+    def make(extra_args=(), start=True, token=None):
         directory = tempfile.mkdtemp(prefix="tund-e2e-")
-        daemon = Tund(os.path.join(directory, "tund.db"), free_port(), extra_args)
+        daemon = Tund(os.path.join(directory, "tund.db"), free_port(), extra_args, token)
         made.append(daemon)
         return daemon.start() if start else daemon
 
