@@ -84,3 +84,38 @@ public enum AddressFamily: Sendable, Hashable {
     public var kernelValue: UInt8 { self == .ipv4 ? UInt8(AF_INET) : UInt8(AF_INET6) }
     public var bitCount: Int { self == .ipv4 ? 32 : 128 }
 }
+
+/// An IP address and a UDP/TCP port: `10.201.0.1:7000`, `[fd00::1]:7000`.
+public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
+    public let address: IPAddress
+    public let port: UInt16
+
+    public init(address: IPAddress, port: UInt16) {
+        self.address = address
+        self.port = port
+    }
+
+    /// Parses `IPv4:PORT` or `[IPv6]:PORT`; the port must be 1-65535.
+    public init?(_ text: String) {
+        let host: Substring, port: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            port = text[text.index(close, offsetBy: 2)...]
+            guard host.contains(":") else { return nil }
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+            guard !host.contains(":") else { return nil }
+        }
+        guard port.allSatisfy({ $0.isASCII && $0.isNumber }), let number = UInt16(port), number > 0,
+              let address = IPAddress(String(host)) else { return nil }
+        self.address = address
+        self.port = number
+    }
+
+    public var description: String {
+        address.family == .ipv4 ? "\(address):\(port)" : "[\(address)]:\(port)"
+    }
+}

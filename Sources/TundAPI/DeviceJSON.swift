@@ -37,7 +37,9 @@ enum DeviceJSON {
             ("mac", .optional(spec.mac?.description)),
             ("addresses", .array(spec.addresses.map { .string($0.description) })),
             ("routes", .array(record.routes.map(route))),
-            ("worker", .object([("mode", .string(spec.workerMode.rawValue)), ("running", .bool(snapshot.workerRunning))])),
+            ("worker", .object([("mode", .string(spec.workerMode.rawValue))]
+                + (spec.tunnel.map { [("local", JSONValue.string($0.local.description)), ("remote", .string($0.remote.description))] } ?? [])
+                + [("running", .bool(snapshot.workerRunning))])),
             ("policy", .string(spec.policy.rawValue)),
             ("generation", .integer(record.generation)),
             ("state", .object(state)),
@@ -83,6 +85,15 @@ enum DeviceJSON {
             ("read_errors", .count(values.readErrors)),
             ("write_errors", .count(values.writeErrors)),
             ("dropped", .count(values.dropped)),
+            ("dropped_reasons", .object([
+                ("malformed", .count(values.droppedMalformed)), ("ignored", .count(values.droppedIgnored)),
+                ("unexpected_source", .count(values.droppedUnexpectedSource)),
+            ])),
+            ("peer", .object([
+                ("packets_sent", .count(values.peer.packetsSent)), ("bytes_sent", .count(values.peer.bytesSent)),
+                ("packets_received", .count(values.peer.packetsReceived)), ("bytes_received", .count(values.peer.bytesReceived)),
+                ("send_errors", .count(values.peer.sendErrors)), ("receive_errors", .count(values.peer.receiveErrors)),
+            ])),
             ("protocols", .object([
                 ("ipv4", .count(protocols.ipv4)), ("ipv6", .count(protocols.ipv6)), ("arp", .count(protocols.arp)),
                 ("icmp", .count(protocols.icmp)), ("icmpv6", .count(protocols.icmpv6)), ("tcp", .count(protocols.tcp)),

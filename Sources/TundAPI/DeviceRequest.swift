@@ -8,7 +8,7 @@ enum DeviceRequest {
     static let fields: Set<String> = ["name", "type", "mtu", "up", "owner", "group", "queues", "mac", "addresses", "routes", "worker", "policy"]
     static let patchFields: Set<String> = ["mtu", "up", "worker", "policy"]
     static let routeFields: Set<String> = ["destination", "gateway", "metric"]
-    static let workerFields: Set<String> = ["mode"]
+    static let workerFields: Set<String> = ["mode", "local", "remote"]
 
     static func decode(_ body: JSONValue) throws(TundError) -> DeviceSpec {
         let object = try FieldReader(body, path: nil, allowed: fields)
@@ -36,7 +36,9 @@ enum DeviceRequest {
         spec.routes = try object.array("routes").enumerated().map { (index, item) throws(TundError) in
             try route(item, field: "routes[\(index)]")
         }
-        spec.workerMode = try workerMode(object) ?? .count
+        let worker = try workerConfiguration(object) ?? WorkerConfiguration(mode: .count)
+        spec.workerMode = worker.mode
+        spec.tunnel = worker.tunnel
         spec.policy = try policy(object) ?? .repair
         try spec.validate()
         return spec
@@ -48,7 +50,7 @@ enum DeviceRequest {
         var patch = DevicePatch()
         patch.mtu = try object.integer("mtu", in: Int64(DeviceSpec.mtuRange.lowerBound)...Int64(DeviceSpec.mtuRange.upperBound)).map(Int.init)
         patch.up = try object.bool("up")
-        patch.workerMode = try workerMode(object)
+        patch.worker = try workerConfiguration(object)
         patch.policy = try policy(object)
         return patch
     }
@@ -76,14 +78,28 @@ enum DeviceRequest {
         }
     }
 
-    private static func workerMode(_ object: FieldReader) throws(TundError) -> WorkerMode? {
+    /// `worker`: `{"mode": "count"}`, or `{"mode": "tunnel", "local": "IP:PORT", "remote": "IP:PORT"}`.
+    private static func workerConfiguration(_ object: FieldReader) throws(TundError) -> WorkerConfiguration? {
         guard let worker = try object.object("worker") else { return nil }
         let reader = try FieldReader(worker, path: "worker", allowed: workerFields)
-        guard let mode = try reader.string("mode") else { return nil }
-        guard let parsed = WorkerMode(rawValue: mode) else {
-            throw .invalidField(field: "worker.mode", reason: "must be one of \(WorkerMode.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")), got \"\(mode)\"")
+        let modeName = try reader.string("mode") ?? WorkerMode.count.rawValue
+        guard let mode = WorkerMode(rawValue: modeName) else {
+            throw .invalidField(field: "worker.mode", reason: "must be one of \(WorkerMode.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")), got \"\(modeName)\"")
         }
-        return parsed
+        func endpoint(_ key: String) throws(TundError) -> SocketAddress? {
+            guard let text = try reader.string(key) else { return nil }
+            guard let address = SocketAddress(text) else {
+                throw .invalidField(field: "worker.\(key)", reason: "\"\(text)\" is not IPv4:PORT or [IPv6]:PORT with a port from 1 to 65535")
+            }
+            return address
+        }
+        let local = try endpoint("local"), remote = try endpoint("remote")
+        switch (local, remote) {
+        case (let local?, let remote?): return WorkerConfiguration(mode: mode, tunnel: TunnelSpec(local: local, remote: remote))
+        case (nil, nil): return WorkerConfiguration(mode: mode)
+        case (nil, _): throw .invalidField(field: "worker.local", reason: "a tunnel needs both local and remote")
+        case (_, nil): throw .invalidField(field: "worker.remote", reason: "a tunnel needs both local and remote")
+        }
     }
 
     private static func policy(_ object: FieldReader) throws(TundError) -> DriftPolicy? {

@@ -143,7 +143,22 @@ enum DeviceMetrics {
                  [("read", \.bytesRead), ("written", \.bytesWritten)])
         perQueue("tund_worker_errors_total", "counter", "Failed reads and writes on the device's descriptors.",
                  [("read", \.readErrors), ("written", \.writeErrors)])
-        perQueue("tund_worker_dropped_total", "counter", "Packets the worker discarded as malformed.", [("", \.dropped)])
+        text.family("tund_worker_dropped_total", "counter", "Packets the worker discarded, by reason.")
+        for (device, stats) in statistics {
+            for queue in stats.worker.queues {
+                for (reason, value) in [("malformed", queue.droppedMalformed), ("ignored", queue.droppedIgnored),
+                                        ("unexpected_source", queue.droppedUnexpectedSource)] {
+                    text.sample("tund_worker_dropped_total", [("device", device.record.name), ("queue", String(queue.queue)),
+                                                             ("mode", stats.worker.mode.rawValue), ("reason", reason)], value)
+                }
+            }
+        }
+        perQueue("tund_tunnel_packets_total", "counter", "Datagrams a tunnel worker sent to its peer or received from it.",
+                 [("sent", \.peer.packetsSent), ("received", \.peer.packetsReceived)])
+        perQueue("tund_tunnel_bytes_total", "counter", "Payload bytes a tunnel worker sent to its peer or received from it.",
+                 [("sent", \.peer.bytesSent), ("received", \.peer.bytesReceived)])
+        perQueue("tund_tunnel_errors_total", "counter", "Failed sends to and receives from the tunnel peer.",
+                 [("sent", \.peer.sendErrors), ("received", \.peer.receiveErrors)])
         text.family("tund_worker_protocol_packets_total", "counter", "Packets read, by protocol (see the README for how they are counted).")
         for (device, stats) in statistics {
             for queue in stats.worker.queues {

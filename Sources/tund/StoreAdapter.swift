@@ -62,7 +62,8 @@ extension StoredDevice {
         self.init(
             id: record.id, name: record.name, type: spec.kind.rawValue, mtu: spec.mtu, up: spec.up,
             ownerUID: spec.owner, groupGID: spec.group, queues: spec.queues, mac: spec.mac?.description,
-            workerMode: spec.workerMode.rawValue, driftPolicy: spec.policy.rawValue, generation: record.generation,
+            workerMode: spec.workerMode.rawValue, tunnelLocal: spec.tunnel?.local.description,
+            tunnelRemote: spec.tunnel?.remote.description, driftPolicy: spec.policy.rawValue, generation: record.generation,
             addresses: spec.addresses.map(\.description),
             routes: record.routes.map {
                 StoredRoute(id: $0.id > 0 ? $0.id : nil, destination: $0.spec.destination.description,
@@ -92,8 +93,13 @@ extension DeviceRecord {
         let spec = DeviceSpec(
             name: row.name, kind: kind, mtu: row.mtu, up: row.up, owner: row.ownerUID, group: row.groupGID,
             queues: row.queues, mac: row.mac.flatMap(MACAddress.init), addresses: addresses, routes: routes.map(\.spec),
-            workerMode: mode, policy: policy)
+            workerMode: mode, tunnel: Self.tunnel(row), policy: policy)
         self.init(id: row.id, name: row.name, spec: spec, routes: routes, generation: row.generation,
                   createdAt: row.createdAt, updatedAt: row.updatedAt)
+    }
+
+    private static func tunnel(_ row: StoredDevice) -> TunnelSpec? {
+        guard let local = row.tunnelLocal.flatMap(SocketAddress.init), let remote = row.tunnelRemote.flatMap(SocketAddress.init) else { return nil }
+        return TunnelSpec(local: local, remote: remote)
     }
 }

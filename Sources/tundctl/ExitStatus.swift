@@ -15,8 +15,11 @@ enum ExitStatus: Int32 {
     static let helpText = """
         EXIT STATUS
           0   success
-          1   tund answered with an error (printed as: error: <message> (<code>, field <field>, errno <errno>))
-          2   tund could not be reached, timed out, or sent an answer that is not valid HTTP/JSON
+          1   tund answered with an error, printed on standard error as
+              error: <message> (<code>[, field <field>][, errno <errno>])
+              (with --json, tund's error body also goes to standard output)
+          2   tund could not be reached, did not answer in time, or sent
+              something that is not the HTTP/JSON tundctl expects
           3   a local problem: token file unreadable, output file not writable
           64  bad command line
         """

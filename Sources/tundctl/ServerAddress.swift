@@ -100,9 +100,3 @@ struct ServerAddress: Equatable, CustomStringConvertible {
         endpoint = .tcp(host: String(host), port: port)
     }
 }
-
-/// A problem with the command line found after parsing (exit status 64).
-struct UsageError: Error {
-    let message: String
-    init(_ message: String) { self.message = message }
-}

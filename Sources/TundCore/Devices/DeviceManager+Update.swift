@@ -4,14 +4,26 @@ import NetAddress
 public struct DevicePatch: Equatable, Sendable {
     public var mtu: Int?
     public var up: Bool?
-    public var workerMode: WorkerMode?
+    /// A new worker configuration replaces the old one whole: mode, and the tunnel's endpoints.
+    public var worker: WorkerConfiguration?
     public var policy: DriftPolicy?
 
-    public init(mtu: Int? = nil, up: Bool? = nil, workerMode: WorkerMode? = nil, policy: DriftPolicy? = nil) {
+    public init(mtu: Int? = nil, up: Bool? = nil, worker: WorkerConfiguration? = nil, policy: DriftPolicy? = nil) {
         self.mtu = mtu
         self.up = up
-        self.workerMode = workerMode
+        self.worker = worker
         self.policy = policy
+    }
+}
+
+/// A worker's mode and, for a tunnel, its endpoints.
+public struct WorkerConfiguration: Equatable, Sendable {
+    public var mode: WorkerMode
+    public var tunnel: TunnelSpec?
+
+    public init(mode: WorkerMode, tunnel: TunnelSpec? = nil) {
+        self.mode = mode
+        self.tunnel = tunnel
     }
 }
 
@@ -34,7 +46,10 @@ extension DeviceManager {
             var spec = managed.record.spec
             if let mtu = patch.mtu { spec.mtu = mtu }
             if let up = patch.up { spec.up = up }
-            if let mode = patch.workerMode { spec.workerMode = mode }
+            if let worker = patch.worker {
+                spec.workerMode = worker.mode
+                spec.tunnel = worker.tunnel
+            }
             if let policy = patch.policy { spec.policy = policy }
             guard spec != managed.record.spec else { return nil }
             try spec.validate()
@@ -44,11 +59,20 @@ extension DeviceManager {
             if linkChange != LinkSettings() {
                 try kernel { () throws(KernelError) in try links.configure(index: index, linkChange) }
             }
-            if spec.workerMode != old.workerMode, let device = managed.device {
+            if spec.workerMode != old.workerMode || spec.tunnel != old.tunnel, let device = managed.device {
                 managed.worker?.stop()
                 var record = managed.record
                 record.spec = spec
-                managed.worker = try startWorker(record, device)
+                do throws(TundError) {
+                    managed.worker = try startWorker(record, device)
+                } catch {
+                    // The new worker cannot start (a tunnel's port is taken): the old one goes on.
+                    if linkChange != LinkSettings() {
+                        _ = try? links.configure(index: index, LinkSettings(up: linkChange.up.map { _ in old.up }, mtu: linkChange.mtu.map { _ in old.mtu }))
+                    }
+                    managed.worker = try? startWorker(managed.record, device)
+                    throw error
+                }
             }
             managed.record.spec = spec
             return { [links] in
@@ -121,7 +145,15 @@ extension DeviceManager {
             guard var managed = devices[name] else { throw .deviceNotFound(name: name) }
             try Self.check(ifMatch, managed.record)
             let before = managed
-            guard let undo = try change(&managed) else { return (managed, false) }
+            let undo: (() -> Void)?
+            do throws(TundError) {
+                undo = try change(&managed)
+            } catch {
+                // A change that failed after replacing the worker has put the old mode's worker back.
+                if managed.worker !== before.worker { devices[name]?.worker = managed.worker }
+                throw error
+            }
+            guard let undo else { return (managed, false) }
             managed.record.generation += 1
             managed.record.updatedAt = Timestamp.now()
             do throws(TundError) {

@@ -140,7 +140,8 @@ public final class DeviceManager: Sendable {
             return hub
         }
         return try kernel { () throws(KernelError) in
-            try PacketWorker(mode: record.spec.workerMode, kind: record.spec.kind, descriptors: device.queueDescriptors, capture: hub)
+            try PacketWorker(mode: record.spec.workerMode, kind: record.spec.kind, descriptors: device.queueDescriptors,
+                             tunnel: record.spec.tunnel, capture: hub)
         }
     }
 

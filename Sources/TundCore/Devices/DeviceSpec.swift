@@ -7,10 +7,29 @@ public enum DeviceKind: String, Sendable, CaseIterable {
     case tap
 }
 
-/// What a packet worker does with what it reads. Only `count` exists so far.
+/// What a packet worker does with what it reads. Every mode classifies and counts.
 public enum WorkerMode: String, Sendable, CaseIterable {
     /// Read, classify, count, discard.
     case count
+    /// Write every packet back into the device unchanged.
+    case echo
+    /// Answer ICMP/ICMPv6 echo requests (and ARP / neighbour solicitations on TAP): `ping` across the
+    /// device gets replies.
+    case responder
+    /// Carry every packet or frame in a UDP datagram to a peer, and write what the peer sends into the device.
+    case tunnel
+}
+
+/// The UDP endpoints of a `tunnel` worker: `local` to bind, `remote` the peer. Datagrams from any other
+/// source are dropped and counted.
+public struct TunnelSpec: Equatable, Sendable {
+    public var local: SocketAddress
+    public var remote: SocketAddress
+
+    public init(local: SocketAddress, remote: SocketAddress) {
+        self.local = local
+        self.remote = remote
+    }
 }
 
 /// What tund does when someone else changes one of its devices.
@@ -70,6 +89,8 @@ public struct DeviceSpec: Equatable, Sendable {
     public var addresses: [IPPrefix]
     public var routes: [RouteSpec]
     public var workerMode: WorkerMode
+    /// Set exactly when `workerMode` is `.tunnel`.
+    public var tunnel: TunnelSpec?
     public var policy: DriftPolicy
 
     public static let defaultMTU = 1500
@@ -83,7 +104,7 @@ public struct DeviceSpec: Equatable, Sendable {
     public init(name: String? = nil, kind: DeviceKind, mtu: Int = DeviceSpec.defaultMTU, up: Bool = true,
                 owner: Int64? = nil, group: Int64? = nil, queues: Int = 1, mac: MACAddress? = nil,
                 addresses: [IPPrefix] = [], routes: [RouteSpec] = [], workerMode: WorkerMode = .count,
-                policy: DriftPolicy = .repair) {
+                tunnel: TunnelSpec? = nil, policy: DriftPolicy = .repair) {
         self.name = name
         self.kind = kind
         self.mtu = mtu
@@ -95,6 +116,7 @@ public struct DeviceSpec: Equatable, Sendable {
         self.addresses = addresses
         self.routes = routes
         self.workerMode = workerMode
+        self.tunnel = tunnel
         self.policy = policy
     }
 
@@ -120,6 +142,30 @@ public struct DeviceSpec: Equatable, Sendable {
         }
         try validateAddresses()
         try validateRoutes()
+        try validateWorker()
+    }
+
+    private func validateWorker() throws(TundError) {
+        switch (workerMode, tunnel) {
+        case (.tunnel, nil):
+            throw .invalidField(field: "worker.remote", reason: "a tunnel needs \"local\" and \"remote\" addresses (IP:PORT)")
+        case (.tunnel, let tunnel?):
+            guard tunnel.local.address.family == tunnel.remote.address.family else {
+                throw .invalidField(field: "worker.remote", reason: "\(tunnel.remote) is not of the local address's family")
+            }
+            // Loopback peers are allowed: two tunnels in one host (or one namespace) can talk over it.
+            if let reason = tunnel.remote.address.unusableAsInterfaceAddressReason, !reason.contains("loopback") {
+                throw .invalidField(field: "worker.remote", reason: "\(tunnel.remote.address) is \(reason)")
+            }
+            // The tunnel's own traffic must not be routed into the tunnel.
+            for route in routes where route.destination.contains(tunnel.remote.address) {
+                throw .invalidField(field: "worker.remote", reason: "\(tunnel.remote.address) would be routed into the tunnel itself by \(route.destination)")
+            }
+        case (_, .some):
+            throw .invalidField(field: "worker.local", reason: "only the tunnel mode takes local and remote addresses")
+        default:
+            break
+        }
     }
 
     /// A Linux interface name: 1 to 15 bytes (IFNAMSIZ - 1), and here only letters, digits, `_`, `-`

@@ -1,22 +1,30 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CBatchIO
+import NetAddress
 import Synchronization
 
-/// One device's packet worker: a thread per queue reading the queue's descriptor.
+/// One device's packet worker: a thread per queue working on the queue's descriptor.
 ///
-/// Each thread sleeps in `poll` on its queue and on a stop pipe; when woken it reads every packet that is
-/// ready (non-blocking, up to `batchLimit`), classifies and counts them, publishes the batch's counts, and
-/// sleeps again. `stop` writes to a pipe every thread polls and joins the threads, so a blocked read never holds a DELETE.
+/// Each thread sleeps in `poll` on its queue (and, for a tunnel, the UDP socket) and on a stop pipe; when
+/// woken it handles every packet that is ready, up to `batchLimit` (non-blocking reads; `recvmmsg` and
+/// `sendmmsg` on the tunnel socket), publishes the batch's counts, and sleeps again. `stop` writes to the
+/// pipe and joins the threads, so a blocked read never holds a DELETE. Buffers are allocated once per
+/// thread; the loop allocates nothing and takes no lock per packet.
 public final class PacketWorker: Sendable {
     public let mode: WorkerMode
     private let loops: [QueueLoop]
     private let threads: Mutex<[pthread_t]>
     /// A pipe: writing its end wakes every queue thread, which poll its read end.
     private let stopSignal: (read: Int32, write: Int32)
+    /// The tunnel's UDP socket, shared by the queue threads; -1 in other modes.
+    private let tunnelSocket: Int32
 
     /// Starts one thread per descriptor. The descriptors stay owned by the caller and must outlive `stop`.
-    public init(mode: WorkerMode, kind: DeviceKind, descriptors: [Int32], capture: CaptureHub = CaptureHub()) throws(KernelError) {
+    /// A tunnel binds `tunnel.local` first (EADDRINUSE and the like fail here).
+    public init(mode: WorkerMode, kind: DeviceKind, descriptors: [Int32], tunnel: TunnelSpec? = nil,
+                capture: CaptureHub = CaptureHub()) throws(KernelError) {
         self.mode = mode
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else {
@@ -27,7 +35,23 @@ public final class PacketWorker: Sendable {
             _ = fcntl(end, F_SETFL, O_NONBLOCK)
         }
         stopSignal = (pipeEnds[0], pipeEnds[1])
-        loops = descriptors.enumerated().map { QueueLoop(queue: $0.offset, descriptor: $0.element, stopSignal: pipeEnds[0], kind: kind, capture: capture) }
+        var socketFD: Int32 = -1
+        var peer: SocketAddressStorage?
+        if mode == .tunnel, let tunnel {
+            do {
+                socketFD = try openTunnelSocket(tunnel.local)
+            } catch {
+                close(pipeEnds[0])
+                close(pipeEnds[1])
+                throw error
+            }
+            peer = SocketAddressStorage(tunnel.remote)
+        }
+        tunnelSocket = socketFD
+        loops = descriptors.enumerated().map {
+            QueueLoop(queue: $0.offset, descriptor: $0.element, stopSignal: pipeEnds[0], kind: kind, mode: mode,
+                      tunnelSocket: socketFD, peer: peer, capture: capture)
+        }
         var started: [pthread_t] = []
         for loop in loops {
             var thread = pthread_t()
@@ -65,59 +89,216 @@ public final class PacketWorker: Sendable {
         stop()
         close(stopSignal.read)
         close(stopSignal.write)
+        if tunnelSocket >= 0 { close(tunnelSocket) }
+    }
+}
+
+/// A UDP socket bound to `local`, non-blocking, with large buffers: the tunnel's underlay.
+private func openTunnelSocket(_ local: SocketAddress) throws(KernelError) -> Int32 {
+    func failure(_ operation: String, _ code: Int32) -> KernelError {
+        KernelError(operation: "\(operation) \(local)", errno: code, errnoName: code == EADDRINUSE ? "EADDRINUSE" : code == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : "errno \(code)")
+    }
+    let family = local.address.family == .ipv4 ? AF_INET : AF_INET6
+    let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+    guard fd >= 0 else { throw failure("socket(UDP)", errno) }
+    var size: Int32 = 4 << 20
+    _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4)
+    _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4)
+    var address = SocketAddressStorage(local)
+    let bound = address.withSockaddr { bind(fd, $0, $1) }
+    guard bound == 0 else {
+        let code = errno
+        close(fd)
+        throw failure("bind(UDP)", code)
+    }
+    return fd
+}
+
+/// A `sockaddr_in` or `sockaddr_in6` in one fixed-size value, comparable byte for byte with what
+/// `recvmmsg` fills in.
+struct SocketAddressStorage: Sendable {
+    var storage = sockaddr_storage()
+    let length: socklen_t
+
+    init(_ address: SocketAddress) {
+        switch address.address {
+        case .v4(let value):
+            var raw = sockaddr_in()
+            raw.sin_family = sa_family_t(AF_INET)
+            raw.sin_port = address.port.bigEndian
+            raw.sin_addr = in_addr(s_addr: value.bigEndian)
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: withUnsafeBytes(of: raw) { UnsafeRawBufferPointer($0) }) }
+        case .v6(let bytes):
+            var raw = sockaddr_in6()
+            raw.sin6_family = sa_family_t(AF_INET6)
+            raw.sin6_port = address.port.bigEndian
+            withUnsafeMutableBytes(of: &raw.sin6_addr) { $0.copyBytes(from: bytes) }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: withUnsafeBytes(of: raw) { UnsafeRawBufferPointer($0) }) }
+        }
+    }
+
+    mutating func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+        let length = self.length
+        return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) } }
+    }
+
+    /// True when `other` (as the kernel filled it in) is this address and port.
+    func matches(_ other: UnsafeRawPointer, length otherLength: socklen_t) -> Bool {
+        guard otherLength == length else { return false }
+        return withUnsafeBytes(of: storage) { mine in
+            let family = mine.load(as: sa_family_t.self)
+            // Port and address only: sin_zero and sin6_flowinfo/scope may differ.
+            if family == sa_family_t(AF_INET) { return memcmp(mine.baseAddress! + 2, other + 2, 6) == 0 }
+            return memcmp(mine.baseAddress! + 2, other + 2, 2) == 0 && memcmp(mine.baseAddress! + 8, other + 8, 16) == 0
+        }
     }
 }
 
 /// The state of one queue's thread.
-final class QueueLoop: Sendable {
+final class QueueLoop: @unchecked Sendable {
     let queue: Int
     let descriptor: Int32
     let stopSignal: Int32
     let kind: DeviceKind
+    let mode: WorkerMode
+    let tunnelSocket: Int32
+    let peer: SocketAddressStorage?
     let capture: CaptureHub
     let counters = QueueCounters()
-    /// Packets read per wakeup before the stop signal is looked at again.
-    static let batchLimit = 512
+    /// Packets handled per wakeup and per direction before the stop signal is looked at again.
+    static let batchLimit = 64
     /// Large enough for any frame: 65535 bytes of MTU plus Ethernet and VLAN headers.
     static let bufferSize = 65536 + 64
 
-    init(queue: Int, descriptor: Int32, stopSignal: Int32, kind: DeviceKind, capture: CaptureHub) {
+    init(queue: Int, descriptor: Int32, stopSignal: Int32, kind: DeviceKind, mode: WorkerMode, tunnelSocket: Int32,
+         peer: SocketAddressStorage?, capture: CaptureHub) {
         self.queue = queue
         self.descriptor = descriptor
         self.stopSignal = stopSignal
         self.kind = kind
+        self.mode = mode
+        self.tunnelSocket = tunnelSocket
+        self.peer = peer
         self.capture = capture
     }
 
     func run() {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: 16)
-        defer { buffer.deallocate() }
-        var fds = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0), pollfd(fd: stopSignal, events: Int16(POLLIN), revents: 0)]
+        // One buffer per batch slot, reused for the life of the thread; pages are touched only when used.
+        let slots = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize * Self.batchLimit, alignment: 64)
+        defer { slots.deallocate() }
+        let batch = MessageBatch(slots: slots, slotSize: Self.bufferSize, count: Self.batchLimit, peer: peer)
+        defer { batch.deallocate() }
+        var fds = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0), pollfd(fd: stopSignal, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: tunnelSocket, events: Int16(POLLIN), revents: 0)]
+        let watched: nfds_t = tunnelSocket >= 0 ? 3 : 2
         var tally = BatchTally()
         var failing = false
         while true {
             // After a read error that is not EAGAIN (device gone, EBADFD), wait on the stop signal with a
             // timeout instead of spinning on a descriptor that stays readable-with-error.
-            let ready = failing ? poll(&fds[1], 1, 100) : poll(&fds, 2, -1)
+            let ready = failing ? poll(&fds[1], 1, 100) : poll(&fds, watched, -1)
             if ready < 0 && errno != EINTR { tally.readErrors &+= 1 }
             if fds[1].revents != 0 { return }
             failing = false
-            // One relaxed load per wakeup: capture costs nothing while no one captures.
-            let capturing = capture.active.load(ordering: .relaxed) > 0
-            for _ in 0..<Self.batchLimit {
-                let count = read(descriptor, buffer.baseAddress, buffer.count)
-                if count > 0 {
-                    let packet = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
-                    tally.count(PacketClassifier.classify(packet, kind: kind), bytes: count)
-                    if capturing { capture.deliver(packet, at: Self.now()) }
-                    continue
+            if fds[0].revents != 0 { failing = !readDevice(batch, &tally) }
+            if watched == 3 && fds[2].revents != 0 { receiveFromPeer(batch, &tally) }
+            counters.publish(&tally, at: Self.now())
+        }
+    }
+
+    /// Reads what the device has ready and does the mode's work with it. False after a hard read error.
+    private func readDevice(_ batch: MessageBatch, _ tally: inout BatchTally) -> Bool {
+        // One relaxed load per wakeup: capture costs nothing while no one captures.
+        let capturing = capture.active.load(ordering: .relaxed) > 0
+        var filled = 0
+        var healthy = true
+        while filled < Self.batchLimit {
+            let slot = batch.slot(filled)
+            let count = read(descriptor, slot.baseAddress, slot.count)
+            if count <= 0 {
+                if count < 0 && errno != EAGAIN && errno != EINTR {
+                    tally.readErrors &+= 1
+                    healthy = false
                 }
-                if count < 0 && (errno == EAGAIN || errno == EINTR) { break }
-                tally.readErrors &+= 1
-                failing = true
                 break
             }
-            counters.publish(&tally, at: Self.now())
+            let packet = UnsafeRawBufferPointer(rebasing: slot[0..<count])
+            let kind = PacketClassifier.classify(packet, kind: self.kind)
+            tally.count(kind, bytes: count)
+            if capturing { capture.deliver(packet, at: Self.now()) }
+            if kind.malformed { continue }
+            switch mode {
+            case .count:
+                continue
+            case .echo:
+                writeDevice(UnsafeRawBufferPointer(rebasing: slot[0..<count]), &tally)
+            case .responder:
+                if let answer = Responder.answer(slot, length: count, kind: self.kind) {
+                    writeDevice(UnsafeRawBufferPointer(rebasing: slot[0..<answer]), &tally)
+                } else {
+                    tally.ignored &+= 1
+                }
+            case .tunnel:
+                batch.setLength(filled, count)
+                filled += 1
+            }
+        }
+        if filled > 0 { sendToPeer(batch, filled, &tally) }
+        return healthy
+    }
+
+    @inline(__always)
+    private func writeDevice(_ packet: UnsafeRawBufferPointer, _ tally: inout BatchTally) {
+        if write(descriptor, packet.baseAddress, packet.count) == packet.count {
+            tally.packetsWritten &+= 1
+            tally.bytesWritten &+= UInt64(packet.count)
+        } else {
+            tally.writeErrors &+= 1
+        }
+    }
+
+    /// `sendmmsg` of the first `count` slots to the peer, retrying what the socket did not take at once.
+    private func sendToPeer(_ batch: MessageBatch, _ count: Int, _ tally: inout BatchTally) {
+        batch.prepareSend(count)
+        var sent = 0
+        while sent < count {
+            let result = tund_sendmmsg(tunnelSocket, batch.headers + sent, UInt32(count - sent), 0)
+            if result < 0 {
+                if errno == EINTR { continue }
+                // EAGAIN (buffer full), ENETUNREACH, EPERM...: these packets are lost, as on a real link.
+                tally.peerSendErrors &+= UInt64(count - sent)
+                return
+            }
+            for index in sent..<(sent + Int(result)) {
+                tally.peerPacketsSent &+= 1
+                tally.peerBytesSent &+= UInt64(batch.headers[index].msg_len)
+            }
+            sent += Int(result)
+        }
+    }
+
+    /// `recvmmsg` of what the peer sent; each datagram from the peer is written into the device.
+    private func receiveFromPeer(_ batch: MessageBatch, _ tally: inout BatchTally) {
+        for _ in 0..<4 {
+            batch.prepareReceive()
+            let received = tund_recvmmsg(tunnelSocket, batch.headers, UInt32(Self.batchLimit), Int32(MSG_DONTWAIT))
+            if received <= 0 {
+                if received < 0 && errno != EAGAIN && errno != EINTR { tally.peerReceiveErrors &+= 1 }
+                return
+            }
+            for index in 0..<Int(received) {
+                let length = Int(batch.headers[index].msg_len)
+                guard let peer, peer.matches(batch.addresses + index, length: batch.headers[index].msg_hdr.msg_namelen) else {
+                    tally.unexpectedSource &+= 1
+                    continue
+                }
+                tally.peerPacketsReceived &+= 1
+                tally.peerBytesReceived &+= UInt64(length)
+                writeDevice(UnsafeRawBufferPointer(rebasing: batch.slot(index)[0..<length]), &tally)
+            }
+            if received < Self.batchLimit { return }
         }
     }
 
@@ -125,6 +306,71 @@ final class QueueLoop: Sendable {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)
         return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
+    }
+}
+
+/// The `mmsghdr`/`iovec`/address arrays for `sendmmsg` and `recvmmsg` over a thread's buffer slots,
+/// built once.
+struct MessageBatch {
+    let slots: UnsafeMutableRawBufferPointer
+    let slotSize: Int
+    let count: Int
+    let headers: UnsafeMutablePointer<tund_mmsghdr>
+    let vectors: UnsafeMutablePointer<iovec>
+    /// Where `recvmmsg` writes each datagram's source.
+    let addresses: UnsafeMutablePointer<sockaddr_storage>
+    /// The peer every datagram is sent to (a tunnel only).
+    let peerAddress: UnsafeMutablePointer<sockaddr_storage>
+    let peerLength: socklen_t
+
+    init(slots: UnsafeMutableRawBufferPointer, slotSize: Int, count: Int, peer: SocketAddressStorage?) {
+        self.slots = slots
+        self.slotSize = slotSize
+        self.count = count
+        headers = .allocate(capacity: count)
+        vectors = .allocate(capacity: count)
+        addresses = .allocate(capacity: count)
+        peerAddress = .allocate(capacity: 1)
+        headers.initialize(repeating: tund_mmsghdr(), count: count)
+        addresses.initialize(repeating: sockaddr_storage(), count: count)
+        peerAddress.initialize(to: peer?.storage ?? sockaddr_storage())
+        peerLength = peer?.length ?? 0
+        for index in 0..<count {
+            vectors[index] = iovec(iov_base: slots.baseAddress! + index * slotSize, iov_len: slotSize)
+        }
+    }
+
+    func slot(_ index: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(rebasing: slots[(index * slotSize)..<((index + 1) * slotSize)])
+    }
+
+    func setLength(_ index: Int, _ length: Int) { vectors[index].iov_len = length }
+
+    /// Points the first `used` headers at their slots (lengths set by `setLength`) and at the peer.
+    func prepareSend(_ used: Int) {
+        for index in 0..<used {
+            headers[index].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(peerAddress), msg_namelen: peerLength,
+                                            msg_iov: vectors + index, msg_iovlen: 1, msg_control: nil, msg_controllen: 0, msg_flags: 0)
+            headers[index].msg_len = 0
+        }
+    }
+
+    /// Points every header at its slot at full size and at its own address buffer.
+    func prepareReceive() {
+        for index in 0..<count {
+            vectors[index].iov_len = slotSize
+            headers[index].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(addresses + index),
+                                            msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
+                                            msg_iov: vectors + index, msg_iovlen: 1, msg_control: nil, msg_controllen: 0, msg_flags: 0)
+            headers[index].msg_len = 0
+        }
+    }
+
+    func deallocate() {
+        headers.deallocate()
+        vectors.deallocate()
+        addresses.deallocate()
+        peerAddress.deallocate()
     }
 }
 

@@ -10,6 +10,10 @@ public final class QueueCounters: Sendable {
     let ipv4 = Atomic<UInt64>(0), ipv6 = Atomic<UInt64>(0), arp = Atomic<UInt64>(0)
     let icmp = Atomic<UInt64>(0), icmpv6 = Atomic<UInt64>(0), tcp = Atomic<UInt64>(0), udp = Atomic<UInt64>(0)
     let other = Atomic<UInt64>(0)
+    let ignored = Atomic<UInt64>(0), unexpectedSource = Atomic<UInt64>(0)
+    let peerPacketsSent = Atomic<UInt64>(0), peerBytesSent = Atomic<UInt64>(0)
+    let peerPacketsReceived = Atomic<UInt64>(0), peerBytesReceived = Atomic<UInt64>(0)
+    let peerSendErrors = Atomic<UInt64>(0), peerReceiveErrors = Atomic<UInt64>(0)
     /// Nanoseconds since the Unix epoch of the last packet read; 0 before the first.
     let lastPacketAt = Atomic<UInt64>(0)
 
@@ -21,7 +25,12 @@ public final class QueueCounters: Sendable {
             if amount != 0 { counter.store(counter.load(ordering: .relaxed) &+ amount, ordering: .relaxed) }
         }
         add(packetsRead, batch.packetsRead); add(bytesRead, batch.bytesRead)
-        add(readErrors, batch.readErrors); add(dropped, batch.dropped)
+        add(packetsWritten, batch.packetsWritten); add(bytesWritten, batch.bytesWritten)
+        add(readErrors, batch.readErrors); add(writeErrors, batch.writeErrors); add(dropped, batch.dropped)
+        add(ignored, batch.ignored); add(unexpectedSource, batch.unexpectedSource)
+        add(peerPacketsSent, batch.peerPacketsSent); add(peerBytesSent, batch.peerBytesSent)
+        add(peerPacketsReceived, batch.peerPacketsReceived); add(peerBytesReceived, batch.peerBytesReceived)
+        add(peerSendErrors, batch.peerSendErrors); add(peerReceiveErrors, batch.peerReceiveErrors)
         add(ipv4, batch.ipv4); add(ipv6, batch.ipv6); add(arp, batch.arp)
         add(icmp, batch.icmp); add(icmpv6, batch.icmpv6); add(tcp, batch.tcp); add(udp, batch.udp); add(other, batch.other)
         if batch.packetsRead != 0 { lastPacketAt.store(nanoseconds, ordering: .relaxed) }
@@ -34,7 +43,13 @@ public final class QueueCounters: Sendable {
             packetsRead: packetsRead.load(ordering: .relaxed), bytesRead: bytesRead.load(ordering: .relaxed),
             packetsWritten: packetsWritten.load(ordering: .relaxed), bytesWritten: bytesWritten.load(ordering: .relaxed),
             readErrors: readErrors.load(ordering: .relaxed), writeErrors: writeErrors.load(ordering: .relaxed),
-            dropped: dropped.load(ordering: .relaxed),
+            dropped: dropped.load(ordering: .relaxed) &+ ignored.load(ordering: .relaxed) &+ unexpectedSource.load(ordering: .relaxed),
+            droppedMalformed: dropped.load(ordering: .relaxed), droppedIgnored: ignored.load(ordering: .relaxed),
+            droppedUnexpectedSource: unexpectedSource.load(ordering: .relaxed),
+            peer: PeerCounters(
+                packetsSent: peerPacketsSent.load(ordering: .relaxed), bytesSent: peerBytesSent.load(ordering: .relaxed),
+                packetsReceived: peerPacketsReceived.load(ordering: .relaxed), bytesReceived: peerBytesReceived.load(ordering: .relaxed),
+                sendErrors: peerSendErrors.load(ordering: .relaxed), receiveErrors: peerReceiveErrors.load(ordering: .relaxed)),
             protocols: ProtocolCounts(
                 ipv4: ipv4.load(ordering: .relaxed), ipv6: ipv6.load(ordering: .relaxed), arp: arp.load(ordering: .relaxed),
                 icmp: icmp.load(ordering: .relaxed), icmpv6: icmpv6.load(ordering: .relaxed), tcp: tcp.load(ordering: .relaxed),
@@ -46,6 +61,10 @@ public final class QueueCounters: Sendable {
 /// One wakeup's worth of counts, kept in registers until published.
 struct BatchTally {
     var packetsRead: UInt64 = 0, bytesRead: UInt64 = 0, readErrors: UInt64 = 0, dropped: UInt64 = 0
+    var packetsWritten: UInt64 = 0, bytesWritten: UInt64 = 0, writeErrors: UInt64 = 0
+    var ignored: UInt64 = 0, unexpectedSource: UInt64 = 0
+    var peerPacketsSent: UInt64 = 0, peerBytesSent: UInt64 = 0, peerPacketsReceived: UInt64 = 0, peerBytesReceived: UInt64 = 0
+    var peerSendErrors: UInt64 = 0, peerReceiveErrors: UInt64 = 0
     var ipv4: UInt64 = 0, ipv6: UInt64 = 0, arp: UInt64 = 0
     var icmp: UInt64 = 0, icmpv6: UInt64 = 0, tcp: UInt64 = 0, udp: UInt64 = 0, other: UInt64 = 0
 
@@ -99,10 +118,30 @@ public struct QueueCounterValues: Equatable, Sendable {
     public var queue: Int
     public var packetsRead: UInt64, bytesRead: UInt64, packetsWritten: UInt64, bytesWritten: UInt64
     public var readErrors: UInt64, writeErrors: UInt64
-    /// Packets discarded because they were shorter than their own headers.
+    /// Packets discarded, for any of the reasons below.
     public var dropped: UInt64
+    /// Shorter than their own headers.
+    public var droppedMalformed: UInt64
+    /// Read in `responder` mode but not something it answers.
+    public var droppedIgnored: UInt64
+    /// `tunnel` datagrams from a source other than the peer.
+    public var droppedUnexpectedSource: UInt64
+    /// The tunnel's UDP side (zero in other modes).
+    public var peer: PeerCounters
     public var protocols: ProtocolCounts
     public var lastPacketAtNanoseconds: UInt64
+}
+
+/// What a `tunnel` worker sent to its peer and received from it.
+public struct PeerCounters: Equatable, Sendable {
+    public var packetsSent: UInt64 = 0, bytesSent: UInt64 = 0, packetsReceived: UInt64 = 0, bytesReceived: UInt64 = 0
+    public var sendErrors: UInt64 = 0, receiveErrors: UInt64 = 0
+
+    static func + (a: PeerCounters, b: PeerCounters) -> PeerCounters {
+        PeerCounters(packetsSent: a.packetsSent &+ b.packetsSent, bytesSent: a.bytesSent &+ b.bytesSent,
+                     packetsReceived: a.packetsReceived &+ b.packetsReceived, bytesReceived: a.bytesReceived &+ b.bytesReceived,
+                     sendErrors: a.sendErrors &+ b.sendErrors, receiveErrors: a.receiveErrors &+ b.receiveErrors)
+    }
 }
 
 /// A worker's counters: the sum over its queues, and each queue.
@@ -117,7 +156,9 @@ public struct WorkerCounters: Equatable, Sendable {
         self.running = running
         self.queues = queues
         var total = QueueCounterValues(queue: -1, packetsRead: 0, bytesRead: 0, packetsWritten: 0, bytesWritten: 0,
-                                       readErrors: 0, writeErrors: 0, dropped: 0, protocols: ProtocolCounts(), lastPacketAtNanoseconds: 0)
+                                       readErrors: 0, writeErrors: 0, dropped: 0, droppedMalformed: 0, droppedIgnored: 0,
+                                       droppedUnexpectedSource: 0, peer: PeerCounters(), protocols: ProtocolCounts(),
+                                       lastPacketAtNanoseconds: 0)
         for queue in queues {
             total.packetsRead &+= queue.packetsRead
             total.bytesRead &+= queue.bytesRead
@@ -126,6 +167,10 @@ public struct WorkerCounters: Equatable, Sendable {
             total.readErrors &+= queue.readErrors
             total.writeErrors &+= queue.writeErrors
             total.dropped &+= queue.dropped
+            total.droppedMalformed &+= queue.droppedMalformed
+            total.droppedIgnored &+= queue.droppedIgnored
+            total.droppedUnexpectedSource &+= queue.droppedUnexpectedSource
+            total.peer = total.peer + queue.peer
             total.protocols = total.protocols + queue.protocols
             total.lastPacketAtNanoseconds = max(total.lastPacketAtNanoseconds, queue.lastPacketAtNanoseconds)
         }

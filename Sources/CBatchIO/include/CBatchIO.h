@@ -1,0 +1,18 @@
+#ifndef TUND_CBATCHIO_H
+#define TUND_CBATCHIO_H
+#include <sys/socket.h>
+
+/// `struct mmsghdr` as Swift can see it: glibc declares it (and sendmmsg/recvmmsg) only under
+/// _GNU_SOURCE, which Swift's Glibc module is built without. Same layout, checked in the .c file.
+struct tund_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+
+/// sendmmsg(2): sends up to `count` datagrams in one system call; returns how many, or -1 with errno.
+int tund_sendmmsg(int fd, struct tund_mmsghdr *messages, unsigned int count, int flags);
+
+/// recvmmsg(2) without a timeout: receives up to `count` datagrams; returns how many, or -1 with errno.
+int tund_recvmmsg(int fd, struct tund_mmsghdr *messages, unsigned int count, int flags);
+
+#endif

@@ -1,0 +1,36 @@
+/// The API's paths, with every variable part percent-encoded as one path segment
+/// (`10.0.0.5/24` becomes `10.0.0.5%2F24`, so a prefix length never splits the path).
+enum APIPaths {
+    static let devices = "/devices"
+    static let events = "/events"
+
+    static func device(_ name: String) -> String { "/devices/\(segment(name))" }
+    static func stats(_ name: String) -> String { device(name) + "/stats" }
+    static func addresses(_ name: String) -> String { device(name) + "/addresses" }
+    static func address(_ name: String, _ address: String) -> String { addresses(name) + "/" + segment(address) }
+    static func routes(_ name: String) -> String { device(name) + "/routes" }
+    static func route(_ name: String, id: String) -> String { routes(name) + "/" + segment(id) }
+
+    static func capture(_ name: String, count: Int?, timeout: Double?) -> String {
+        var query: [String] = []
+        if let count { query.append("count=\(count)") }
+        if let timeout { query.append("timeout=\(formatSeconds(timeout))") }
+        return device(name) + "/capture" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+    }
+
+    /// Percent-encodes everything but RFC 3986's unreserved characters.
+    static func segment(_ text: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var encoded: [UInt8] = []
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                encoded.append(byte)
+            default:
+                encoded += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0f)]]
+            }
+        }
+        return String(decoding: encoded, as: UTF8.self)
+    }
+}
