@@ -1,0 +1,195 @@
+"""Worker modes against real traffic: echo, responder (ping gets replies, tun and tap, IPv4 and IPv6),
+and tunnel between two daemons in two namespaces joined by a veth pair."""
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import free_port, tund_binary
+from test_devices import stats, wait_for
+
+JSON = {"Content-Type": "application/json"}
+
+
+def ping(address, count=5, namespace=None, six=False):
+    command = ["ping", "-6" if six else "-4", "-c", str(count), "-i", "0.2", "-W", "2", address]
+    if namespace:
+        command = ["ip", "netns", "exec", namespace] + command
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    for line in done.stdout.splitlines():
+        if "packets transmitted" in line:
+            return int(line.split(",")[1].split()[0])
+    return 0
+
+
+@pytest.mark.parametrize("kind", ["tun", "tap"])
+def test_responder_answers_ping_on_ipv4_and_ipv6(tund, kind):
+    body = {"name": f"r{kind}", "type": kind, "addresses": ["10.31.0.1/24", "fd00:31::1/64"], "worker": {"mode": "responder"}}
+    assert tund.post("/devices", body).status == 201
+    assert ping("10.31.0.2") == 5
+    assert ping("fd00:31::2", six=True) == 5
+    worker = stats(tund, f"r{kind}")["worker"]
+    assert worker["mode"] == "responder"
+    assert worker["protocols"]["icmp"] >= 5 and worker["protocols"]["icmpv6"] >= 5
+    assert worker["packets_written"] >= 10
+    if kind == "tap":
+        assert worker["protocols"]["arp"] >= 1  # the kernel asked who has 10.31.0.2, and got an answer
+        neighbours = subprocess.run(["ip", "-j", "neigh", "show", "dev", f"r{kind}"], capture_output=True, text=True).stdout
+        assert "02:74:75:6e:64:01" in neighbours
+
+
+def test_echo_writes_every_packet_back(tund):
+    assert tund.post("/devices", {"name": "echo0", "type": "tun", "addresses": ["10.32.0.1/24"], "worker": {"mode": "echo"}}).status == 201
+    subprocess.run(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.32.0.2"], capture_output=True, timeout=30)
+    worker = wait_for(lambda: (lambda w: w if w["packets_written"] >= 3 else None)(stats(tund, "echo0")["worker"]))
+    assert worker["packets_written"] == worker["packets_read"] and worker["bytes_written"] == worker["bytes_read"]
+    assert stats(tund, "echo0")["kernel"]["rx_packets"] >= 3  # the kernel received what the worker wrote
+
+
+def test_patch_switches_the_worker_mode_live(tund):
+    assert tund.post("/devices", {"name": "sw0", "type": "tun", "addresses": ["10.33.0.1/24"]}).status == 201
+    assert ping("10.33.0.2", 2) == 0
+    response = tund.request("PATCH", "/devices/sw0", body={"worker": {"mode": "responder"}}, headers=JSON)
+    assert response.status == 200 and response.json()["worker"]["mode"] == "responder"
+    assert ping("10.33.0.2", 2) == 2
+    tund.kill()
+    tund.start()
+    assert ping("10.33.0.2", 2) == 2
+
+
+def test_tunnel_endpoints_are_validated(tund):
+    for worker, field in [({"mode": "tunnel"}, "worker.remote"), ({"mode": "tunnel", "local": "10.0.0.1:7000"}, "worker.remote"),
+                          ({"mode": "tunnel", "local": "10.0.0.1", "remote": "10.0.0.2:7000"}, "worker.local"),
+                          ({"mode": "tunnel", "local": "10.0.0.1:7000", "remote": "[fd00::2]:7000"}, "worker.remote"),
+                          ({"mode": "count", "local": "10.0.0.1:7000", "remote": "10.0.0.2:7000"}, "worker.local"),
+                          ({"mode": "tunnel", "local": "10.0.0.1:0", "remote": "10.0.0.2:7000"}, "worker.local")]:
+        response = tund.post("/devices", {"name": "tv0", "type": "tun", "worker": worker})
+        assert response.status == 422 and response.json()["error"]["field"] == field, (worker, response)
+    # A local address this host does not have: the kernel refuses the bind, nothing is left behind.
+    response = tund.post("/devices", {"name": "tv0", "type": "tun",
+                                      "worker": {"mode": "tunnel", "local": "192.0.2.7:7000", "remote": "192.0.2.8:7000"}})
+    assert response.status in (422, 500) and response.json()["error"]["errno"] == "EADDRNOTAVAIL"
+    assert tund.get("/devices/tv0").status == 404
+
+
+class TwoHosts:
+    """Namespaces tw-a and tw-b joined by a veth pair (10.201.0.1 <-> 10.201.0.2), each running tund."""
+
+    def __init__(self):
+        self.namespaces = [f"tw-a-{os.getpid()}", f"tw-b-{os.getpid()}"]
+        self.processes = {}
+        self.ports = {}
+        self.directory = tempfile.mkdtemp(prefix="tund-tunnel-")
+
+    def ip(self, *args):
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    def setup(self):
+        self.teardown()
+        a, b = self.namespaces
+        for ns in self.namespaces:
+            self.ip("netns", "add", ns)
+            self.ip("-n", ns, "link", "set", "lo", "up")
+        self.ip("-n", a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", b)
+        self.ip("-n", a, "addr", "add", "10.201.0.1/24", "dev", "va")
+        self.ip("-n", b, "addr", "add", "10.201.0.2/24", "dev", "vb")
+        self.ip("-n", a, "link", "set", "va", "up")
+        self.ip("-n", b, "link", "set", "vb", "up")
+        for ns in self.namespaces:
+            self.start(ns)
+
+    def start(self, ns):
+        self.ports.setdefault(ns, free_port())
+        log = open(os.path.join(self.directory, f"{ns}.log"), "ab")
+        self.processes[ns] = subprocess.Popen(
+            ["ip", "netns", "exec", ns, tund_binary(), "--listen", f"127.0.0.1:{self.ports[ns]}",
+             "--database", os.path.join(self.directory, f"{ns}.db")], stdout=log, stderr=log)
+        for _ in range(200):
+            if self.curl(ns, "GET", "/readyz")[0] == 200:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"tund in {ns} not ready")
+
+    def kill(self, ns):
+        subprocess.run(["kill", "-9", str(self.processes[ns].pid)])
+        for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split():
+            if "tund" in open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace"):
+                subprocess.run(["kill", "-9", pid])
+        self.processes[ns].wait(timeout=10)
+
+    def curl(self, ns, method, path, body=None):
+        command = ["ip", "netns", "exec", ns, "curl", "-s", "-m", "10", "-o", "-", "-w", "\n%{http_code}", "-X", method,
+                   f"http://127.0.0.1:{self.ports[ns]}{path}"]
+        if body is not None:
+            command += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(body)]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=30).stdout
+        text, _, code = out.rpartition("\n")
+        return int(code or 0), (json.loads(text) if text.strip().startswith(("{", "[")) else text)
+
+    def teardown(self):
+        for ns in self.namespaces:
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+            if pids:
+                subprocess.run(["kill", "-9", *pids])
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+        self.processes = {}
+
+
+@pytest.fixture
+def two_hosts():
+    hosts = TwoHosts()
+    hosts.setup()
+    yield hosts
+    hosts.teardown()
+
+
+@pytest.mark.parametrize("kind", ["tun", "tap"])
+def test_tunnel_between_two_daemons_carries_ping_and_tcp_and_survives_a_restart(two_hosts, kind):
+    a, b = two_hosts.namespaces
+    for ns, here, there, inner in [(a, "10.201.0.1", "10.201.0.2", "10.202.0.1/24"), (b, "10.201.0.2", "10.201.0.1", "10.202.0.2/24")]:
+        code, body = two_hosts.curl(ns, "POST", "/devices", {
+            "name": "vpn0", "type": kind, "mtu": 1400, "addresses": [inner],
+            "worker": {"mode": "tunnel", "local": f"{here}:7000", "remote": f"{there}:7000"}})
+        assert code == 201, body
+    assert ping("10.202.0.2", 5, namespace=a) == 5
+    server = subprocess.Popen(["ip", "netns", "exec", b, "timeout", "30", "iperf3", "-s", "-1", "-B", "10.202.0.2"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    result = subprocess.run(["ip", "netns", "exec", a, "timeout", "30", "iperf3", "-c", "10.202.0.2", "-t", "2", "-J"],
+                            capture_output=True, text=True, timeout=60)
+    server.wait(timeout=30)
+    report = json.loads(result.stdout)
+    assert report["end"]["sum_received"]["bytes"] > 0, result.stdout[-500:]
+    code, statistics = two_hosts.curl(a, "GET", "/devices/vpn0/stats")
+    peer = statistics["worker"]["peer"]
+    assert peer["packets_sent"] > 0 and peer["packets_received"] > 0
+    # Restart one side: the tunnel comes back by itself.
+    two_hosts.kill(b)
+    two_hosts.start(b)
+    assert ping("10.202.0.2", 5, namespace=a) >= 4
+
+
+def test_tunnel_drops_datagrams_from_unexpected_sources(two_hosts):
+    a, b = two_hosts.namespaces
+    code, _ = two_hosts.curl(a, "POST", "/devices", {"name": "vpn0", "type": "tun", "addresses": ["10.202.0.1/24"],
+                                                   "worker": {"mode": "tunnel", "local": "10.201.0.1:7000", "remote": "10.201.0.2:7000"}})
+    assert code == 201
+    # From the right host but the wrong port, five times.
+    for _ in range(5):
+        subprocess.run(["ip", "netns", "exec", b, "python3", "-c",
+                        "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('10.201.0.2', 7001)); "
+                        "s.sendto(bytes([0x45]) + bytes(27), ('10.201.0.1', 7000))"], check=True, timeout=10)
+    for _ in range(50):
+        code, statistics = two_hosts.curl(a, "GET", "/devices/vpn0/stats")
+        if statistics["worker"]["dropped_reasons"]["unexpected_source"] >= 5:
+            break
+        time.sleep(0.1)
+    assert statistics["worker"]["dropped_reasons"]["unexpected_source"] == 5
+    assert statistics["worker"]["peer"]["packets_received"] == 0 and statistics["worker"]["packets_written"] == 0
