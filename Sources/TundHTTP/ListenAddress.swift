@@ -87,17 +87,7 @@ func openListeningSocket(_ address: ListenAddress, unixMode: mode_t = 0o660) thr
         inet_pton(AF_INET, address.host, &raw.sin_addr)
         bound = withUnsafePointer(to: &raw) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
     }
-    guard bound == 0 else {
-        let code = errno
-        close(fd)
-        throw ListenError(address: address, function: "bind", errno: code)
-    }
-    guard listen(fd, 128) == 0 else {
-        let code = errno
-        close(fd)
-        throw ListenError(address: address, function: "listen", errno: code)
-    }
-    return fd
+    return try listening(fd, bound: bound, address)
 }
 
 private func openUnixSocket(_ address: ListenAddress, path: String, mode: mode_t) throws(ListenError) -> Int32 {
@@ -123,6 +113,11 @@ private func openUnixSocket(_ address: ListenAddress, path: String, mode: mode_t
     let previous = umask(~mode & 0o777)
     let bound = withUnsafePointer(to: &raw) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
     umask(previous)
+    return try listening(fd, bound: bound, address)
+}
+
+/// Turns a socket whose bind returned `bound` into a listening one, closing it on any failure.
+private func listening(_ fd: Int32, bound: Int32, _ address: ListenAddress) throws(ListenError) -> Int32 {
     guard bound == 0 else {
         let code = errno
         close(fd)
