@@ -130,8 +130,10 @@ class Contract:
         if "content" not in declared:
             assert response.body == b"", f"{method.upper()} {path} {status}: the spec declares no body, got {response!r}"
             return None
-        assert headers.get("content-type", "").split(";")[0].strip() == "application/json", headers
-        assert list(declared["content"]) == ["application/json"]
+        media = headers.get("content-type", "").split(";")[0].strip()
+        assert media in declared["content"], f"{method.upper()} {path} {status}: {media} is not among {list(declared['content'])}"
+        if media != "application/json":
+            return response.body  # metrics text, pcap: the spec types them as strings
         body = response.json()
         errors = sorted(self.response_validator(path, method, status).iter_errors(body), key=str)
         assert not errors, (f"{method.upper()} {path} {status} does not match the spec:\n"
@@ -262,16 +264,6 @@ def generation(tund, contract, name):
     return device["generation"]
 
 
-def eventually(check, attempts=100):
-    """Retries a check while the daemon catches up (at most 10 s); returns the last result."""
-    for _ in range(attempts):
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    return check()
-
-
 # ---------------------------------------------------------------------------------------------------
 # The document itself
 
@@ -308,15 +300,42 @@ def test_every_operation_is_documented(contract):
         for key in ("operationId", "summary", "description", "tags", "responses"):
             assert operation.get(key), f"{method.upper()} {path} has no {key}"
         operation_ids.append(operation["operationId"])
-        if "{name}" in path:
-            assert {"$ref": "#/components/parameters/DeviceName"} in operation.get("parameters", []), \
-                f"{method.upper()} {path} does not declare its name parameter"
-        for status, response in operation["responses"].items():
-            if "content" in response:
-                errors = status >= "400"
-                schema = response["content"]["application/json"]["schema"]
-                assert (schema == {"$ref": "#/components/schemas/Error"}) == errors, (path, method, status)
+        parameters = operation.get("parameters", [])
+        for placeholder, parameter in PATH_PARAMETERS.items():
+            if placeholder in path:
+                assert {"$ref": f"#/components/parameters/{parameter}"} in parameters, \
+                    f"{method.upper()} {path} does not declare its {placeholder} parameter"
+        in_path = [parameter["name"] for parameter in contract.parameters(path, method) if parameter["in"] == "path"]
+        assert sorted("{" + name + "}" for name in in_path) == sorted(part for part in path.split("/") if part.startswith("{"))
+        for status, response in contract.responses(path, method).items():
+            assert response.get("description"), (path, method, status)
+            for media, content in response.get("content", {}).items():
+                schema = content["schema"]
+                if media == "text/event-stream":
+                    # A stream is a string to OpenAPI 3.1; its events are described by the Event schema.
+                    assert status == "200" and schema["type"] == "string", (path, method, status)
+                    assert "#/components/schemas/Event" in schema["description"] + response["description"]
+                    continue
+                if media in ("text/plain", "application/vnd.tcpdump.pcap"):
+                    assert status == "200" and schema["type"] == "string", (path, method, status)
+                    continue
+                assert media == "application/json", (path, method, status, media)
+                assert (schema == {"$ref": "#/components/schemas/Error"}) == (status >= "400"), (path, method, status)
+            if status >= "400":
+                assert "content" in response, (path, method, status)
     assert len(operation_ids) == len(set(operation_ids)), operation_ids
+    # With a token, every endpoint but /healthz needs it.
+    assert contract.document["security"] == [{}, {"bearerToken": []}]
+    for path, method in contract.operations():
+        if path == "/healthz":
+            assert contract.operation(path, method)["security"] == [] and "401" not in contract.responses(path, method)
+        else:
+            assert contract.operation(path, method)["responses"]["401"] == {"$ref": "#/components/responses/Unauthorized"}, (path, method)
+    # Every change takes If-Match, and answers 412 with the current ETag.
+    for path, method in contract.operations():
+        if method in ("patch", "delete") or (method == "post" and path != "/devices"):
+            assert {"$ref": "#/components/parameters/IfMatch"} in contract.operation(path, method)["parameters"], (path, method)
+            assert "ETag" in contract.responses(path, method)["412"]["headers"], (path, method)
 
 
 def test_examples_match_their_schemas(contract):
@@ -331,7 +350,15 @@ def test_examples_match_their_schemas(contract):
                 errors = list(validator.iter_errors(example["value"]))
                 assert not errors, f"request example {name} of {method.upper()} {path}: {errors[0].message}"
                 checked += 1
-        for status, response in operation["responses"].items():
+        for status, response in contract.responses(path, method).items():
+            stream = response.get("content", {}).get("text/event-stream")
+            if stream:
+                for name, example in stream.get("examples", {}).items():
+                    for block in example["value"].split("\n\n"):
+                        fields = dict(line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":"))
+                        if "data" in fields:
+                            contract.check_event(fields["id"], fields["event"], json.loads(fields["data"]))
+                            checked += 1
             media = response.get("content", {}).get("application/json")
             if not media:
                 continue
@@ -343,7 +370,24 @@ def test_examples_match_their_schemas(contract):
                     assert f"`{example['value']['error']['code']}`" in response["description"], \
                         f"example {name} of {method.upper()} {path} {status}: its code is not named in the description"
                 checked += 1
-    assert checked > 30
+    components = contract.document["components"]
+    for name, schema in components["schemas"].items():
+        for example in schema.get("examples", []):
+            errors = list(contract.schema_validator(name).iter_errors(example))
+            assert not errors, f"example of schema {name}: {errors[0].message}"
+            checked += 1
+    for kind in ("parameters", "headers"):
+        for name, item in components[kind].items():
+            examples = [example["value"] for example in item.get("examples", {}).values()] + item["schema"].get("examples", [])
+            for example in examples:
+                errors = list(contract.validator("components", kind, name, "schema").iter_errors(example))
+                assert not errors, f"example {example!r} of {kind} {name}: {errors[0].message}"
+                checked += 1
+    assert checked > 80
+    # The Event schema knows every kind the stream can send, each shown by an example or the stream's.
+    kinds = set(components["schemas"]["Event"]["properties"]["type"]["enum"])
+    assert {"device.created", "device.updated", "device.deleted", "drift.detected", "drift.repaired",
+            "worker.started", "worker.stopped", "link.up", "link.down", "resync"} <= kinds
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -409,12 +453,18 @@ def test_live_answers_match_the_spec(tund, contract):
     response, body = call(tund, contract, "post", "/devices", raw=b" " * 70000, headers=json_headers)
     assert response.status == 413 and error_code(response) == "payload_too_large"
 
-    # Unknown devices and malformed paths.
-    for method, pattern in (("get", "/devices/{name}"), ("get", "/devices/{name}/stats"), ("delete", "/devices/{name}")):
-        response, body = call(tund, contract, method, pattern, pattern.replace("{name}", "nosuch0"))
-        assert response.status == 404 and error_code(response) == "device_not_found"
-        response, body = call(tund, contract, method, pattern, pattern.replace("{name}", "bad%zz"))
-        assert response.status == 400 and error_code(response) == "invalid_path"
+    # Unknown devices and malformed paths, on every operation of a device.
+    bodies = {"patch": {"mtu": 1400}, "post": None}
+    for path, method in contract.operations():
+        if "{name}" not in path:
+            continue
+        body = {"/devices/{name}/addresses": {"address": "10.77.0.9/24"},
+                "/devices/{name}/routes": {"destination": "10.91.0.0/16"}}.get(path, bodies.get(method))
+        target = path.replace("{address}", "10.77.0.9").replace("{id}", "1")
+        response, answer = call(tund, contract, method, path, target.replace("{name}", "nosuch0"), body=body)
+        assert response.status == 404 and error_code(response) == "device_not_found", (method, path, response)
+        response, answer = call(tund, contract, method, path, target.replace("{name}", "bad%zz"), body=body)
+        assert response.status == 400 and error_code(response) == "invalid_path", (method, path, response)
 
     # Delete, and the device is gone.
     response, body = call(tund, contract, "delete", "/devices/{name}", "/devices/spec1")
@@ -423,6 +473,296 @@ def test_live_answers_match_the_spec(tund, contract):
     assert response.status == 404
     response, body = call(tund, contract, "get", "/devices")
     assert [device["name"] for device in body["devices"]] == ["spec0", unnamed["name"]]
+
+
+def test_live_changes_match_the_spec(tund, contract):
+    """PATCH, the address and route operations, ETag and If-Match, against the spec."""
+    device = create(tund, contract, {"name": "live0", "type": "tun", "addresses": ["10.60.0.1/24", "fd00:60::1/64"],
+                                     "routes": [{"destination": "10.61.0.0/16", "gateway": "10.60.0.2"}]})
+    other = create(tund, contract, {"name": "live1", "type": "tun", "addresses": ["10.62.0.1/24"],
+                                    "routes": [{"destination": "10.63.0.0/16", "metric": 5}]})
+    assert device["generation"] == 1 and other["generation"] == 1
+
+    # PATCH: 200 with the next generation as ETag; the same If-Match again is stale (412, current ETag).
+    response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live0", body={"mtu": 1400},
+                          headers=dict(JSON, **{"If-Match": '"1"'}))
+    assert response.status == 200 and body["mtu"] == 1400 and body["state"]["mtu"] == 1400
+    assert body["generation"] == 2 and etag(response) == '"2"'
+    response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live0", body={"mtu": 1300},
+                          headers=dict(JSON, **{"If-Match": '"1"'}))
+    assert response.status == 412 and error_code(response) == "precondition_failed" and etag(response) == '"2"'
+    for tag in ("garbage", '"x"', "W/1"):
+        response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live0", body={"mtu": 1300},
+                              headers=dict(JSON, **{"If-Match": tag}))
+        assert response.status == 412 and etag(response) == '"2"', (tag, response)
+    response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live0", body={"policy": "report"},
+                          headers=dict(JSON, **{"If-Match": 'W/"2"'}))
+    assert response.status == 200 and body["policy"] == "report" and etag(response) == '"3"'
+    # A body that changes nothing: 200, same generation. `*` matches any.
+    response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live0", body={},
+                          headers=dict(JSON, **{"If-Match": "*"}))
+    assert response.status == 200 and body["generation"] == 3 and etag(response) == '"3"'
+    response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live0", body={"mtu": 1400, "policy": None})
+    assert response.status == 200 and body["generation"] == 3
+    # Bad PATCHes: 422 with the field (rules of the stored configuration name it), 400, 415.
+    for patch, field in (({"mtu": "big"}, "mtu"), ({"name": "x"}, "name"), ({"up": False}, "routes"),
+                         ({"mtu": 1000}, "addresses[1]"), ({"policy": "ignore"}, "policy")):
+        response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live0", body=patch)
+        assert response.status == 422 and body["error"]["code"] == "invalid_field" and body["error"]["field"] == field, (patch, response)
+    response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live0", body=[1])
+    assert response.status == 400 and error_code(response) == "invalid_request"
+    response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live0", raw=b"{", headers=JSON)
+    assert response.status == 400 and error_code(response) == "invalid_json"
+    response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live0", raw=b"{}", headers={"Content-Type": "text/plain"})
+    assert response.status == 415 and error_code(response) == "unsupported_media_type"
+    assert generation(tund, contract, "live0") == 3
+
+    # Addresses: 201 with the address, its Location and the new ETag; 204 with the ETag; 404; 412; 409; 422.
+    response, body = call(tund, contract, "post", "/devices/{name}/addresses", "/devices/live0/addresses",
+                          body={"address": "10.60.0.5/24"}, headers=dict(JSON, **{"If-Match": '"3"'}))
+    assert response.status == 201 and body == {"address": "10.60.0.5/24"} and etag(response) == '"4"'
+    assert response.headers["Location"] == "/devices/live0/addresses/10.60.0.5"
+    response, body = call(tund, contract, "post", "/devices/{name}/addresses", "/devices/live0/addresses",
+                          body={"address": "fd00:60:0:0::5/64"})
+    assert response.status == 201 and body == {"address": "fd00:60::5/64"}
+    assert response.headers["Location"] == "/devices/live0/addresses/fd00:60::5"
+    response, body = call(tund, contract, "post", "/devices/{name}/addresses", "/devices/live0/addresses",
+                          body={"address": "10.60.0.6"})
+    assert response.status == 201 and body == {"address": "10.60.0.6/32"} and etag(response) == '"6"'
+    response, body = call(tund, contract, "post", "/devices/{name}/addresses", "/devices/live0/addresses",
+                          body={"address": "10.60.0.7/24"}, headers=dict(JSON, **{"If-Match": '"3"'}))
+    assert response.status == 412 and etag(response) == '"6"'
+    response, body = call(tund, contract, "post", "/devices/{name}/addresses", "/devices/live0/addresses",
+                          body={"address": "10.60.0.5/24"})
+    assert response.status == 422 and body["error"]["field"] == "addresses[5]", response
+    response, body = call(tund, contract, "post", "/devices/{name}/addresses", "/devices/live0/addresses",
+                          body={"address": "nope"})
+    assert response.status == 422 and body["error"]["field"] == "address"
+    # An address someone else put on the link: the kernel refuses to add it again (EEXIST, 409).
+    subprocess.run(["ip", "addr", "add", "10.60.0.77/24", "dev", "live0"], check=True)
+    response, body = call(tund, contract, "post", "/devices/{name}/addresses", "/devices/live0/addresses",
+                          body={"address": "10.60.0.77/24"})
+    assert response.status == 409 and error_code(response) == "kernel_rejected" and body["error"]["errno"] == "EEXIST"
+    response, body = call(tund, contract, "delete", "/devices/{name}/addresses/{address}", "/devices/live0/addresses/10.60.0.5",
+                          headers={"If-Match": '"5"'})
+    assert response.status == 412 and etag(response) == '"6"'
+    response, body = call(tund, contract, "delete", "/devices/{name}/addresses/{address}", "/devices/live0/addresses/10.60.0.5",
+                          headers={"If-Match": '"6"'})
+    assert response.status == 204 and body is None and etag(response) == '"7"'
+    response, body = call(tund, contract, "delete", "/devices/{name}/addresses/{address}",
+                          "/devices/live0/addresses/fd00:60::5%2F64")
+    assert response.status == 204 and etag(response) == '"8"'
+    for missing in ("10.60.0.5", "10.60.0.6%2F24", "10.60.0.77", "nope"):
+        response, body = call(tund, contract, "delete", "/devices/{name}/addresses/{address}", f"/devices/live0/addresses/{missing}")
+        assert response.status == 404 and error_code(response) == "not_found", (missing, response)
+    response, device = call(tund, contract, "get", "/devices/{name}", "/devices/live0")
+    assert device["addresses"] == ["10.60.0.1/24", "fd00:60::1/64", "10.60.0.6/32"] and device["generation"] == 8
+
+    # Routes: 201 with the route object, its Location and the new ETag; 204; 404 for unknown ids; 409; 422.
+    response, route = call(tund, contract, "post", "/devices/{name}/routes", "/devices/live0/routes",
+                           body={"destination": "10.64.0.0/16", "gateway": "10.60.0.2", "metric": 7},
+                           headers=dict(JSON, **{"If-Match": '"8"'}))
+    assert response.status == 201 and etag(response) == '"9"'
+    assert route == {"id": route["id"], "destination": "10.64.0.0/16", "gateway": "10.60.0.2", "metric": 7}
+    assert response.headers["Location"] == f"/devices/live0/routes/{route['id']}"
+    response, onlink = call(tund, contract, "post", "/devices/{name}/routes", "/devices/live0/routes",
+                            body={"destination": "10.65.0.0/16"})
+    assert response.status == 201 and onlink["gateway"] is None and onlink["metric"] is None and onlink["id"] > route["id"]
+    response, body = call(tund, contract, "post", "/devices/{name}/routes", "/devices/live0/routes",
+                          body={"destination": "10.66.0.0/16"}, headers=dict(JSON, **{"If-Match": '"8"'}))
+    assert response.status == 412 and etag(response) == '"10"'
+    response, body = call(tund, contract, "post", "/devices/{name}/routes", "/devices/live0/routes",
+                          body={"destination": "10.63.0.0/16", "metric": 5})
+    assert response.status == 409 and error_code(response) == "kernel_rejected" and body["error"]["errno"] == "EEXIST"
+    response, body = call(tund, contract, "post", "/devices/{name}/routes", "/devices/live0/routes",
+                          body={"destination": "10.66.0.0/16", "gateway": "192.0.2.1"})
+    assert response.status == 422 and error_code(response) == "kernel_rejected" and body["error"]["errno"] == "ENETUNREACH"
+    for bad, field in (({"destination": "10.66.0.1/16"}, "destination"), ({"destination": "10.66.0.0/16", "via": "x"}, "via"),
+                       ({"destination": "10.64.0.0/16", "metric": 7}, "routes[3]")):
+        response, body = call(tund, contract, "post", "/devices/{name}/routes", "/devices/live0/routes", body=bad)
+        assert response.status == 422 and body["error"]["field"] == field, (bad, response)
+    response, body = call(tund, contract, "post", "/devices/{name}/routes", "/devices/live0/routes", body="10.66.0.0/16")
+    assert response.status == 400 and error_code(response) == "invalid_request"
+    response, body = call(tund, contract, "delete", "/devices/{name}/routes/{id}", f"/devices/live0/routes/{route['id']}",
+                          headers={"If-Match": '"9"'})
+    assert response.status == 412 and etag(response) == '"10"'
+    response, body = call(tund, contract, "delete", "/devices/{name}/routes/{id}", f"/devices/live0/routes/{route['id']}",
+                          headers={"If-Match": '"10"'})
+    assert response.status == 204 and body is None and etag(response) == '"11"'
+    for missing in (route["id"], other["routes"][0]["id"], 0, 99999, "abc", "-1"):
+        response, body = call(tund, contract, "delete", "/devices/{name}/routes/{id}", f"/devices/live0/routes/{missing}")
+        assert response.status == 404 and error_code(response) == "not_found", (missing, response)
+    # A device with routes cannot go down; without them it can, and routes cannot be added while it is down.
+    response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live1", body={"up": False})
+    assert response.status == 422 and body["error"]["field"] == "routes"
+    response, _ = call(tund, contract, "delete", "/devices/{name}/routes/{id}", f"/devices/live1/routes/{other['routes'][0]['id']}")
+    assert response.status == 204 and etag(response) == '"2"'
+    response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live1", body={"up": False})
+    assert response.status == 200 and body["up"] is False and "UP" not in body["state"]["flags"]
+    response, body = call(tund, contract, "post", "/devices/{name}/routes", "/devices/live1/routes", body={"destination": "10.63.0.0/16"})
+    assert response.status == 422 and body["error"]["field"] == "routes"
+
+    response, device = call(tund, contract, "get", "/devices/{name}", "/devices/live0")
+    assert [r["destination"] for r in device["routes"]] == ["10.61.0.0/16", "10.65.0.0/16"] and device["generation"] == 11
+    # DELETE with a stale If-Match is refused and the device stays; with the current one it goes.
+    response, _ = call(tund, contract, "delete", "/devices/{name}", "/devices/live0", headers={"If-Match": '"10"'})
+    assert response.status == 412 and etag(response) == '"11"'
+    response, _ = call(tund, contract, "delete", "/devices/{name}", "/devices/live0", headers={"If-Match": '"11"'})
+    assert response.status == 204
+
+
+def test_idempotent_creates_match_the_spec(tund, contract):
+    body = {"name": "idem0", "type": "tun", "addresses": ["10.66.0.1/24"]}
+    key = {"Idempotency-Key": "create-idem0-7f3a"}
+    first = create(tund, contract, body, headers=key)
+    response, _ = call(tund, contract, "get", "/devices/{name}", "/devices/idem0")
+    assert "Idempotent-Replayed" not in response.headers
+    response, again = call(tund, contract, "post", "/devices", body=body, headers=key)
+    assert response.status == 201 and response.headers["Idempotent-Replayed"] == "true"
+    assert response.headers["Location"] == "/devices/idem0" and etag(response) == '"1"'
+    assert (again["name"], again["created_at"], again["generation"]) == (first["name"], first["created_at"], 1)
+    # Defaults spelt out are the same request.
+    response, _ = call(tund, contract, "post", "/devices", body=dict(body, mtu=1500, up=True), headers=key)
+    assert response.status == 201 and response.headers["Idempotent-Replayed"] == "true"
+    response, answer = call(tund, contract, "post", "/devices", body={"name": "idem1", "type": "tun"}, headers=key)
+    assert response.status == 422 and error_code(response) == "idempotency_key_reused"
+    for bad in ("has space", "x" * 256, "caf\u00e9"):
+        response = tund.request("POST", "/devices", body={"name": "idem1", "type": "tun"},
+                                headers={"Idempotency-Key": bad.encode("utf-8").decode("latin-1")})
+        contract.check("/devices", "post", response)
+        assert response.status == 400 and error_code(response) == "invalid_idempotency_key", (bad, response)
+    # The body is checked before the key.
+    response, answer = call(tund, contract, "post", "/devices", body={"type": "tunnel"}, headers={"Idempotency-Key": "has space"})
+    assert response.status == 422 and answer["error"]["field"] == "type"
+    response, _ = call(tund, contract, "delete", "/devices/{name}", "/devices/idem0")
+    assert response.status == 204
+    response, answer = call(tund, contract, "post", "/devices", body=body, headers=key)
+    assert response.status == 422 and error_code(response) == "idempotency_key_reused"
+    assert "deleted" in answer["error"]["message"]
+    response, device = call(tund, contract, "post", "/devices", body=body, headers={"Idempotency-Key": "x" * 255})
+    assert response.status == 201 and "Idempotent-Replayed" not in response.headers
+
+
+def test_event_stream_matches_the_spec(tund, contract):
+    """Events are `Event`s, numbered by their SSE ids, for creates, changes, drift, link state and deletes."""
+    with EventStream(tund, contract) as events:
+        create(tund, contract, {"name": "ev0", "type": "tun", "mtu": 1400, "addresses": ["10.67.0.1/24"]})
+        seen = events.until(lambda event: event[1] == "worker.started")
+        assert [(kind, data["device"]) for _, kind, data in seen] == [("device.created", "ev0"), ("worker.started", "ev0")]
+        assert seen[0][2]["detail"] == {"generation": "1"} and events.retry == "1000"
+        response, _ = call(tund, contract, "patch", "/devices/{name}", "/devices/ev0", body={"mtu": 1300})
+        _, kind, data = events.next_event()
+        assert kind == "device.updated" and data["detail"] == {"change": "updated", "generation": "2"}
+        response, _ = call(tund, contract, "post", "/devices/{name}/addresses", "/devices/ev0/addresses", body={"address": "10.67.0.2/24"})
+        assert events.next_event()[2]["detail"] == {"change": "address added", "generation": "3"}
+        response, _ = call(tund, contract, "post", "/devices/{name}/routes", "/devices/ev0/routes", body={"destination": "10.68.0.0/16"})
+        assert events.next_event()[2]["detail"] == {"change": "route added", "generation": "4"}
+
+        # Drift, by someone else: detected and repaired (policy repair), and the device shows it.
+        subprocess.run(["ip", "link", "set", "ev0", "mtu", "1500"], check=True)
+        seen = events.until(lambda event: event[1] == "drift.repaired")
+        detected = [data for _, kind, data in seen if kind == "drift.detected"]
+        assert detected and "mtu 1500, stored 1300" in detected[0]["detail"]["findings"]
+        assert seen[-1][2]["detail"]["policy"] == "repair"
+        response, device = call(tund, contract, "get", "/devices/{name}", "/devices/ev0")
+        assert device["drift"]["repaired"] >= 1 and device["drift"]["last"]["repaired"] is True
+        assert device["generation"] == 4  # a repair restores the stored state; it is not a change of it
+        response, stats = call(tund, contract, "get", "/devices/{name}/stats", "/devices/ev0/stats")
+        assert stats["drift"]["repaired"] >= 1
+
+        # Policy report: detected, not repaired, and the link state changes are announced.
+        response, _ = call(tund, contract, "patch", "/devices/{name}", "/devices/ev0", body={"policy": "report"})
+        events.until(lambda event: event[1] == "device.updated")
+        subprocess.run(["ip", "link", "set", "ev0", "down"], check=True)
+        seen = events.until(lambda event: event[1] == "drift.detected")
+        assert ("link.down", "ev0") in [(kind, data["device"]) for _, kind, data in seen]
+        assert seen[-1][2]["detail"]["policy"] == "report"
+        response, device = call(tund, contract, "get", "/devices/{name}", "/devices/ev0")
+        assert device["drift"]["last"]["repaired"] is False and device["drift"]["last"]["error"] is None
+        subprocess.run(["ip", "link", "set", "ev0", "up"], check=True)
+        events.until(lambda event: event[1] == "link.up")
+
+        response, _ = call(tund, contract, "delete", "/devices/{name}", "/devices/ev0")
+        seen = events.until(lambda event: event[1] == "device.deleted")
+        assert [kind for _, kind, _ in seen][-2:] == ["worker.stopped", "device.deleted"]
+        last = int(seen[-1][0])
+
+    # Reconnecting: the missed events again, by header or by query argument, in order.
+    for replay in ({"last_event_id": 0}, {"query": "last_event_id=2"}):
+        with EventStream(tund, contract, **replay) as events:
+            seen = events.until(lambda event: int(event[0]) == last, limit=200)
+            ids = [int(event_id) for event_id, _, _ in seen]
+            first = 1 if "last_event_id" in replay else 3
+            assert ids == list(range(first, last + 1)), ids
+            assert events.comments[:1] == [": tund event stream"]
+    # An id past everything held: only new events.
+    with EventStream(tund, contract, last_event_id=last) as events:
+        create(tund, contract, {"name": "ev1", "type": "tun"})
+        seen = events.until(lambda event: event[1] == "device.created" and event[2]["device"] == "ev1")
+        assert all(int(event_id) > last for event_id, _, _ in seen), seen
+
+
+def test_metrics_and_capture_match_the_spec(tund, contract):
+    create(tund, contract, {"name": "obs0", "type": "tun", "addresses": ["10.69.0.1/24"]})
+    # Metrics: every family the daemon exposes is one the spec names.
+    response, text = call(tund, contract, "get", "/metrics")
+    assert response.status == 200 and response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    described = contract.operation("/metrics", "get")["description"]
+    families = [line.split()[2] for line in text.decode().splitlines() if line.startswith("# TYPE ")]
+    assert "tund_devices" in families and "tund_http_requests_total" in families
+    for family in families:
+        assert f"`{family}`" in described, f"metric family {family} is not described in the spec"
+    # Capture: a pcap file header, at least, then the end at the timeout.
+    response, body = call(tund, contract, "get", "/devices/{name}/capture", "/devices/obs0/capture?count=1&timeout=1")
+    assert response.status == 200 and body[:4] == (0xA1B2C3D4).to_bytes(4, "little") and len(body) >= 24
+    assert response.headers["Content-Disposition"] == 'attachment; filename="obs0-1.pcap"'
+    for query, field in (("count=0", "count"), ("count=abc", "count"), ("count=100001", "count"),
+                         ("timeout=0", "timeout"), ("timeout=3601", "timeout"), ("timeout=1.5", "timeout")):
+        response, answer = call(tund, contract, "get", "/devices/{name}/capture", f"/devices/obs0/capture?{query}")
+        assert response.status == 422 and answer["error"]["field"] == field, (query, response)
+        parameter = next(p for p in contract.parameters("/devices/{name}/capture", "get") if p["name"] == field)
+        value = query.split("=")[1]
+        assert not Draft202012Validator(parameter["schema"]).is_valid(int(value) if value.isdigit() else value)
+
+
+def test_bearer_token_matches_the_spec(make_tund, contract, tmp_path):
+    token = "s3cret-token-0123456789"
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    daemon = make_tund(["--token-file", str(token_file)], start=False)
+    daemon.start(wait_ready=False)
+    authorized = {"Authorization": f"Bearer {token}"}
+    for _ in range(150):
+        try:
+            if daemon.request("GET", "/readyz", headers=authorized).status == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.1)
+    response, body = call(daemon, contract, "get", "/healthz")
+    assert response.status == 200
+    for path, method in contract.operations():
+        if path == "/healthz":
+            continue
+        target = path.replace("{name}", "tun0").replace("{address}", "10.10.0.1").replace("{id}", "1")
+        for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": token}):
+            response, answer = call(daemon, contract, method, path, target, body={} if method in ("post", "patch") else None,
+                                    headers=dict(headers, **JSON))
+            assert response.status == 401 and answer["error"]["code"] == "unauthorized", (method, path, headers, response)
+    response, body = call(daemon, contract, "post", "/devices", body={"name": "tok0", "type": "tun"}, headers=authorized)
+    assert response.status == 201
+    response, body = call(daemon, contract, "get", "/devices", headers=authorized)
+    assert response.status == 200 and [device["name"] for device in body["devices"]] == ["tok0"]
+
+
+def test_device_limit_matches_the_spec(make_tund, contract):
+    daemon = make_tund(["--max-devices", "1"])
+    create(daemon, contract, {"name": "lim0", "type": "tun"})
+    response, body = call(daemon, contract, "post", "/devices", body={"name": "lim1", "type": "tun"})
+    assert response.status == 409 and error_code(response) == "device_limit_reached"
+    response, body = call(daemon, contract, "post", "/devices", body={"name": "lim0", "type": "tun"})
+    assert response.status == 409 and error_code(response) == "device_exists"
 
 
 def test_counters_after_traffic_match_the_spec(tund, contract):
@@ -440,15 +780,63 @@ def test_counters_after_traffic_match_the_spec(tund, contract):
         + protocols["other"] == worker["packets_read"] - worker["dropped"]
     assert stats["kernel"]["tx_packets"] >= 3
 
+    # The other worker modes: a responder ignoring UDP, and two tunnels carrying a packet between them.
+    create(tund, contract, {"name": "resp0", "type": "tun", "addresses": ["10.205.0.1/24"], "worker": {"mode": "responder"}})
+    create(tund, contract, {"name": "tnl0", "type": "tun", "addresses": ["10.206.0.1/24"],
+                            "worker": {"mode": "tunnel", "local": "127.0.0.1:7300", "remote": "127.0.0.1:7301"}})
+    response, tunnel = call(tund, contract, "get", "/devices/{name}", "/devices/tnl0")
+    assert tunnel["worker"] == {"mode": "tunnel", "local": "127.0.0.1:7300", "remote": "127.0.0.1:7301", "running": True}
+    create(tund, contract, {"name": "tnl1", "type": "tun", "addresses": ["10.207.0.1/24"],
+                            "worker": {"mode": "tunnel", "local": "127.0.0.1:7301", "remote": "127.0.0.1:7300"}})
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for _ in range(3):
+            sender.sendto(b"y" * 50, ("10.205.0.2", 9))
+            sender.sendto(b"z" * 50, ("10.206.0.2", 9))
+    for _ in range(50):
+        response, responder = call(tund, contract, "get", "/devices/{name}/stats", "/devices/resp0/stats")
+        response, sender_side = call(tund, contract, "get", "/devices/{name}/stats", "/devices/tnl0/stats")
+        response, receiver_side = call(tund, contract, "get", "/devices/{name}/stats", "/devices/tnl1/stats")
+        if (responder["worker"]["dropped_reasons"]["ignored"] >= 3 and sender_side["worker"]["peer"]["packets_sent"] >= 3
+                and receiver_side["worker"]["peer"]["packets_received"] >= 3):
+            break
+        time.sleep(0.1)
+    assert responder["worker"]["mode"] == "responder" and responder["worker"]["dropped_reasons"]["ignored"] >= 3
+    assert sender_side["worker"]["peer"]["packets_sent"] >= 3, sender_side
+    assert receiver_side["worker"]["peer"]["packets_received"] >= 3 and receiver_side["worker"]["packets_written"] >= 3
+    # A tunnel's local port can be bound once.
+    response, answer = call(tund, contract, "post", "/devices", body={
+        "name": "tnl2", "type": "tun", "worker": {"mode": "tunnel", "local": "127.0.0.1:7300", "remote": "127.0.0.1:7302"}})
+    assert response.status == 500 and answer["error"]["errno"] == "EADDRINUSE"
+    response, answer = call(tund, contract, "patch", "/devices/{name}", "/devices/resp0", body={
+        "worker": {"mode": "tunnel", "local": "127.0.0.1:7301", "remote": "127.0.0.1:7302"}})
+    assert response.status == 500 and answer["error"]["errno"] == "EADDRINUSE"
+    response, device = call(tund, contract, "get", "/devices/{name}", "/devices/resp0")
+    assert device["worker"] == {"mode": "responder", "running": True} and device["generation"] == 1
+
+
+def request_examples(spec, path, method):
+    return spec["paths"][path][method]["requestBody"]["content"]["application/json"]["examples"]
+
 
 def test_request_examples_are_accepted(tund, contract, spec):
-    examples = spec["paths"]["/devices"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    examples = request_examples(spec, "/devices", "post")
     assert {"tun", "tap", "minimal"} <= set(examples)
     for name, example in examples.items():
         response, device = call(tund, contract, "post", "/devices", body=example["value"])
         assert response.status == 201, f"example {name}: {response!r}"
-        response, _ = call(tund, contract, "delete", "/devices/{name}", f"/devices/{device['name']}")
-        assert response.status == 204
+        if name != "tun":
+            response, _ = call(tund, contract, "delete", "/devices/{name}", f"/devices/{device['name']}")
+            assert response.status == 204
+    # The examples of the other operations, on the device of the `tun` example.
+    name = examples["tun"]["value"]["name"]
+    for path, method in contract.operations():
+        if path == "/devices" or not contract.operation(path, method).get("requestBody"):
+            continue
+        for example_name, example in request_examples(spec, path, method).items():
+            response, answer = call(tund, contract, method, path, path.replace("{name}", name), body=example["value"])
+            assert response.status < 300, f"example {example_name} of {method.upper()} {path}: {response!r}"
+    response, _ = call(tund, contract, "delete", "/devices/{name}", f"/devices/{name}")
+    assert response.status == 204
 
 
 # Bodies that DeviceCreate rejects, with the field the daemon names. The schema and the daemon must agree.
@@ -487,7 +875,18 @@ REJECTED = [
     ({"type": "tun", "routes": [{"destination": "10.1.0.0/16", "gateway": "gw"}]}, "routes[0].gateway"),
     ({"type": "tun", "routes": [{"destination": "10.1.0.0/16", "metric": 4294967296}]}, "routes[0].metric"),
     ({"type": "tun", "routes": ["10.1.0.0/16"]}, "routes[0]"),
-    ({"type": "tun", "worker": {"mode": "echo"}}, "worker.mode"),
+    ({"type": "tun", "worker": {"mode": "bogus"}}, "worker.mode"),
+    ({"type": "tun", "worker": {"mode": "tunnel"}}, "worker.remote"),
+    ({"type": "tun", "worker": {"mode": "tunnel", "local": "127.0.0.1:7000"}}, "worker.remote"),
+    ({"type": "tun", "worker": {"mode": "tunnel", "remote": "127.0.0.1:7000"}}, "worker.local"),
+    ({"type": "tun", "worker": {"mode": "count", "local": "127.0.0.1:7000", "remote": "127.0.0.1:7001"}}, "worker.local"),
+    ({"type": "tun", "worker": {"local": "127.0.0.1:7000", "remote": "127.0.0.1:7001"}}, "worker.local"),
+    ({"type": "tun", "worker": {"mode": "tunnel", "local": "127.0.0.1", "remote": "127.0.0.1:7001"}}, "worker.local"),
+    ({"type": "tun", "worker": {"mode": "tunnel", "local": "127.0.0.1:0", "remote": "127.0.0.1:7001"}}, "worker.local"),
+    ({"type": "tun", "worker": {"mode": "tunnel", "local": "127.0.0.1:7000", "remote": "127.0.0.1:65536"}}, "worker.remote"),
+    ({"type": "tun", "worker": {"mode": "tunnel", "local": "127.0.0.1:7000", "remote": "::1:7001"}}, "worker.remote"),
+    ({"type": "tun", "worker": {"mode": "tunnel", "local": "127.0.0.1:7000", "remote": "[::1]:7001"}}, "worker.remote"),
+    ({"type": "tun", "worker": {"mode": "tunnel", "local": "[::1]:7000", "remote": "127.0.0.1:7001"}}, "worker.remote"),
     ({"type": "tun", "worker": {"threads": 2}}, "worker.threads"),
     ({"type": "tun", "worker": "count"}, "worker"),
 ]
@@ -502,6 +901,11 @@ ACCEPTED = [
     {"type": "tun", "up": False, "routes": []},
     {"type": "tun", "mtu": 1280, "addresses": ["fd00:83::1/64", "10.83.0.1"]},
     {"type": "tap", "mac": "0A:BC:DE:F0:12:34", "worker": {"mode": "count"}},
+    {"type": "tun", "worker": {}},
+    {"type": "tun", "worker": {"mode": "echo", "local": None, "remote": None}},
+    {"type": "tap", "worker": {"mode": "responder"}},
+    {"type": "tun", "worker": {"mode": "tunnel", "local": "127.0.0.1:7000", "remote": "127.0.0.1:07001"}},
+    {"type": "tun", "worker": {"mode": "tunnel", "local": "[::1]:65535", "remote": "[::1]:1"}},
     {"type": "tun", "addresses": ["10.84.0.1/24"],
      "routes": [{"destination": "10.85.0.0/16", "gateway": None, "metric": None},
                 {"destination": "10.85.0.0/16", "metric": 4294967295}]},
@@ -524,19 +928,128 @@ def test_request_schema_and_daemon_agree(tund, contract):
         assert response.status == 204
 
 
+# Bodies that the other request schemas reject, with the field the daemon names, and edge bodies they accept.
+REJECTED_PATCHES = [
+    ({"mtu": 67}, "mtu"),
+    ({"mtu": 65536}, "mtu"),
+    ({"mtu": "1500"}, "mtu"),
+    ({"mtu": 1500.5}, "mtu"),
+    ({"up": "no"}, "up"),
+    ({"name": "x"}, "name"),
+    ({"type": "tap"}, "type"),
+    ({"queues": 2}, "queues"),
+    ({"addresses": []}, "addresses"),
+    ({"routes": []}, "routes"),
+    ({"worker": "count"}, "worker"),
+    ({"worker": {"mode": "bogus"}}, "worker.mode"),
+    ({"worker": {"mode": "tunnel"}}, "worker.remote"),
+    ({"worker": {"mode": "echo", "local": "127.0.0.1:7000", "remote": "127.0.0.1:7001"}}, "worker.local"),
+    ({"worker": {"threads": 2}}, "worker.threads"),
+    ({"policy": "ignore"}, "policy"),
+    ({"policy": 1}, "policy"),
+]
+ACCEPTED_PATCHES = [
+    {},
+    {"mtu": None, "up": None, "worker": None, "policy": None},
+    {"mtu": 68},
+    {"mtu": 65535, "worker": {"mode": None}},
+    {"up": False, "policy": "report"},
+    {"up": True, "mtu": 1500, "worker": {"mode": "count"}, "policy": "repair"},
+    {"worker": {"mode": "responder"}},
+    {"worker": {"mode": "tunnel", "local": "127.0.0.1:7200", "remote": "127.0.0.1:7201"}},
+    {"worker": {"mode": "tunnel", "local": "127.0.0.1:7202", "remote": "127.0.0.1:7201"}},
+    {"worker": {}},
+]
+REJECTED_ADDRESSES = [
+    ({}, "address"),
+    ({"address": None}, "address"),
+    ({"address": 5}, "address"),
+    ({"address": "nope"}, "address"),
+    ({"address": "10.0.0.1/33"}, "address"),
+    ({"address": "10.0.0.1/024"}, "address"),
+    ({"address": "fd00::1/129"}, "address"),
+    ({"addr": "10.0.0.1"}, "addr"),
+    ({"address": "10.0.0.1", "label": "x"}, "label"),
+]
+ACCEPTED_ADDRESSES = [{"address": "10.86.0.2"}, {"address": "10.87.0.1/16"}, {"address": "fd00:86::1/64"}]
+REJECTED_ROUTES = [
+    ({}, "destination"),
+    ({"destination": None}, "destination"),
+    ({"destination": 5}, "destination"),
+    ({"destination": "x"}, "destination"),
+    ({"destination": "10.1.0.0/33"}, "destination"),
+    ({"destination": "10.1.0.0/16", "via": "10.0.0.1"}, "via"),
+    ({"destination": "10.1.0.0/16", "gateway": "gw"}, "gateway"),
+    ({"destination": "10.1.0.0/16", "gateway": 5}, "gateway"),
+    ({"destination": "10.1.0.0/16", "metric": -1}, "metric"),
+    ({"destination": "10.1.0.0/16", "metric": 4294967296}, "metric"),
+    ({"destination": "10.1.0.0/16", "metric": "5"}, "metric"),
+]
+ACCEPTED_ROUTES = [
+    {"destination": "10.88.0.0/16"},
+    {"destination": "10.89.0.0/16", "gateway": "10.86.0.9", "metric": 0},
+    {"destination": "10.90.0.0/16", "gateway": None, "metric": None},
+    {"destination": "10.90.0.0/16", "metric": 4294967295},
+    {"destination": "10.86.0.77"},
+    {"destination": "fd00:88::/64"},
+]
+
+
+def test_other_request_schemas_and_daemon_agree(tund, contract):
+    create(tund, contract, {"name": "agree0", "type": "tun", "addresses": ["10.86.0.1/24"]})
+    for pattern, schema_name, rejected, accepted in (
+            ("/devices/{name}", "DevicePatch", REJECTED_PATCHES, ACCEPTED_PATCHES),
+            ("/devices/{name}/addresses", "AddressCreate", REJECTED_ADDRESSES, ACCEPTED_ADDRESSES),
+            ("/devices/{name}/routes", "RouteCreate", REJECTED_ROUTES, ACCEPTED_ROUTES)):
+        method = "patch" if pattern == "/devices/{name}" else "post"
+        target = pattern.replace("{name}", "agree0")
+        schema = contract.schema_validator(schema_name)
+        for body, field in rejected:
+            assert not schema.is_valid(body), f"{schema_name} accepts {body}, which the daemon rejects"
+            before = generation(tund, contract, "agree0")
+            response, answer = call(tund, contract, method, pattern, target, body=body)
+            assert response.status == 422, f"{method.upper()} {body}: {response!r}"
+            assert (answer["error"]["code"], answer["error"].get("field")) == ("invalid_field", field), f"{body}: {response!r}"
+            assert generation(tund, contract, "agree0") == before
+        for body in accepted:
+            errors = list(schema.iter_errors(body))
+            assert not errors, f"{schema_name} rejects {body}: {errors[0].message}"
+            response, answer = call(tund, contract, method, pattern, target, body=body)
+            assert response.status in (200, 201), f"{method.upper()} {body}: {response!r}"
+            if pattern == "/devices/{name}/addresses":
+                address = answer["address"].replace("/", "%2F")
+                response, _ = call(tund, contract, "delete", "/devices/{name}/addresses/{address}", f"{target}/{address}")
+                assert response.status == 204, response
+            elif pattern == "/devices/{name}/routes":
+                response, _ = call(tund, contract, "delete", "/devices/{name}/routes/{id}", f"{target}/{answer['id']}")
+                assert response.status == 204, response
+
+
 # ---------------------------------------------------------------------------------------------------
 # The spec's operations are exactly the daemon's
 
 
 def test_every_operation_in_the_spec_is_served(tund, contract, spec):
-    minimal = spec["paths"]["/devices"]["post"]["requestBody"]["content"]["application/json"]["examples"]["minimal"]["value"]
-    create(tund, contract, {"name": "reach0", "type": "tun"})
+    reach0 = create(tund, contract, {"name": "reach0", "type": "tun", "addresses": ["10.10.0.1/24", "10.10.0.9/24"],
+                                     "routes": [{"destination": "10.40.0.0/16"}]})
     create(tund, contract, {"name": "reach1", "type": "tun"})
-    # DELETE last, on a device of its own.
+    values = {"{address}": "10.10.0.9", "{id}": str(reach0["routes"][0]["id"])}
+    # DELETEs last: the device's own on a device of its own, the others on what reach0 was made with.
     operations = sorted(contract.operations(), key=lambda operation: operation[1] == "delete")
     for path, method in operations:
-        target = path.replace("{name}", "reach1" if method == "delete" else "reach0")
-        body = minimal if contract.operation(path, method).get("requestBody") else None
+        target = path.replace("{name}", "reach1" if (method, path) == ("delete", "/devices/{name}") else "reach0")
+        for placeholder, value in values.items():
+            target = target.replace(placeholder, value)
+        if path == "/events":
+            # A stream that never ends: check its status and media type, read nothing, close.
+            with EventStream(tund, contract, timeout=5) as events:
+                assert events.response.status == 200
+            continue
+        if path == "/devices/{name}/capture":
+            target += "?count=1&timeout=1"  # a stream that ends within a second
+        body = None
+        if contract.operation(path, method).get("requestBody"):
+            body = next(iter(request_examples(spec, path, method).values()))["value"]
         response, answer = call(tund, contract, method, path, target, body=body)
         assert response.status != 405, f"{method.upper()} {target}: {response!r}"
         assert not (response.status == 404 and answer["error"]["code"] == "not_found"), f"{method.upper()} {target}: {response!r}"
@@ -547,7 +1060,7 @@ def test_each_path_serves_exactly_the_methods_in_the_spec(tund, contract, spec):
     create(tund, contract, {"name": "reach0", "type": "tun"})
     for path, item in spec["paths"].items():
         declared = {method.upper() for method in HTTP_METHODS if method in item}
-        target = path.replace("{name}", "reach0")
+        target = path.replace("{name}", "reach0").replace("{address}", "10.10.0.9").replace("{id}", "1")
         probe = next(method for method in ("PUT", "PATCH", "POST", "DELETE", "GET") if method not in declared)
         response = tund.request(probe, target, body={"type": "tun"})
         assert response.status == 405 and error_code(response) == "method_not_allowed", f"{probe} {target}: {response!r}"
