@@ -31,7 +31,7 @@ struct APIClient {
 
     private func request(_ method: String, _ path: String, json: JSONValue?, headers: [(name: String, value: String)]) -> HTTPClient.Request {
         var request = HTTPClient.Request(method: method, target: path)
-        request.headers.append(("Accept", "application/json"))
+        if !headers.contains(where: { $0.name.lowercased() == "accept" }) { request.headers.append(("Accept", "application/json")) }
         if let token { request.headers.append(("Authorization", "Bearer \(token)")) }
         if let json {
             request.headers.append(("Content-Type", "application/json"))

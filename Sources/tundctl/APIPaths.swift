@@ -11,10 +11,10 @@ enum APIPaths {
     static func routes(_ name: String) -> String { device(name) + "/routes" }
     static func route(_ name: String, id: String) -> String { routes(name) + "/" + segment(id) }
 
-    static func capture(_ name: String, count: Int?, timeout: Double?) -> String {
+    static func capture(_ name: String, count: Int?, timeout: Int?) -> String {
         var query: [String] = []
         if let count { query.append("count=\(count)") }
-        if let timeout { query.append("timeout=\(formatSeconds(timeout))") }
+        if let timeout { query.append("timeout=\(timeout)") }
         return device(name) + "/capture" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
     }
 

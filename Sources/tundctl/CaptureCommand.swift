@@ -20,17 +20,19 @@ struct CaptureCommand: TundCommand {
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The device's name.") var name: String
-    @Option(name: [.short, .long], help: "Stop after this many packets.") var count: Int?
-    @Option(name: [.short, .long], help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds")) var timeout: Double?
+    @Option(name: [.short, .long], help: "Stop after this many packets (tund's default: 100).") var count: Int?
+    @Option(name: [.short, .long], help: ArgumentHelp("Stop after this many whole seconds (tund's default: 10).", valueName: "seconds"))
+    var timeout: Int?
     @Option(name: [.short, .long], help: ArgumentHelp("Write the pcap here; - for standard output (the default).", valueName: "file"))
     var output: String?
 
-    /// The stream may stay quiet until the capture ends: wait --timeout plus 10 s, or for ever.
-    var requestTimeout: Double { timeout.map { $0 + 10 } ?? 0 }
+    /// The stream may stay quiet until the capture ends: wait --timeout plus 10 s; without --timeout,
+    /// for ever (tund ends the capture at its own default).
+    var requestTimeout: Double { timeout.map { Double($0) + 10 } ?? 0 }
 
     func validate() throws {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
-        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be more than 0 seconds") }
+        if let timeout, timeout < 1 { throw ValidationError("--timeout must be at least 1 second") }
         if toStandardOutput && StandardStreams.outputIsTerminal {
             throw ValidationError("refusing to write a binary pcap to a terminal: use --output FILE, or pipe it (| tshark -r -)")
         }

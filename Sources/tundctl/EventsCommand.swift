@@ -38,8 +38,9 @@ struct EventsCommand: TundCommand {
         var connected = false
         while true {
             do {
-                let headers = [("Accept", "text/event-stream")] + (resumeAfter.map { [("Last-Event-ID", $0)] } ?? [])
-                let (head, reader) = try api.openStream(APIPaths.events, headers: headers.map { (name: $0.0, value: $0.1) }, streamTimeout: Self.idleTimeout)
+                var headers: [(name: String, value: String)] = [("Accept", "text/event-stream")]
+                if let resumeAfter { headers.append(("Last-Event-ID", resumeAfter)) }
+                let (head, reader) = try api.openStream(APIPaths.events, headers: headers, streamTimeout: Self.idleTimeout)
                 guard head.header("Content-Type")?.lowercased().hasPrefix("text/event-stream") == true else {
                     throw HTTPClientError.malformed("/events answered with \(head.header("Content-Type") ?? "no Content-Type"), not text/event-stream")
                 }
@@ -48,7 +49,7 @@ struct EventsCommand: TundCommand {
                 var parser = ServerSentEventParser()
                 while let piece = try reader.nextBodyPiece() {
                     for event in parser.feed(piece) {
-                        try print(event)
+                        try show(event)
                         resumeAfter = event.id ?? resumeAfter
                         printed += 1
                         if let count, printed >= count { return }
@@ -66,7 +67,7 @@ struct EventsCommand: TundCommand {
         }
     }
 
-    private func print(_ event: ServerSentEvent) throws {
+    private func show(_ event: ServerSentEvent) throws {
         if global.json { return try StandardStreams.out(event.data + "\n") }
         let data = try? JSONValue.parse(Array(event.data.utf8))
         let id = event.id ?? DeviceText.text(data?["sequence"])

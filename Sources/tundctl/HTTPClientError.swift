@@ -10,6 +10,8 @@ enum HTTPClientError: Error, Equatable {
     case unreachable(errno: Int32)
     /// The connection broke while sending or receiving.
     case connectionLost(errno: Int32)
+    /// The connection ended before the answer was complete (tund stopped, or the network broke).
+    case closedEarly
     /// tund did not send anything within the read timeout.
     case timedOut
     /// What came back is not HTTP/1.x as tundctl understands it.
@@ -24,6 +26,8 @@ enum HTTPClientError: Error, Equatable {
             return "cannot reach tund at \(server): \(describe(code))"
         case .connectionLost(let code):
             return "lost the connection to tund at \(server): \(describe(code))"
+        case .closedEarly:
+            return "tund at \(server) closed the connection before its answer was complete"
         case .timedOut:
             return "tund at \(server) did not answer within \(formatSeconds(timeout)) s"
         case .malformed(let reason):

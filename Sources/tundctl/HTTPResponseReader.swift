@@ -76,7 +76,7 @@ final class HTTPResponseReader {
             case .length(let remaining):
                 if remaining == 0 { framing = .finished; return nil }
                 let piece = try take(upTo: remaining)
-                guard !piece.isEmpty else { throw .malformed("the connection closed \(remaining) bytes before the end of the body") }
+                guard !piece.isEmpty else { throw .closedEarly }
                 framing = .length(remaining: remaining - piece.count)
                 return piece
             case .chunkSize:
@@ -92,7 +92,7 @@ final class HTTPResponseReader {
                 framing = .chunkData(remaining: size)
             case .chunkData(let remaining):
                 let piece = try take(upTo: remaining)
-                guard !piece.isEmpty else { throw .malformed("the connection closed inside a chunk") }
+                guard !piece.isEmpty else { throw .closedEarly }
                 framing = remaining == piece.count ? .chunkEnd : .chunkData(remaining: remaining - piece.count)
                 return piece
             case .chunkEnd:
@@ -149,7 +149,7 @@ final class HTTPResponseReader {
             if position == buffer.count {
                 buffer = try connection.receive()
                 position = 0
-                guard !buffer.isEmpty else { throw .malformed("the connection closed in the middle of a line") }
+                guard !buffer.isEmpty else { throw .closedEarly }
             }
             let byte = buffer[position]
             position += 1
