@@ -34,8 +34,8 @@ public struct APIError: Error, Sendable, Equatable {
         case .deviceNotFound:
             self.init(status: 404, code: "device_not_found", message: error.description)
         case .kernelRejected(let kernel):
-            // EEXIST here is a route or address that another device holds already.
-            self.init(status: kernel.errnoName == "EEXIST" ? 409 : 422, code: "kernel_rejected",
+            // EEXIST: a route or address another device holds already; EADDRINUSE: a tunnel's port is taken.
+            self.init(status: ["EEXIST", "EADDRINUSE"].contains(kernel.errnoName) ? 409 : 422, code: "kernel_rejected",
                       message: error.description, errno: kernel.errnoName)
         case .permissionDenied(let kernel):
             self.init(status: 500, code: "permission_denied", message: error.description, errno: kernel.errnoName)
@@ -49,8 +49,10 @@ public struct APIError: Error, Sendable, Equatable {
         case .preconditionFailed(_, let current):
             self.init(status: 412, code: "precondition_failed", message: error.description)
             headers["ETag"] = "\"\(current)\""
-        case .itemNotFound:
-            self.init(status: 404, code: "not_found", message: error.description)
+        case .addressNotFound:
+            self.init(status: 404, code: "address_not_found", message: error.description)
+        case .routeNotFound:
+            self.init(status: 404, code: "route_not_found", message: error.description)
         case .idempotencyKeyReused:
             self.init(status: 422, code: "idempotency_key_reused", message: error.description)
         case .deviceLimitReached:

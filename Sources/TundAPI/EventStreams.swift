@@ -64,6 +64,9 @@ final class EventStreams: Sendable {
         _ = write(stopPipe.write, &one, 1)
         if let thread = heartbeat.withLock({ thread in defer { thread = nil }; return thread }) { pthread_join(thread, nil) }
         for stream in streams.withLock({ Array($0.values) }) { stream.finish() }
+        // Give libmicrohttpd a moment to send each stream's last chunk before the server stops (bounded:
+        // a client that stopped reading does not hold the shutdown).
+        for _ in 0..<100 where openCount > 0 { usleep(10_000) }
     }
 
     private func startHeartbeat() {

@@ -86,7 +86,7 @@ public struct TundAPI: Sendable {
         router.add("DELETE", "/devices/{name}/routes/{id}") { request, path in
             handle {
                 guard let id = Int64(path["id"]), id > 0 else {
-                    throw APIError(status: 404, code: "not_found", message: "route ids are positive integers, got \(path["id"])")
+                    throw APIError(status: 404, code: "route_not_found", message: "route ids are positive integers, got \(path["id"].prefix(32))")
                 }
                 let device = try manager.deleteRoute(path["name"], id: id, ifMatch: try ifMatch(request))
                 return HTTPResponse(status: 204, headers: [etag(device)])
@@ -184,17 +184,17 @@ private func capture(_ manager: DeviceManager, _ name: String, _ request: HTTPRe
 /// The device's ETag: its generation, as a strong entity tag.
 private func etag(_ device: DeviceSnapshot) -> (String, String) { ("ETag", "\"\(device.record.generation)\"") }
 
-/// The generation an `If-Match` header names: nil for none or `*`; a tag that is not one of ours can
-/// match nothing, so it is stale by definition (412).
-private func ifMatch(_ request: HTTPRequest) throws -> Int64? {
+/// The generations an `If-Match` header accepts: nil for none or `*`. Tags that are not ours
+/// (malformed, weak-and-foreign) can match nothing, so a header made only of them is stale by definition.
+private func ifMatch(_ request: HTTPRequest) throws -> Set<Int64>? {
     guard let header = request.headers["if-match"]?.trimmingSpaces(), !header.isEmpty, header != "*" else { return nil }
-    var tag = Substring(header.split(separator: ",").first ?? "")
-    tag = tag.drop { $0 == " " }
-    if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
-    guard tag.hasPrefix("\""), tag.hasSuffix("\""), tag.count >= 2, let generation = Int64(tag.dropFirst().dropLast()) else {
-        return -1
-    }
-    return generation
+    return Set(header.split(separator: ",").compactMap { part in
+        var tag = part.drop { $0 == " " }
+        while tag.last == " " { tag = tag.dropLast() }
+        if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
+        guard tag.count >= 2, tag.hasPrefix("\""), tag.hasSuffix("\"") else { return nil }
+        return Int64(tag.dropFirst().dropLast())
+    })
 }
 
 /// `Idempotency-Key`: 1 to 255 printable ASCII characters.

@@ -41,8 +41,10 @@ public enum TundError: Error, Equatable, Sendable {
     case notReady
     /// `If-Match` named a generation the device has moved past.
     case preconditionFailed(name: String, current: Int64)
-    /// An address or route of the device that the request names does not exist.
-    case itemNotFound(String)
+    /// The device has no such address.
+    case addressNotFound(String)
+    /// The device has no route with that id.
+    case routeNotFound(String)
     /// An `Idempotency-Key` reused for a different request, or for a device deleted since.
     case idempotencyKeyReused(String)
     /// The configured maximum number of devices exists already.
@@ -53,7 +55,7 @@ public enum TundError: Error, Equatable, Sendable {
     public static func kernel(_ error: KernelError) -> TundError {
         switch error.errnoName {
         case "EPERM", "EACCES": .permissionDenied(error)
-        case "EEXIST", "EBUSY", "EINVAL", "ENETUNREACH", "EHOSTUNREACH", "EADDRNOTAVAIL", "ENETDOWN", "ERANGE",
+        case "EEXIST", "EBUSY", "EINVAL", "ENETUNREACH", "EHOSTUNREACH", "EADDRNOTAVAIL", "EADDRINUSE", "ENETDOWN", "ERANGE",
              "EAFNOSUPPORT", "EOPNOTSUPP", "ENOTSUP", "ESRCH", "ENODEV", "ENOENT":
             .kernelRejected(error)
         default: .kernelFailed(error)
@@ -75,7 +77,7 @@ extension TundError: CustomStringConvertible {
         case .storageFailed(let message): "database error: \(message)"
         case .notReady: "tund is restoring its devices; try again shortly"
         case .preconditionFailed(let name, let current): "device \(name) has changed: its generation is now \(current)"
-        case .itemNotFound(let message): message
+        case .addressNotFound(let message), .routeNotFound(let message): message
         case .idempotencyKeyReused(let message): message
         case .deviceLimitReached(let limit): "tund manages its maximum of \(limit) devices (--max-devices); delete one first"
         }

@@ -146,10 +146,10 @@ import Testing
 
     @Test func patchAppliesStoresAndBumpsTheGeneration() throws {
         let manager = try ready()
-        let updated = try manager.update("tun0", DevicePatch(mtu: 1300), ifMatch: 1)
+        let updated = try manager.update("tun0", DevicePatch(mtu: 1300), ifMatch: [1])
         #expect(updated.record.generation == 2 && links.table["tun0"]?.state.mtu == 1300)
         #expect(store.records["tun0"]?.spec.mtu == 1300 && store.records["tun0"]?.generation == 2)
-        #expect(throws: TundError.preconditionFailed(name: "tun0", current: 2)) { try manager.update("tun0", DevicePatch(mtu: 1200), ifMatch: 1) }
+        #expect(throws: TundError.preconditionFailed(name: "tun0", current: 2)) { try manager.update("tun0", DevicePatch(mtu: 1200), ifMatch: [1, 3]) }
         // No change, no new generation.
         #expect(try manager.update("tun0", DevicePatch(mtu: 1300)).record.generation == 2)
         manager.shutdown()
@@ -174,7 +174,7 @@ import Testing
         #expect(id > 0 && links.table["tun0"]?.routes == [route])
         _ = try manager.deleteRoute("tun0", id: id)
         #expect(links.table["tun0"]?.routes == [])
-        #expect(throws: TundError.itemNotFound("device tun0 has no route \(id)")) { try manager.deleteRoute("tun0", id: id) }
+        #expect(throws: TundError.routeNotFound("device tun0 has no route \(id)")) { try manager.deleteRoute("tun0", id: id) }
         manager.shutdown()
     }
 

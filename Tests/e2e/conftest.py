@@ -83,10 +83,10 @@ class Tund:
         self.log_path = database + ".log"
 
     def start(self, wait_ready=True):
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [tund_binary(), "--listen", f"127.0.0.1:{self.port}", "--database", self.database, *self.extra_args],
-            stdout=log, stderr=log)
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [tund_binary(), "--listen", f"127.0.0.1:{self.port}", "--database", self.database, *self.extra_args],
+                stdout=log, stderr=log)
         if wait_ready:
             self.wait_ready()
         return self

@@ -32,6 +32,7 @@ extension DeviceManager {
             if let error = managed.restoreError {
                 report.failed[record.name] = error
                 logger.error("device not restored", metadata: deviceMetadata(record).merging(["error": "\(error)"]) { $1 })
+                events.publish(.workerFailed, device: record.name, [("error", error)])
             } else {
                 let how = byName[record.name] == nil ? "re-created" : "re-attached"
                 if byName[record.name] == nil { report.recreated.append(record.name) } else { report.reattached.append(record.name) }
@@ -140,6 +141,7 @@ extension DeviceManager {
 
     private func reconcileOne(_ name: String) {
         var linkChange: Bool?
+        var workerEvents: [(DeviceEvent.Kind, [(String, String)])] = []
         let outcome = devices.withLock { (devices) -> (DriftReport, DriftPolicy)? in
             guard var managed = devices[name] else { return nil }
             let record = managed.record
@@ -157,10 +159,11 @@ extension DeviceManager {
             if let link, owned(link), link.index == managed.index {
                 do {
                     findings = try converge(record, link: link, apply: false)
-                    if repair && !findings.isEmpty { _ = try converge(record, link: link, apply: true) }
                 } catch {
                     findings = ["could not read the device: \(error)"]
-                    repairError = "\(error)"
+                }
+                if repair && !findings.isEmpty {
+                    do { _ = try converge(record, link: link, apply: true) } catch { repairError = "\(error)" }
                 }
             } else if let link, !owned(link) {
                 findings = ["a device tund does not own now holds the name"]
@@ -168,9 +171,13 @@ extension DeviceManager {
             } else {
                 findings = [link == nil ? "link deleted" : "link replaced (ifindex \(link!.index))"]
                 if repair {
+                    if managed.worker != nil { workerEvents.append((.workerStopped, [("reason", "link deleted behind tund's back")])) }
                     managed.worker?.stop()
                     managed.device?.close()
                     let fresh = attach(record, existing: link)
+                    workerEvents.append(fresh.worker != nil
+                        ? (.workerStarted, [("mode", record.spec.workerMode.rawValue)])
+                        : (.workerFailed, [("error", fresh.restoreError ?? "unknown")]))
                     managed.device = fresh.device
                     managed.worker = fresh.worker
                     managed.index = fresh.index
@@ -187,6 +194,7 @@ extension DeviceManager {
             return (report, record.spec.policy)
         }
         if let up = linkChange { events.publish(up ? .linkUp : .linkDown, device: name) }
+        for (kind, detail) in workerEvents { events.publish(kind, device: name, detail) }
         guard let (report, policy) = outcome else { return }
         let detail = [("findings", report.findings.joined(separator: "; ")), ("policy", policy.rawValue)]
         logger.warning("drift detected", metadata: ["device": "\(name)", "findings": "\(report.findings.joined(separator: "; "))",

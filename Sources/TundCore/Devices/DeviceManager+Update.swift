@@ -41,7 +41,7 @@ extension DeviceRecord {
 extension DeviceManager {
     /// `PATCH /devices/{name}`: MTU, link state, worker mode and drift policy, applied without recreating
     /// the device. Equivalent to `ip link set dev NAME mtu M up|down`.
-    public func update(_ name: String, _ patch: DevicePatch, ifMatch: Int64? = nil) throws(TundError) -> DeviceSnapshot {
+    public func update(_ name: String, _ patch: DevicePatch, ifMatch: Set<Int64>? = nil) throws(TundError) -> DeviceSnapshot {
         try mutate(name, ifMatch: ifMatch, event: "updated") { (managed) throws(TundError) -> (() -> Void)? in
             var spec = managed.record.spec
             if let mtu = patch.mtu { spec.mtu = mtu }
@@ -52,12 +52,32 @@ extension DeviceManager {
             }
             if let policy = patch.policy { spec.policy = policy }
             guard spec != managed.record.spec else { return nil }
-            try spec.validate()
+            do throws(TundError) {
+                try spec.validate()
+            } catch .invalidField(let field, let reason) where patch.mtu != nil && field.hasPrefix("addresses[") {
+                throw .invalidField(field: "mtu", reason: reason)
+            }
             let old = managed.record.spec
+            // The policy is tund's own business: it changes even on a device that is not present.
+            var changedKernelSide = old
+            changedKernelSide.policy = spec.policy
+            if changedKernelSide == spec {
+                managed.record.spec = spec
+                return {}
+            }
             let index = try liveIndex(managed)
             let linkChange = LinkSettings(up: spec.up != old.up ? spec.up : nil, mtu: spec.mtu != old.mtu ? spec.mtu : nil)
             if linkChange != LinkSettings() {
-                try kernel { () throws(KernelError) in try links.configure(index: index, linkChange) }
+                try kernel { () throws(KernelError) in
+                    try links.configure(index: index, linkChange)
+                    // Linux drops a link's IPv6 addresses when it goes down (keep_addr_on_down=0): put
+                    // them back at once, so taking the device down is not mistaken for drift.
+                    if linkChange.up == false {
+                        for prefix in spec.addresses where prefix.family == .ipv6 {
+                            try links.addAddress(prefix, index: index, replace: true)
+                        }
+                    }
+                }
             }
             if spec.workerMode != old.workerMode || spec.tunnel != old.tunnel, let device = managed.device {
                 managed.worker?.stop()
@@ -82,11 +102,11 @@ extension DeviceManager {
     }
 
     /// `POST /devices/{name}/addresses`: `ip addr add PREFIX dev NAME`, stored.
-    public func addAddress(_ name: String, _ prefix: IPPrefix, ifMatch: Int64? = nil) throws(TundError) -> DeviceSnapshot {
+    public func addAddress(_ name: String, _ prefix: IPPrefix, ifMatch: Set<Int64>? = nil) throws(TundError) -> DeviceSnapshot {
         try mutate(name, ifMatch: ifMatch, event: "address added") { (managed) throws(TundError) -> (() -> Void)? in
             var spec = managed.record.spec
             spec.addresses.append(prefix)
-            try spec.validate()
+            try Self.renamingField(to: "address", from: "addresses[") { () throws(TundError) in try spec.validate() }
             let index = try liveIndex(managed)
             try kernel { () throws(KernelError) in try links.addAddress(prefix, index: index, replace: false) }
             managed.record.spec = spec
@@ -96,13 +116,20 @@ extension DeviceManager {
 
     /// `DELETE /devices/{name}/addresses/{address}`: `ip addr del PREFIX dev NAME`, stored. `address`
     /// is `ADDRESS/LENGTH` or a bare address (addresses are unique per device).
-    public func deleteAddress(_ name: String, _ address: String, ifMatch: Int64? = nil) throws(TundError) -> DeviceSnapshot {
+    public func deleteAddress(_ name: String, _ address: String, ifMatch: Set<Int64>? = nil) throws(TundError) -> DeviceSnapshot {
         try mutate(name, ifMatch: ifMatch, event: "address deleted") { (managed) throws(TundError) -> (() -> Void)? in
             var spec = managed.record.spec
             guard let position = spec.addresses.firstIndex(where: { $0.description == address || $0.address.description == address || IPAddress(address) == $0.address }) else {
-                throw .itemNotFound("device \(name) has no address \(address)")
+                throw .addressNotFound("device \(name) has no address \(address)")
             }
             let prefix = spec.addresses.remove(at: position)
+            // The kernel drops a route whose gateway only this address made reachable; refuse rather
+            // than keep a stored route that can never be installed.
+            if let route = spec.routes.first(where: { route in
+                route.gateway.map { gateway in prefix.contains(gateway) && !spec.addresses.contains { $0.contains(gateway) } } ?? false
+            }) {
+                throw .invalidField(field: "address", reason: "the route to \(route.destination) via \(route.gateway!) needs \(prefix); delete that route first")
+            }
             let index = try liveIndex(managed)
             try ignoringAbsence { () throws(KernelError) in try links.deleteAddress(prefix, index: index) }
             managed.record.spec = spec
@@ -111,11 +138,11 @@ extension DeviceManager {
     }
 
     /// `POST /devices/{name}/routes`: `ip route add ... dev NAME`, stored; the new route is the last.
-    public func addRoute(_ name: String, _ route: RouteSpec, ifMatch: Int64? = nil) throws(TundError) -> DeviceSnapshot {
+    public func addRoute(_ name: String, _ route: RouteSpec, ifMatch: Set<Int64>? = nil) throws(TundError) -> DeviceSnapshot {
         try mutate(name, ifMatch: ifMatch, event: "route added") { (managed) throws(TundError) -> (() -> Void)? in
             var spec = managed.record.spec
             spec.routes.append(route)
-            try spec.validate()
+            try Self.renamingField(to: "destination", from: "routes[") { () throws(TundError) in try spec.validate() }
             let index = try liveIndex(managed)
             try kernel { () throws(KernelError) in try links.addRoute(route, index: index, replace: false) }
             managed.record.setRoutes(managed.record.routes + [DeviceRoute(id: 0, spec: route)])
@@ -124,10 +151,10 @@ extension DeviceManager {
     }
 
     /// `DELETE /devices/{name}/routes/{id}`: `ip route del ... dev NAME`, stored.
-    public func deleteRoute(_ name: String, id: Int64, ifMatch: Int64? = nil) throws(TundError) -> DeviceSnapshot {
+    public func deleteRoute(_ name: String, id: Int64, ifMatch: Set<Int64>? = nil) throws(TundError) -> DeviceSnapshot {
         try mutate(name, ifMatch: ifMatch, event: "route deleted") { (managed) throws(TundError) -> (() -> Void)? in
             guard let route = managed.record.routes.first(where: { $0.id == id }) else {
-                throw .itemNotFound("device \(name) has no route \(id)")
+                throw .routeNotFound("device \(name) has no route \(id)")
             }
             let index = try liveIndex(managed)
             try ignoringAbsence { () throws(KernelError) in try links.deleteRoute(route.spec, index: index) }
@@ -138,9 +165,10 @@ extension DeviceManager {
 
     /// The common frame of a live change. `change` edits `managed` (record and worker), applies the kernel
     /// side, and returns how to undo that side, or nil when nothing changed.
-    private func mutate(_ name: String, ifMatch: Int64?, event: String,
+    private func mutate(_ name: String, ifMatch: Set<Int64>?, event: String,
                         _ change: (inout ManagedDevice) throws(TundError) -> (() -> Void)?) throws(TundError) -> DeviceSnapshot {
         guard isReady else { throw .notReady }
+        var workerReplaced = false
         let (managed, changed) = try devices.withLock { (devices) throws(TundError) -> (ManagedDevice, Bool) in
             guard var managed = devices[name] else { throw .deviceNotFound(name: name) }
             try Self.check(ifMatch, managed.record)
@@ -170,13 +198,31 @@ extension DeviceManager {
                 throw error
             }
             devices[name] = managed
+            workerReplaced = managed.worker !== before.worker
             return (managed, true)
         }
         if changed {
             logger.info("device \(event)", metadata: deviceMetadata(managed.record))
             events.publish(.updated, device: name, [("change", event), ("generation", "\(managed.record.generation)")])
+            if workerReplaced {
+                events.publish(.workerStopped, device: name, [("reason", "worker changed")])
+                events.publish(.workerStarted, device: name, [("mode", managed.record.spec.workerMode.rawValue)])
+            }
         }
         return snapshot(managed, link: (try? links.link(named: name)) ?? nil)
+    }
+
+    /// Runs a whole-spec validation for a request about one item, naming the request's field instead of
+    /// the item's place in the spec: "addresses[2]" -> "address", "routes[1].gateway" -> "gateway",
+    /// "routes[1]" (listed twice) -> "destination".
+    private static func renamingField(to name: String, from prefix: String, _ validate: () throws(TundError) -> Void) throws(TundError) {
+        do throws(TundError) {
+            try validate()
+        } catch .invalidField(let field, let reason) where field.hasPrefix(prefix) {
+            // "routes[1].gateway" names a field of the body itself; "routes[1]" or "addresses[2]" the body.
+            let rest = field.drop { $0 != "]" }.dropFirst().drop { $0 == "." }
+            throw .invalidField(field: rest.isEmpty ? name : String(rest), reason: reason)
+        }
     }
 
     /// The ifindex of a device whose link tund holds; a device that failed to restore has none.

@@ -224,7 +224,7 @@ public final class DeviceManager: Sendable {
 
     /// Stops the worker, removes the link (and with it its addresses and routes) and the row.
     /// Equivalent to `ip link del NAME` plus forgetting the device. `ifMatch`: the generation the caller saw.
-    public func delete(_ name: String, ifMatch: Int64? = nil) throws(TundError) {
+    public func delete(_ name: String, ifMatch: Set<Int64>? = nil) throws(TundError) {
         guard isReady else { throw .notReady }
         let record = try devices.withLock { (devices) throws(TundError) -> DeviceRecord in
             guard let managed = devices[name] else { throw .deviceNotFound(name: name) }
@@ -248,8 +248,9 @@ public final class DeviceManager: Sendable {
         events.publish(.deleted, device: name)
     }
 
-    static func check(_ ifMatch: Int64?, _ record: DeviceRecord) throws(TundError) {
-        if let ifMatch, ifMatch != record.generation {
+    /// `ifMatch`: the generations the caller accepts (an `If-Match` list); nil accepts any.
+    static func check(_ ifMatch: Set<Int64>?, _ record: DeviceRecord) throws(TundError) {
+        if let ifMatch, !ifMatch.contains(record.generation) {
             throw .preconditionFailed(name: record.name, current: record.generation)
         }
     }

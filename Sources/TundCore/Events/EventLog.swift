@@ -65,9 +65,11 @@ public final class EventLog: Sendable {
     /// the newest event so a client resuming from it misses nothing more.
     public func subscribe(after lastSeen: UInt64?, _ deliver: @escaping Deliver) -> UInt64 {
         state.withLock { state in
-            if let lastSeen, lastSeen + 1 < state.nextSequence {
+            // An id from the future was given by an earlier process (numbering restarts with tund): the
+            // client's view is of another life of the daemon, so it must resync too.
+            if let lastSeen, lastSeen + 1 < state.nextSequence || lastSeen >= state.nextSequence {
                 let oldest = state.ring.first?.sequence ?? state.nextSequence
-                if lastSeen + 1 < oldest {
+                if lastSeen + 1 < oldest || lastSeen >= state.nextSequence {
                     _ = deliver(DeviceEvent(sequence: state.nextSequence - 1, kind: .resync, device: nil, at: Timestamp.now(),
                                             detail: [("oldest_available", "\(oldest)"), ("last_seen", "\(lastSeen)")]))
                 } else {
