@@ -23,7 +23,7 @@ exec unshare --net -- bash -c '
     "$TUND_BIN" --listen 127.0.0.1:18090 --database "$WORK/tund.db" --log-level warning 2>"$WORK/tund.log" &
     tund=$!
     for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:18090/readyz && break; sleep 0.1; done
-    timeout $((MAX_TIME + 120)) st run api/openapi.yaml --url http://127.0.0.1:18090 --checks all \
+    timeout $((MAX_TIME + 120)) st --config-file api/schemathesis.toml run api/openapi.yaml --url http://127.0.0.1:18090 --checks all \
         --max-examples "$MAX_EXAMPLES" --max-time "$MAX_TIME" --seed "$SEED" --workers 1 --request-timeout 20 \
         --exclude-path-regex "^/events$|/capture$" --report junit --report-dir "$WORK/report"
     status=$?
