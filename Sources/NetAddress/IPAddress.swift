@@ -7,8 +7,10 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     case v4(UInt32)  // host byte order, for arithmetic; `bytes` gives network order
     case v6([UInt8]) // always 16 bytes
 
-    /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text (the forms `inet_pton` accepts). Returns nil otherwise.
+    /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text (the forms `inet_pton` accepts). Returns nil otherwise,
+    /// also for text with anything but printable ASCII: `inet_pton` would stop at a NUL and accept a prefix.
     public init?(_ text: String) {
+        guard !text.isEmpty, text.utf8.count <= 64, text.utf8.allSatisfy({ (0x21...0x7e).contains($0) }) else { return nil }
         if text.contains(":") {
             var raw = in6_addr()
             guard inet_pton(AF_INET6, text, &raw) == 1 else { return nil }

@@ -85,7 +85,7 @@ public struct TundAPI: Sendable {
         }
         router.add("DELETE", "/devices/{name}/routes/{id}") { request, path in
             handle {
-                guard let id = Int64(path["id"]), id > 0 else {
+                guard let id = canonicalInteger(Substring(path["id"])), id > 0 else {
                     throw APIError(status: 404, code: "route_not_found", message: "route ids are positive integers, got \(path["id"].prefix(32))")
                 }
                 let device = try manager.deleteRoute(path["name"], id: id, ifMatch: try ifMatch(request))
@@ -144,6 +144,11 @@ public struct TundAPI: Sendable {
 
     /// The 413 answer for the HTTP server's body limit, in the API's error format.
     public static func payloadTooLarge(limit: Int) -> HTTPResponse { APIError.payloadTooLarge(limit: limit).response }
+
+    /// The 400 answer for a request the HTTP server refuses before routing.
+    public static func badRequest(_ reason: String) -> HTTPResponse {
+        APIError(status: 400, code: "invalid_path", message: reason).response
+    }
 }
 
 /// Runs a handler body, turning thrown domain and API errors into their responses.
@@ -193,8 +198,15 @@ private func ifMatch(_ request: HTTPRequest) throws -> Set<Int64>? {
         while tag.last == " " { tag = tag.dropLast() }
         if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
         guard tag.count >= 2, tag.hasPrefix("\""), tag.hasSuffix("\"") else { return nil }
-        return Int64(tag.dropFirst().dropLast())
+        return canonicalInteger(tag.dropFirst().dropLast())
     })
+}
+
+/// A decimal integer written the one way tund writes it: entity tags and ids compare as text, so
+/// "01" and "+1" are not "1".
+private func canonicalInteger(_ text: Substring) -> Int64? {
+    guard let value = Int64(text), String(value) == text else { return nil }
+    return value
 }
 
 /// `Idempotency-Key`: 1 to 255 printable ASCII characters.

@@ -19,7 +19,7 @@ public struct HTTPRequest: Sendable {
 
     /// The media type of Content-Type without parameters, lower-cased: `application/json`.
     public var mediaType: String? {
-        headers["content-type"].map { $0.split(separator: ";", maxSplits: 1)[0].trimmingSpaces().lowercased() }
+        headers["content-type"].map { ($0.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingSpaces().lowercased() }
     }
 }
 

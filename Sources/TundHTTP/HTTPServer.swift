@@ -19,14 +19,18 @@ public final class HTTPServer: Sendable {
         public var connectionTimeoutSeconds: Int = 30
         /// Builds the 413 answer for a body over `maxBodyBytes`.
         public var tooLarge: @Sendable (_ limit: Int) -> HTTPResponse
+        /// Builds the 400 answer for a request the server refuses before routing (a NUL in the target).
+        public var badRequest: @Sendable (_ reason: String) -> HTTPResponse
         /// PEM certificate chain and key: both set to serve HTTPS.
         public var tlsCertificatePEM: String?
         public var tlsKeyPEM: String?
         /// Permissions of a Unix socket (`unix:` listen addresses).
         public var unixSocketMode: UInt32 = 0o660
 
-        public init(tooLarge: @escaping @Sendable (_ limit: Int) -> HTTPResponse) {
+        public init(tooLarge: @escaping @Sendable (_ limit: Int) -> HTTPResponse,
+                    badRequest: @escaping @Sendable (_ reason: String) -> HTTPResponse) {
             self.tooLarge = tooLarge
+            self.badRequest = badRequest
         }
     }
 
@@ -57,7 +61,8 @@ public final class HTTPServer: Sendable {
             connection_memory_limit: 64 * 1024,
             tls_cert_pem: tlsMaterial.certificate.map { UnsafePointer($0) }, tls_key_pem: tlsMaterial.key.map { UnsafePointer($0) })
         // The daemon holds an unretained pointer: `stop` (called by deinit at the latest) ends all callbacks first.
-        let started = tund_mhd_start(&options, handleAccess, Unmanaged.passUnretained(self).toOpaque(), handleCompleted, nil)
+        let started = tund_mhd_start(&options, handleAccess, Unmanaged.passUnretained(self).toOpaque(), handleCompleted, nil,
+                                     logRequestTarget, nil)
         guard let started else {
             close(fd)
             throw ListenError(address: address, function: "MHD_start_daemon", errno: errno)
@@ -93,10 +98,32 @@ struct DaemonHandle: @unchecked Sendable {
     let pointer: OpaquePointer
 }
 
-/// Per-request state across the access handler's calls (headers, body chunks, final call).
+/// Per-request state across the access handler's calls (headers, body chunks, final call). Made by the
+/// URI log callback, which is the one place that sees the request-target before it is cut at a NUL.
 final class RequestState {
     var body: [UInt8] = []
     var tooLarge = false
+    /// strlen of the request-target as libmicrohttpd first saw it.
+    let targetLength: Int
+    var started = false
+    /// When the first call came; a body still arriving `bodyDeadlineSeconds` later is cut off.
+    var startedAt: UInt64 = 0
+
+    init(targetLength: Int) {
+        self.targetLength = targetLength
+    }
+}
+
+/// libmicrohttpd's URI log callback: runs once per request, before the target is parsed; its return
+/// value becomes the request's context.
+private func logRequestTarget(_ context: UnsafeMutableRawPointer?, _ uri: UnsafePointer<CChar>?, _ connection: OpaquePointer?) -> UnsafeMutableRawPointer? {
+    Unmanaged.passRetained(RequestState(targetLength: uri.map { strlen($0) } ?? 0)).toOpaque()
+}
+
+private func monotonicSeconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return UInt64(time.tv_sec)
 }
 
 /// libmicrohttpd's access handler. A free function: C calls it on the pool's threads, and nothing here
@@ -107,12 +134,22 @@ private func handleAccess(
     _ method: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?, _ uploadData: UnsafePointer<CChar>?,
     _ uploadDataSize: UnsafeMutablePointer<Int>?, _ requestContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
 ) -> MHD_Result {
-    guard let context, let connection, let requestContext, let uploadDataSize else { return .NO }
+    guard let context, let connection, let requestContext, let uploadDataSize, let stored = requestContext.pointee else { return .NO }
     let server = Unmanaged<HTTPServer>.fromOpaque(context).takeUnretainedValue()
     let limit = server.configuration.maxBodyBytes
-    guard let stored = requestContext.pointee else {
-        let state = RequestState()
-        requestContext.pointee = Unmanaged.passRetained(state).toOpaque()
+    let state = Unmanaged<RequestState>.fromOpaque(stored).takeUnretainedValue()
+    if !state.started {
+        state.started = true
+        state.startedAt = monotonicSeconds()
+        // libmicrohttpd 0.9.75 accepts a NUL inside the request-target and hands over only what precedes
+        // it ("DELETE /devices/tap0\0junk" would delete tap0). The target ends just before the version,
+        // so any gap between where the C string stops and the version is such a NUL: refuse the request.
+        if let url, let version, state.targetLength < UnsafeRawPointer(version) - UnsafeRawPointer(url) - 1,
+           UnsafeRawBufferPointer(start: UnsafeRawPointer(url) + state.targetLength,
+                                  count: UnsafeRawPointer(version) - UnsafeRawPointer(url) - state.targetLength - 1)
+               .contains(where: { $0 != 0x20 }) {
+            return queue(server.configuration.badRequest("the request-target contains a NUL byte"), on: connection)
+        }
         if let declared = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length"),
            let length = Int(String(cString: declared)), length > limit {
             state.tooLarge = true
@@ -120,8 +157,9 @@ private func handleAccess(
         }
         return .YES
     }
-    let state = Unmanaged<RequestState>.fromOpaque(stored).takeUnretainedValue()
     if uploadDataSize.pointee > 0 {
+        // The connection timeout is reset by every byte; a body must also arrive within it as a whole.
+        if monotonicSeconds() - state.startedAt > UInt64(server.configuration.connectionTimeoutSeconds) { return .NO }
         if !state.tooLarge, let uploadData {
             if state.body.count + uploadDataSize.pointee > limit {
                 state.tooLarge = true

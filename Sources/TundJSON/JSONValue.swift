@@ -1,5 +1,3 @@
-import FoundationEssentials
-
 /// A JSON document. Objects keep their key order so responses read in a stable, documented order.
 public enum JSONValue: Sendable, Equatable {
     case null
@@ -42,55 +40,15 @@ public enum JSONValue: Sendable, Equatable {
     }
 }
 
-extension JSONValue: Decodable {
-    public init(from decoder: any Decoder) throws {
-        if let container = try? decoder.container(keyedBy: AnyKey.self) {
-            // Sorted so that the order of a client's keys never changes which error it gets first.
-            self = .object(try container.allKeys.sorted { $0.stringValue < $1.stringValue }.map {
-                ($0.stringValue, try container.decode(JSONValue.self, forKey: $0))
-            })
-            return
-        }
-        if var container = try? decoder.unkeyedContainer() {
-            var items: [JSONValue] = []
-            while !container.isAtEnd { items.append(try container.decode(JSONValue.self)) }
-            self = .array(items)
-            return
-        }
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Int64.self) { self = .integer(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else { self = .string(try container.decode(String.self)) }
-    }
-
-    private struct AnyKey: CodingKey {
-        let stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-}
-
 public enum JSONParseError: Error, Equatable {
     case invalid(String)
 }
 
 extension JSONValue {
-    /// Parses a request body. The message says what is wrong, as JSONDecoder found it.
+    /// Parses a request body strictly (see `JSONParser`); the message says what is wrong and where.
     public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
         guard !bytes.isEmpty else { throw .invalid("the body is empty; expected a JSON object") }
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
-        } catch let DecodingError.dataCorrupted(context) {
-            let underlying = context.underlyingError.map { error in
-                (error as? CustomDebugStringConvertible)?.debugDescription ?? "\(error)"
-            }
-            throw .invalid("the body is not valid JSON" + (underlying.map { ": \($0)" } ?? ""))
-        } catch {
-            throw .invalid("the body is not valid JSON")
-        }
+        return try JSONParser.parse(bytes)
     }
 
     /// Compact UTF-8 JSON.

@@ -117,7 +117,7 @@ struct Tund: ParsableCommand {
         let manager = DeviceManager(links: KernelLinkControl(netlink: netlink), store: SQLiteDeviceStore(database: store),
                                     logger: logger, maxDevices: maxDevices)
         let api = TundAPI(manager: manager, logger: logger, token: token)
-        var httpConfiguration = HTTPServer.Configuration(tooLarge: TundAPI.payloadTooLarge)
+        var httpConfiguration = HTTPServer.Configuration(tooLarge: TundAPI.payloadTooLarge, badRequest: TundAPI.badRequest)
         httpConfiguration.maxBodyBytes = maxBodyBytes
         httpConfiguration.threads = httpThreads
         httpConfiguration.connectionLimit = maxConnections

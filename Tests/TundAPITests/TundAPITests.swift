@@ -76,6 +76,28 @@ extension TundError {
         #expect(String(decoding: value.serialized(), as: UTF8.self) == #"{"b":1,"a":"x\"y\\z\n\u0001","c":[null,true]}"#)
     }
 
+    @Test(arguments: [
+        #"{"a":1,"a":2}"#, #"{"a":1,}"#, #"[1,]"#, #"[1 2]"#, #"{"a":NaN}"#, #"{"a":01}"#, #"{"a":1e400}"#, #"{"a":.5}"#,
+        #"{"a":"\ud800"}"#, #"{"a":"\x41"}"#, "{\"a\":\"\u{1}\"}", #"{}x"#, #"{'a':1}"#, #"{"a":1}/*c*/"#,
+        String(repeating: "[", count: 65) + String(repeating: "]", count: 65),
+    ])
+    func refusesWhatLenientParsersAccept(_ text: String) {
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(Array(text.utf8)) }
+    }
+
+    @Test func refusesNonUTF8Bodies() {
+        #expect(throws: JSONParseError.self) { try JSONValue.parse([0xff, 0xfe, 0x7b, 0x00, 0x7d, 0x00]) }
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(Array(#"{"a":""#.utf8) + [0xc0, 0xaf] + Array(#""}"#.utf8)) }
+    }
+
+    @Test func readsNumbersEscapesAndOrder() throws {
+        let value = try JSONValue.parse(Array(#"{"z":-0,"i":9223372036854775807,"f":1.5e3,"s":"\u00e9\ud83d\ude00\n","b":[true,false,null]}"#.utf8))
+        #expect(value.objectValue?.map(\.0) == ["z", "i", "f", "s", "b"])
+        #expect(value["i"] == .integer(Int64.max) && value["f"] == .number(1500) && value["z"] == .integer(0))
+        #expect(value["s"] == .string("é😀\n"))
+        #expect(try JSONValue.parse(Array("\u{FEFF}{}".utf8)) == .object([]))
+    }
+
     @Test func roundTripsThroughTheParser() throws {
         let text = #"{"a":[1,2.5,"s",false,null],"b":{"c":-3}}"#
         let parsed = try JSONValue.parse(Array(text.utf8))

@@ -1,41 +1,46 @@
 """Hostile input: every endpoint fed malformed, oversized, ambiguous or sneaky requests.
 
-Each case is one pytest id. For each one the suite takes a snapshot of everything a request could change,
-sends the request on a raw socket (so nothing in between cleans it up), and checks that:
+test_bad_requests.py has the basic cases (one of each kind, on POST /devices); this suite extends them to
+every endpoint and to the wire. Each case is one pytest id. For each one the suite sends the request on a
+raw socket (so no client library tidies it up) and checks that:
 
 - the answer is a 4xx in the case's expected set, with a JSON error `{"error": {"code", "message", ...}}`
   carrying the expected `code` (and `field` / `errno` where one is named); a 405 carries `Allow`, a 412
-  carries `ETag`;
+  `ETag`, a 401 `WWW-Authenticate`;
 - every daemon still answers `/healthz` and its process is alive;
 - nothing changed: the links (names, MTU, flags, MAC, alias), the addresses, the IPv4 and IPv6 routes of
-  every table, `GET /devices` of each daemon, and every row of each daemon's SQLite database.
+  every table, `GET /devices` of each daemon and every row of each daemon's SQLite database are exactly
+  as they were before the case.
 
-Three kinds of answer, counted apart in the closing summary:
+Who answers, counted apart in the closing summary (`test_summary`):
 
-- `tund`: the request reaches tund's router and tund answers with its JSON error format.
-- `mhd`: libmicrohttpd rejects the request before tund sees it and answers with its own small HTML body
-  (only the status is checked): HTTP/0.9 request lines (400), header lines without a colon (400), a negative
-  Content-Length (400), a Content-Length that overflows (413), malformed chunked encoding (400), a chunk size
-  that overflows (413), headers over the connection's memory (431) and a request-target over it (414). Where
-  libmicrohttpd lets a dubious request through (two Content-Length headers, Content-Length with chunked,
-  an unterminated chunk extension, `Expect` values), the answer is tund's and must be its JSON error.
-- `closed`: there is no request to answer, and the server closes the connection without writing anything:
-  a request line of binary garbage or without a method, a body that stops short (the client hangs up, or
-  half-closes and waits), a body that trickles and then stalls, an unknown Transfer-Encoding. The checks
-  are that the connection ends within a generous bound, nothing was created and the daemon still serves.
-  (libmicrohttpd also answers 505 to versions other than HTTP/1.0 and 1.1; that is a 5xx it is right to
-  send, so it is not part of this suite.)
+- tund, with its JSON error, for everything that reaches its router; that includes dubious requests that
+  libmicrohttpd lets through (two Content-Length headers, Content-Length with chunked, an unterminated chunk
+  extension, odd `Expect` values, bare LF line ends, a NUL in a header value, absolute-form targets);
+- libmicrohttpd itself, with a small HTML body (so only the status is checked), for what it cannot parse:
+  an HTTP/0.9 request line (400), a header line without a colon (400), a negative Content-Length (400),
+  a Content-Length or a chunk size that overflows (413), a malformed chunk size (400), headers over the
+  connection's memory (431) and a request-target over it (414);
+- nobody: when there is no complete request, the server closes the connection without writing anything
+  (or may answer 4xx): binary garbage or a missing method in the request line, a body that stops short
+  (the client hangs up, or half-closes and waits), a body that trickles and then stalls, an unknown
+  Transfer-Encoding. The checks are that the connection ends within a generous bound (the socket's own
+  timeout, 10-15 s, against an idle timeout of 2 s), that nothing was created (each of these bodies starts
+  with a complete, creatable device) and that the daemon still serves.
 
-Three daemons' worth of flags are exercised by two daemons, one per module:
+libmicrohttpd answers 505 to HTTP versions other than 1.0 and 1.1; that is a 5xx it is right to send, so
+such requests are not part of this 4xx suite.
+
+Two daemons serve the whole module:
 
 - `main` (`--max-body-bytes 4194304`, so that a 1 MB string and 10 000 levels of nesting reach the JSON
-  parser) with the baseline `tun0` (an IPv4 and an IPv6 address, a route through a gateway) and `tap0`;
-- `tight` (`--max-body-bytes 1024 --connection-timeout 2 --max-devices 2 --token-file ...`) with `lim0` and
-  `lim1`, for the body limit, slow and truncated bodies, the device limit and bearer-token checks.
+  parser, and `--connection-timeout 2` for the slow and truncated bodies) with the baseline `tun0` (an
+  IPv4 and an IPv6 address, a route through a gateway) and `tap0` (a MAC, an address);
+- `tight` (`--max-body-bytes 1024 --token-file ...`) with `lim0`, for the body limit and the bearer token.
 
-Cases marked `bug=` are real defects this suite found; they are strict xfails, so fixing one turns the
-suite red until its mark is removed. A case that changed state is undone (the baseline is re-created)
-before the next case runs.
+Cases marked `bug=` are defects this suite found in tund; they are strict xfails, so a fix turns the suite
+red until the mark is removed. A case that changed state (or killed a daemon) is undone before the next
+one runs: the daemon is restarted, extra devices are deleted and changed baseline devices re-created.
 """
 import dataclasses
 import difflib
@@ -62,7 +67,6 @@ BASELINE = {
     ],
     "tight": [
         {"name": "lim0", "type": "tun", "addresses": ["10.12.0.1/24"]},
-        {"name": "lim1", "type": "tap"},
     ],
 }
 
@@ -75,7 +79,7 @@ BASELINE = {
 class Case:
     id: str
     method: str = "POST"
-    target: str = "/devices"          # may hold {ROUTE}: the id of tun0's first route
+    target: str = "/devices"          # may hold {ROUTE} (tun0's route id) or {GEN} (its generation), as may headers
     body: bytes = None
     status: frozenset = frozenset()
     code: object = None               # a code, a frozenset of acceptable codes, or None
@@ -124,7 +128,7 @@ def tap(**fields) -> dict:
     return {"name": "h1", "type": "tap", **fields}
 
 
-NAN_SURROGATE_ETC = [
+NOT_JSON = [
     # Not JSON at all, or JSON that cannot be represented: 400 invalid_json.
     ("NaN", b'{"name":"h0","type":"tun","mtu":NaN}'),
     ("Infinity", b'{"name":"h0","type":"tun","mtu":Infinity}'),
@@ -167,7 +171,7 @@ CASES = []
 add = CASES.append
 
 # ---- JSON syntax on POST /devices -------------------------------------------------------------------
-for label, raw in NAN_SURROGATE_ETC:
+for label, raw in NOT_JSON:
     add(create(f"json: {label}", raw, 400, "invalid_json"))
 for label, raw in [("null", b"null"), ("a string", b'"tun0"'), ("a number", b"42"), ("true", b"true"),
                    ("an empty array", b"[]")]:
@@ -185,27 +189,20 @@ add(bad_create("json: escaped NUL key", b'{"type":"tun","name":"h0","\\u0000":1}
 add(bad_create("json: empty key", b'{"type":"tun","name":"h0","":1}', ""))
 add(bad_create("json: BOM before an MTU of 0", b'\xef\xbb\xbf{"name":"h0","type":"tun","mtu":0}', "mtu"))
 add(create("json: duplicate key, the second one invalid", b'{"name":"h0","type":"tun","mtu":1400,"mtu":0}',
-           (400, 422), {"invalid_json", "invalid_field"},
-           bug="duplicate keys are accepted and the FIRST one wins (mtu 1400 is applied, the later mtu 0 is "
-               "ignored): a device is created. JSONValue(from:) via JSONDecoder keeps one value per key"))
+           (400, 422), {"invalid_json", "invalid_field"}))
 add(create("json: duplicate key, type tun then tux", b'{"type":"tun","type":"tux","name":"h0"}',
-           (400, 422), {"invalid_json", "invalid_field"},
-           bug="duplicate keys are accepted, first wins: a tun device is created"))
-add(create("json: trailing comma in an object", b'{"name":"h0","type":"tun",}', 400, "invalid_json",
-           bug="JSONDecoder accepts a trailing comma in an object: 201, device created"))
+           (400, 422), {"invalid_json", "invalid_field"}))
+add(create("json: trailing comma in an object", b'{"name":"h0","type":"tun",}', 400, "invalid_json"))
 add(create("json: trailing comma in an array", b'{"name":"h0","type":"tun","addresses":["10.9.0.1/24",]}',
-           400, "invalid_json", bug="JSONDecoder accepts a trailing comma in an array: 201, device created"))
-add(create("json: UTF-16 with BOM", '{"name":"h0","type":"tun"}'.encode("utf-16"), 400, "invalid_json",
-           bug="a UTF-16 body sent as application/json is decoded (JSONDecoder sniffs the encoding): 201, "
-               "device created; RFC 8259 section 8.1 requires UTF-8"))
-add(create("json: UTF-32LE without BOM", '{"name":"h0","type":"tun"}'.encode("utf-32-le"), 400, "invalid_json",
-           bug="a UTF-32 body sent as application/json is decoded: 201, device created"))
+           400, "invalid_json"))
+add(create("json: UTF-16 with BOM", '{"name":"h0","type":"tun"}'.encode("utf-16"), 400, "invalid_json"))
+add(create("json: UTF-32LE without BOM", '{"name":"h0","type":"tun"}'.encode("utf-32-le"), 400, "invalid_json"))
 
 # ---- Types and ranges on POST /devices --------------------------------------------------------------
-for label, value in [("0", 0), ("-1", -1), ("67", 67), ("65536", 65536), ("1e10", 1e10), ("1400.5", 1400.5),
-                     ("a string", "1400"), ("true", True), ("an array", [1400]), ("an object", {"v": 1400})]:
+for label, value in [("67", 67), ("65536", 65536), ("1e10", 1e10), ("1400.5", 1400.5), ("true", True),
+                     ("an array", [1400]), ("an object", {"v": 1400})]:
     add(bad_create(f"mtu {label}", j(tun(mtu=value)), "mtu"))
-for label, value in [("0", 0), ("65", 65), ("-1", -1), ("1e10", 1e10), ("a string", "2"), ("2^63", 2 ** 63)]:
+for label, value in [("65", 65), ("-1", -1), ("1e10", 1e10), ("a string", "2"), ("2^63", 2 ** 63)]:
     add(bad_create(f"queues {label}", j(tap(queues=value)), "queues"))
 for key in ("owner", "group"):
     for label, value in [("-1", -1), ("2^32-1", 2 ** 32 - 1), ("2^32", 2 ** 32), ("1.5", 1.5), ("a name", "root")]:
@@ -220,8 +217,7 @@ for label, value in [("all zero", "00:00:00:00:00:00"), ("broadcast", "ff:ff:ff:
                      ("dashes", "02-00-00-00-00-07"), ("Cisco dots", "0200.0000.0007"), ("a number", 42),
                      ("with NUL", "02:00:00:00:00:07\u0000"), ("one-digit parts", "2:0:0:0:0:7")]:
     add(bad_create(f"mac {label}", j(tap(mac=value)), "mac"))
-for label, value, field in [("unknown mode", {"mode": "teleport"}, "worker.mode"),
-                            ("empty mode", {"mode": ""}, "worker.mode"),
+for label, value, field in [("empty mode", {"mode": ""}, "worker.mode"),
                             ("mode as a number", {"mode": 1}, "worker.mode"),
                             ("a string", "count", "worker"), ("an array", [], "worker"),
                             ("unknown field", {"mode": "count", "threads": 4}, "worker.threads")]:
@@ -249,31 +245,25 @@ for label, name in [(".", "."), ("../tun0", "../tun0"), ("tab", "a\tb"), ("newli
 add(bad_create("name as a number", j({"name": 0, "type": "tun"}), "name"))
 add(bad_create("name as an array", j({"name": ["tun0"], "type": "tun"}), "name"))
 add(create("name of a foreign link (lo)", j({"name": "lo", "type": "tun"}), 409, "name_in_use"))
-add(create("name of an existing device (tun0)", j({"name": "tun0", "type": "tap"}), 409, "device_exists"))
 
 # ---- Addresses and routes inside POST /devices -----------------------------------------------------------
 for label, address in [("0.0.0.0/0", "0.0.0.0/0"), ("::/0", "::/0"), ("multicast", "224.0.0.1/4"),
                        ("IPv6 multicast", "ff02::1/16"), ("loopback", "127.0.0.2/8"), ("::1", "::1/128"),
-                       ("broadcast", "255.255.255.255/32"), ("IPv4-mapped", "::ffff:10.9.0.1/96"),
+                       ("broadcast", "255.255.255.255/32"), ("IPv4-mapped /96", "::ffff:10.9.0.1/96"),
                        ("/-1", "10.9.0.1/-1"), ("/024", "10.9.0.1/024"), ("/+24", "10.9.0.1/+24"),
                        ("/ 24", "10.9.0.1/ 24"), ("/24/8", "10.9.0.1/24/8"), ("empty length", "10.9.0.1/"),
                        ("/129", "fd00::9/129"), ("leading zeros", "010.9.0.1/24"), ("short form", "10.9/16"),
                        ("hex octet", "0x0a.9.0.1/24"), ("zone", "fe80::1%eth0/64"),
                        ("brackets", "[fd00::9]/64"), ("empty", ""), ("length with NUL", "10.9.0.1/24\u0000")]:
     add(bad_create(f"create with address {label}", j(tun(addresses=[address])), "addresses[0]"))
-add(bad_create("address listed twice with two lengths", j(tun(addresses=["10.9.0.1/24", "10.9.0.1/16"])), "addresses[1]"))
 add(bad_create("IPv6 address listed twice in two spellings", j(tun(addresses=["fd00:9::1/64", "FD00:9:0::1/64"])), "addresses[1]"))
-add(bad_create("create with route destination with host bits", j(tun(routes=[{"destination": "10.30.1.2/16"}])), "routes[0].destination"))
-add(bad_create("create with route with an IPv6 gateway for IPv4", j(tun(routes=[{"destination": "10.30.0.0/16", "gateway": "fd00::1"}])), "routes[0].gateway"))
 add(bad_create("create with route listed twice", j(tun(routes=[{"destination": "10.30.0.0/16"}, {"destination": "10.30.0.0/16"}])), "routes[1]"))
 add(bad_create("create with route metric -1", j(tun(routes=[{"destination": "10.30.0.0/16", "metric": -1}])), "routes[0].metric"))
 add(bad_create("create with route field dev", j(tun(routes=[{"destination": "10.30.0.0/16", "dev": "eth0"}])), "routes[0].dev"))
 add(create("create with route through an unreachable gateway", j(tun(routes=[{"destination": "10.30.0.0/16", "gateway": "10.99.0.1"}])),
            422, "kernel_rejected", errno="ENETUNREACH"))
 add(create("address with a NUL before the length, at create", j(tun(addresses=["10.9.0.1\u0000garbage/24"])),
-           422, "invalid_field", field="addresses[0]",
-           bug="IPAddress(_:) hands the Swift string to inet_pton, which stops at the NUL: \"10.9.0.1\\u0000garbage\" "
-               "parses as 10.9.0.1 and the device is created with that address"))
+           422, "invalid_field", field="addresses[0]"))
 
 # ---- Idempotency-Key (the body is a valid device: nothing may be created) ---------------------------------
 VALID_NEW = j({"name": "h9", "type": "tun"})
@@ -293,31 +283,24 @@ for label, target, method, body, content_type in [
         ("application/json-seq", "/devices", "POST", {"name": "h9", "type": "tun"}, "application/json-seq"),
         ("text/json", "/devices", "POST", {"name": "h9", "type": "tun"}, "text/json"),
         ("parameters only", "/devices", "POST", {"name": "h9", "type": "tun"}, "; charset=utf-8"),
-        ("a list of two", "/devices", "POST", {"name": "h9", "type": "tun"}, "application/json, text/plain"),
-        ]:
+        ("a list of two", "/devices", "POST", {"name": "h9", "type": "tun"}, "application/json, text/plain")]:
     add(case(f"content type {label}", method, target, body, 415, "unsupported_media_type", content_type=content_type))
 for label, content_type in [("empty", ""), ("a lone semicolon", ";")]:
     add(case(f"content type {label}", "POST", "/devices", {"name": "h9", "type": "tun"}, 415, "unsupported_media_type",
-             content_type=content_type,
-             bug="tund crashes (Fatal error: Index out of range, HTTPRequest.mediaType in TundHTTP/HTTPMessage.swift:22): "
-                 "split(separator: \";\") of an empty or \";\"-only Content-Type is empty and [0] traps; the process "
-                 "exits and every connection is dropped"))
+             content_type=content_type))
 
 # ---- PATCH /devices/{name} ---------------------------------------------------------------------------
 for label, value in [("0", 0), ("-1", -1), ("67", 67), ("65536", 65536), ("1e10", 1e10), ("2^63", 2 ** 63),
                      ("1400.5", 1400.5), ("a string", "1400"), ("true", True), ("an array", [])]:
     add(field_error(f"PATCH mtu {label}", "PATCH", "/devices/tun0", {"mtu": value}, "mtu"))
-add(field_error("PATCH mtu below IPv6's 1280", "PATCH", "/devices/tun0", {"mtu": 1000}, "addresses[1]"))
-add(field_error("PATCH up false with routes", "PATCH", "/devices/tun0", {"up": False}, "routes"))
 add(field_error("PATCH up as a string", "PATCH", "/devices/tun0", {"up": "false"}, "up"))
 add(field_error("PATCH up as 0", "PATCH", "/devices/tun0", {"up": 0}, "up"))
-for key, value in [("name", "tun1"), ("type", "tap"), ("addresses", []), ("routes", []), ("generation", 99),
+for key, value in [("type", "tap"), ("addresses", []), ("routes", []), ("generation", 99),
                    ("mac", "02:00:00:00:00:01"), ("queues", 2)]:
     add(field_error(f"PATCH read-only field {key}", "PATCH", "/devices/tun0", {key: value}, key))
 add(field_error("PATCH worker mode unknown", "PATCH", "/devices/tun0", {"worker": {"mode": "teleport"}}, "worker.mode"))
 add(field_error("PATCH worker as a string", "PATCH", "/devices/tun0", {"worker": "count"}, "worker"))
 add(field_error("PATCH worker unknown field", "PATCH", "/devices/tun0", {"worker": {"threads": 2}}, "worker.threads"))
-add(field_error("PATCH policy unknown", "PATCH", "/devices/tun0", {"policy": "ignore"}, "policy"))
 add(field_error("PATCH policy as an array", "PATCH", "/devices/tun0", {"policy": ["report"]}, "policy"))
 add(case("PATCH body is an array", "PATCH", "/devices/tun0", b"[]", 400, "invalid_request"))
 add(case("PATCH body is empty", "PATCH", "/devices/tun0", b"", 400, "invalid_json"))
@@ -326,6 +309,12 @@ for label, tag in [("garbage", "garbage"), ('"0"', '"0"'), ('W/"0"', 'W/"0"'), (
                    ('"-1"', '"-1"'), ('""', '""'), ("unterminated", '"1'), ("non-ASCII", '"\u0661"'.encode())]:
     add(case(f"PATCH If-Match {label}", "PATCH", "/devices/tun0", {"mtu": 1300}, 412, "precondition_failed",
              headers=(("If-Match", tag),)))
+add(case("PATCH If-Match a list of 5000 stale tags", "PATCH", "/devices/tun0", {"mtu": 1300}, 412, "precondition_failed",
+         headers=(("If-Match", ", ".join(['"0"'] * 5000)),)))
+add(case("PATCH If-Match * in a list", "PATCH", "/devices/tun0", {"mtu": 1300}, 412, "precondition_failed",
+         headers=(("If-Match", '*, "0"'),)))
+add(case("PATCH If-Match the generation with a leading zero", "PATCH", "/devices/tun0", {"mtu": 1300}, 412,
+         "precondition_failed", headers=(("If-Match", '"0{GEN}"'),)))
 add(case("PATCH unknown device", "PATCH", "/devices/nosuch", {"mtu": 1300}, 404, "device_not_found"))
 add(case("PATCH name with %00", "PATCH", "/devices/tun0%00", {"mtu": 1300}, 404, "device_not_found"))
 add(case("PATCH name in other case", "PATCH", "/devices/TUN0", {"mtu": 1300}, 404, "device_not_found"))
@@ -334,14 +323,10 @@ add(case("PATCH name in other case", "PATCH", "/devices/TUN0", {"mtu": 1300}, 40
 ADDR = "/devices/tun0/addresses"
 for label, address in [("already there", "10.10.0.1/24"), ("already there with another length", "10.10.0.1/16"),
                        ("IPv6 already there", "fd00:10::1/128"), ("IPv6 already there, upper case", "FD00:10:0::1/64")]:
-    add(field_error(f"address {label}", "POST", ADDR, {"address": address}, "addresses[2]"))
-# Addresses that parse but cannot name an interface are refused by the check of the whole resulting device,
-# which names the field by its place in the device's list (tun0 has two addresses, so "addresses[2]").
+    add(field_error(f"address {label}", "POST", ADDR, {"address": address}, "address"))
 for label, address in [("IPv4-mapped", "::ffff:10.10.0.9/120"), ("0.0.0.0/0", "0.0.0.0/0"), ("multicast", "224.0.0.1/4"),
                        ("IPv6 multicast", "ff02::1/16"), ("loopback", "127.0.0.2/8"), ("::1", "::1/128"),
-                       ("broadcast", "255.255.255.255/32")]:
-    add(field_error(f"address {label}", "POST", ADDR, {"address": address}, "addresses[2]"))
-for label, address in [("/33", "10.10.0.9/33"), ("/-1", "10.10.0.9/-1"),
+                       ("broadcast", "255.255.255.255/32"), ("/33", "10.10.0.9/33"), ("/-1", "10.10.0.9/-1"),
                        ("/129", "fd00:10::9/129"), ("leading zeros", "010.10.0.9/24"), ("zone", "fe80::1%eth0/64"),
                        ("three octets", "10.10.9/24"), ("empty", ""), ("a number", 42), ("an array", ["10.10.0.9/24"]),
                        ("null (required)", None), ("1 MB", "9" * (1 << 20))]:
@@ -353,8 +338,7 @@ add(case("address to an unknown device", "POST", "/devices/nosuch/addresses", {"
 add(case("address to a %2e%2e device", "POST", "/devices/%2e%2e/addresses", {"address": "10.10.0.9/24"}, 404, "device_not_found"))
 add(case("address with If-Match garbage", "POST", ADDR, {"address": "10.10.0.9/24"}, 412, "precondition_failed",
          headers=(("If-Match", "garbage"),)))
-add(field_error("address with a NUL before the length", "POST", ADDR, {"address": "10.10.0.77\u0000/24"}, "address",
-                bug="inet_pton stops at the NUL: 201, 10.10.0.77/24 is added to tun0 and stored"))
+add(field_error("address with a NUL before the length", "POST", ADDR, {"address": "10.10.0.77\u0000/24"}, "address"))
 
 # ---- POST /devices/{name}/routes ---------------------------------------------------------------------
 ROUTES = "/devices/tun0/routes"
@@ -362,7 +346,7 @@ add(field_error("route destination with host bits", "POST", ROUTES, {"destinatio
 add(field_error("route IPv6 destination with host bits", "POST", ROUTES, {"destination": "fd00:30::1/64"}, "destination"))
 add(field_error("route IPv6 gateway for IPv4", "POST", ROUTES, {"destination": "10.30.0.0/16", "gateway": "fd00:10::2"}, "gateway"))
 add(field_error("route IPv4 gateway for IPv6", "POST", ROUTES, {"destination": "fd00:30::/64", "gateway": "10.10.0.2"}, "gateway"))
-add(field_error("route already stored", "POST", ROUTES, {"destination": "10.20.0.0/16", "gateway": "10.10.0.2"}, "routes[1]"))
+add(field_error("route already stored", "POST", ROUTES, {"destination": "10.20.0.0/16", "gateway": "10.10.0.2"}, "destination"))
 for label, gateway in [("multicast", "224.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("loopback", "127.0.0.1"),
                        ("broadcast", "255.255.255.255"), ("with a length", "10.10.0.2/24"), ("leading zeros", "010.10.0.2"),
                        ("a number", 168427522), ("empty", "")]:
@@ -393,31 +377,29 @@ add(case("route to an unknown device", "POST", "/devices/nosuch/routes", {"desti
 add(case("route with If-Match garbage", "POST", ROUTES, {"destination": "10.30.0.0/16"}, 412, "precondition_failed",
          headers=(("If-Match", "garbage"),)))
 add(field_error("route gateway with a NUL and garbage", "POST", ROUTES,
-                {"destination": "10.40.0.0/16", "gateway": "10.10.0.2\u0000garbage"}, "gateway",
-                bug="inet_pton stops at the NUL: 201, a route via 10.10.0.2 is added and stored"))
+                {"destination": "10.40.0.0/16", "gateway": "10.10.0.2\u0000garbage"}, "gateway"))
 
 # ---- DELETE /devices/{name}/addresses/{address} ----------------------------------------------------
 for label, address, status, code in [
-        ("not there", "10.99.99.99", 404, "not_found"), ("wrong length", "10.10.0.1%2F16", 404, "not_found"),
-        ("garbage", "garbage", 404, "not_found"), ("%2e%2e", "%2e%2e", 404, "not_found"),
-        ("leading zeros", "010.10.0.1", 404, "not_found"), ("IPv4-mapped", "::ffff:10.10.0.1", 404, "not_found"),
-        ("two lengths", "10.10.0.1%2F24%2F8", 404, "not_found"), ("with a zone", "fd00:10::1%25tun0", 404, "not_found"),
+        ("not there", "10.99.99.99", 404, "address_not_found"), ("wrong length", "10.10.0.1%2F16", 404, "address_not_found"),
+        ("garbage", "garbage", 404, "address_not_found"), ("%2e%2e", "%2e%2e", 404, "address_not_found"),
+        ("leading zeros", "010.10.0.1", 404, "address_not_found"), ("IPv4-mapped", "::ffff:10.10.0.1", 404, "address_not_found"),
+        ("two lengths", "10.10.0.1%2F24%2F8", 404, "address_not_found"), ("with a zone", "fd00:10::1%25tun0", 404, "address_not_found"),
         ("malformed escape", "10.10.0.1%zz", 400, "invalid_path"), ("overlong UTF-8", "%c0%af", 400, "invalid_path")]:
     add(case(f"DELETE address {label}", "DELETE", f"/devices/tun0/addresses/{address}", None, status, code))
-add(case("DELETE another device's address", "DELETE", "/devices/tap0/addresses/10.10.0.1", None, 404, "not_found"))
+add(case("DELETE another device's address", "DELETE", "/devices/tap0/addresses/10.10.0.1", None, 404, "address_not_found"))
 add(case("DELETE address of an unknown device", "DELETE", "/devices/nosuch/addresses/10.10.0.1", None, 404, "device_not_found"))
 add(case("DELETE address with If-Match garbage", "DELETE", "/devices/tun0/addresses/10.10.0.1", None, 412, "precondition_failed",
          headers=(("If-Match", '"0"'),)))
-add(case("DELETE address with %00 after it", "DELETE", "/devices/tun0/addresses/10.10.0.1%00", None, 404, "not_found",
-         bug="IPAddress(\"10.10.0.1\\u0000\") parses (inet_pton stops at the NUL), so it matches 10.10.0.1/24: "
-             "204, the address is removed from the kernel and the database"))
+add(field_error("DELETE the address the route's gateway needs", "DELETE", "/devices/tun0/addresses/10.10.0.1", None, "address"))
+add(case("DELETE address with %00 after it", "DELETE", "/devices/tun0/addresses/fd00:10::1%00", None, 404, "address_not_found"))
 
 # ---- DELETE /devices/{name}/routes/{id} --------------------------------------------------------------
 for label, id in [("0", "0"), ("-1", "-1"), ("abc", "abc"), ("1.0", "1.0"), ("20 digits", "99999999999999999999"),
                   ("Int64.max", "9223372036854775807"), ("hex", "0x1"), ("exponent", "1e0"), ("%00 after it", "{ROUTE}%00"),
                   ("space after it", "{ROUTE}%20")]:
-    add(case(f"DELETE route id {label}", "DELETE", f"/devices/tun0/routes/{id}", None, 404, "not_found"))
-add(case("DELETE another device's route", "DELETE", "/devices/tap0/routes/{ROUTE}", None, 404, "not_found"))
+    add(case(f"DELETE route id {label}", "DELETE", f"/devices/tun0/routes/{id}", None, 404, "route_not_found"))
+add(case("DELETE another device's route", "DELETE", "/devices/tap0/routes/{ROUTE}", None, 404, "route_not_found"))
 add(case("DELETE route of an unknown device", "DELETE", "/devices/nosuch/routes/{ROUTE}", None, 404, "device_not_found"))
 add(case("DELETE route with If-Match garbage", "DELETE", "/devices/tun0/routes/{ROUTE}", None, 412, "precondition_failed",
          headers=(("If-Match", "garbage"),)))
@@ -480,9 +462,7 @@ add(case("path absolute-form POST (with a bad MTU)", "POST", "http://127.0.0.1/d
          {404, 422}, {"not_found", "invalid_field"}))
 add(case("path absolute-form DELETE", "DELETE", "http://127.0.0.1/devices/nosuch", None, 404, {"not_found", "device_not_found"}))
 add(case("path raw NUL after the name (DELETE)", "DELETE", b"/devices/tap0\x00garbage", None, {400, 404},
-         {"invalid_path", "not_found", "device_not_found"},
-         bug="libmicrohttpd 0.9.75 passes the request-target up to the raw NUL, and tund routes the prefix: "
-             "`DELETE /devices/tap0<NUL>garbage` deletes tap0 (204)"))
+         {"invalid_path", "not_found", "device_not_found"}))
 
 # ---- Methods -----------------------------------------------------------------------------------------
 for method, target in [("PUT", "/devices/tun0"), ("TRACE", "/devices"), ("OPTIONS", "/devices/tun0"), ("HEAD", "/devices"),
@@ -527,48 +507,52 @@ for label, request in [
         ("bare LF line ends", POST_HEAD.replace("\r\n", "\n").encode() + b"Content-Length: %d\n\n" % len(BAD_BODY) + BAD_BODY),
         ("POST without Content-Length or chunked", wire(POST_HEAD, body=BAD_BODY))]:
     add(Case(id=f"wire: {label}", wire=request, status=frozenset([400, 422]), code=frozenset(["invalid_field", "invalid_json"])))
-# On the tight daemon: libmicrohttpd waits for the rest of a request it cannot parse until the idle timeout (2 s there).
+# libmicrohttpd waits for the rest of a request it cannot parse until the idle timeout (2 s on `main`).
 for label, request in [("binary garbage", b"\x00\x01garbage\r\n\r\n"), ("no method", b" /devices HTTP/1.1\r\nHost: x\r\n\r\n")]:
-    add(Case(id=f"wire: {label}", wire=request, answered_by="closed", daemon="tight"))
+    add(Case(id=f"wire: {label}", wire=request, answered_by="closed"))
 
 
-# ---- Socket scripts: truncated and slow bodies, limits (mostly on the tight daemon) ------------------
+# ---- Socket scripts: truncated and slow bodies, body limits ---------------------------------------------
+# The truncated and slow bodies are a complete, valid, creatable device (`h5`) followed by padding that
+# never arrives: a server that handled what it had would create h5, which the state check would catch.
 CLOSED = "closed without an answer"
 HUNG_UP = "the client hung up"
 NEVER_CLOSED = "the server kept the connection open"
-VALID_FOR_TIGHT = b'{"name":"h5","type":"tun"}'
+CREATABLE = b'{"name":"h5","type":"tun"}'
+PADDED_LENGTH = len(CREATABLE) + 64
 
 
 def truncated_then_close(daemon):
-    """Content-Length 100, ten bytes of a valid device, then the client closes."""
+    """Content-Length says 64 bytes more than the device that is sent; then the client closes."""
     with connect(daemon) as sock:
-        sock.sendall(request_bytes(daemon, "POST", "/devices", VALID_FOR_TIGHT[:10], content_length=100))
+        sock.sendall(request_bytes(daemon, "POST", "/devices", CREATABLE, content_length=PADDED_LENGTH))
+    time.sleep(0.2)  # time enough for a server that wrongly handled the partial body to do so
     return HUNG_UP
 
 
 def truncated_then_half_close(daemon):
-    """Content-Length 100, ten bytes, then shutdown(SHUT_WR) and wait: the server must end it, not hang."""
+    """The same, but the client half-closes (shutdown SHUT_WR) and waits: the server must end it, not hang."""
     with connect(daemon) as sock:
-        sock.sendall(request_bytes(daemon, "POST", "/devices", VALID_FOR_TIGHT[:10], content_length=100))
+        sock.sendall(request_bytes(daemon, "POST", "/devices", CREATABLE, content_length=PADDED_LENGTH))
         sock.shutdown(socket.SHUT_WR)
         return read_reply(sock)
 
 
 def slow_then_stall(daemon):
-    """One byte every 0.5 s, four times, then nothing: the idle timeout (2 s) must close the connection."""
+    """The device, its last four bytes one every 0.5 s, then nothing: the idle timeout (2 s) must close it."""
     with connect(daemon, timeout=15) as sock:
-        sock.sendall(request_bytes(daemon, "POST", "/devices", b"", content_length=len(VALID_FOR_TIGHT)))
-        for byte in VALID_FOR_TIGHT[:4]:
-            sock.sendall(bytes([byte]))
+        sock.sendall(request_bytes(daemon, "POST", "/devices", CREATABLE[:-4], content_length=PADDED_LENGTH))
+        for byte in CREATABLE[-4:]:
             time.sleep(0.5)
+            sock.sendall(bytes([byte]))
         return read_reply(sock)
 
 
 def slow_without_end(daemon):
-    """One byte every 0.5 s for 6 s (3 times the 2 s timeout). README: --connection-timeout is the time a
-    connection may 'sit idle (or trickle a body) before it is closed'."""
+    """The device, then one space every 0.5 s for 6 s (3 times the 2 s timeout). README: --connection-timeout
+    is how long a connection may 'sit idle (or trickle a body) before it is closed'."""
     with connect(daemon) as sock:
-        sock.sendall(request_bytes(daemon, "POST", "/devices", b"", content_length=1000))
+        sock.sendall(request_bytes(daemon, "POST", "/devices", CREATABLE, content_length=len(CREATABLE) + 1000))
         sock.settimeout(0.05)
         deadline = time.monotonic() + 6
         while time.monotonic() < deadline:
@@ -584,6 +568,14 @@ def slow_without_end(daemon):
         return NEVER_CLOSED
 
 
+def unknown_transfer_encoding(daemon):
+    """Transfer-Encoding: gzip, which nobody here speaks, around a plain device."""
+    with connect(daemon) as sock:
+        sock.sendall(request_bytes(daemon, "POST", "/devices", CREATABLE, content_length=None,
+                                   headers=(("Transfer-Encoding", "gzip"),)))
+        return read_reply(sock)
+
+
 def declared_over_the_limit(daemon):
     """Content-Length 5000 against a 1024-byte limit: 413 before any of the body is sent."""
     with connect(daemon) as sock:
@@ -592,47 +584,35 @@ def declared_over_the_limit(daemon):
 
 
 def chunked_over_the_limit(daemon):
-    """2000 one-byte chunks against a 1024-byte limit: 413 in tund's format."""
-    body = b"".join(b"1\r\n \r\n" for _ in range(2000)) + b"%x\r\n%s\r\n0\r\n\r\n" % (len(VALID_FOR_TIGHT), VALID_FOR_TIGHT)
+    """2000 one-byte chunks of whitespace, then a device: valid JSON of 2 KB against a 1024-byte limit."""
+    body = b"".join(b"1\r\n \r\n" for _ in range(2000)) + b"%x\r\n%s\r\n0\r\n\r\n" % (len(CREATABLE), CREATABLE)
     with connect(daemon) as sock:
         sock.sendall(request_bytes(daemon, "POST", "/devices", body, content_length=None,
                                    headers=(("Transfer-Encoding", "chunked"),)))
         return read_reply(sock)
 
 
-def unknown_transfer_encoding(daemon):
-    """Transfer-Encoding: gzip, which nobody here speaks."""
-    with connect(daemon) as sock:
-        sock.sendall(request_bytes(daemon, "POST", "/devices", VALID_FOR_TIGHT, content_length=None,
-                                   headers=(("Transfer-Encoding", "gzip"),)))
-        return read_reply(sock)
+for label, script, daemon, answered_by, status, code in [
+        ("truncated body, client closes", truncated_then_close, "main", "closed", (), None),
+        ("truncated body, client half-closes", truncated_then_half_close, "main", "closed", (), None),
+        ("slow body that stalls", slow_then_stall, "main", "closed", (), None),
+        ("unknown Transfer-Encoding", unknown_transfer_encoding, "main", "closed", (), None),
+        ("Content-Length over --max-body-bytes", declared_over_the_limit, "tight", "tund", (413,), "payload_too_large"),
+        ("chunked body over --max-body-bytes", chunked_over_the_limit, "tight", "tund", (413,), "payload_too_large")]:
+    add(Case(id=f"socket: {label}", daemon=daemon, script=script, answered_by=answered_by, status=frozenset(status), code=code))
+add(Case(id="socket: slow body that never ends", script=slow_without_end, answered_by="closed"))
 
-
-for label, script, answered_by, status, code in [
-        ("truncated body, client closes", truncated_then_close, "closed", (), None),
-        ("truncated body, client half-closes", truncated_then_half_close, "closed", (), None),
-        ("slow body that stalls", slow_then_stall, "closed", (), None),
-        ("unknown Transfer-Encoding", unknown_transfer_encoding, "closed", (), None),
-        ("Content-Length over --max-body-bytes", declared_over_the_limit, "tund", (413,), "payload_too_large"),
-        ("chunked body over --max-body-bytes", chunked_over_the_limit, "tund", (413,), "payload_too_large")]:
-    add(Case(id=f"socket: {label}", daemon="tight", script=script, answered_by=answered_by, status=frozenset(status), code=code))
-add(Case(id="socket: slow body that never ends", daemon="tight", script=slow_without_end, answered_by="closed",
-         bug="libmicrohttpd's connection timeout is an idle timeout, reset by every byte: a body trickled at "
-             "1 byte / 0.5 s is still open after 6 s under --connection-timeout 2 (a slowloris holds a "
-             "connection slot indefinitely), contrary to the README and HTTPServer.Configuration"))
-
-# ---- The tight daemon: device limit and bearer token -------------------------------------------------
-add(create("device limit reached", VALID_FOR_TIGHT, 409, "device_limit_reached", daemon="tight"))
-add(create("body over the limit, sent in full", b'{"type":"tun","name":"' + b"a" * 2000 + b'"}', 413, "payload_too_large", daemon="tight"))
-for label, value in [("missing", None), ("wrong", "Bearer wrong-token-wrong-token-00"), ("one byte more", f"Bearer {TOKEN}x"),
-                     ("one byte less", f"Bearer {TOKEN[:-1]}"), ("Basic", "Basic aG9zdGlsZTpzdWl0ZQ=="),
-                     ("scheme only", "Bearer"), ("two spaces", f"Bearer  {TOKEN}"), ("token without scheme", TOKEN),
-                     ("non-ASCII", f"Bearer {TOKEN}\u00e9".encode())]:
+# ---- The tight daemon: the bearer token on a destructive request ---------------------------------------
+# (test_security.py checks the token's near misses on reads; these aim at a DELETE of a device that exists.)
+for label, value in [("missing", None), ("wrong", "Bearer wrong-token-wrong-token-00"),
+                     ("with a non-ASCII byte more", f"Bearer {TOKEN}\u00e9".encode())]:
     headers = () if value is None else (("Authorization", value),)
     add(case(f"auth {label} on DELETE", "DELETE", "/devices/lim0", None, 401, "unauthorized", daemon="tight",
              auth=False, headers=headers))
 add(case("auth token in the query string", "DELETE", f"/devices/lim0?access_token={TOKEN}", None, 401, "unauthorized",
          daemon="tight", auth=False))
+add(case("auth token in another header", "DELETE", "/devices/lim0", None, 401, "unauthorized", daemon="tight",
+         auth=False, headers=(("X-Auth-Token", TOKEN),)))
 
 assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
 
@@ -753,7 +733,7 @@ def database_rows(path):
 def snapshot(env):
     state = {"kernel": kernel_state()}
     for role, daemon in env.daemons.items():
-        state[f"api:{role}"] = api(daemon, "GET", "/devices").body.decode()
+        state[f"api:{role}"] = json.loads(api(daemon, "GET", "/devices").body)
         state[f"database:{role}"] = database_rows(daemon.database)
     return state
 
@@ -809,8 +789,11 @@ def answers(daemon) -> bool:
     return isinstance(reply, Reply) and reply.status == 200
 
 
-def devices_of(api_body):
-    return {device["name"]: device for device in json.loads(api_body)["devices"]}
+def devices_of(listing):
+    """name -> device, from `GET /devices` as bytes or as parsed JSON."""
+    if isinstance(listing, bytes):
+        listing = json.loads(listing)
+    return {device["name"]: device for device in listing["devices"]}
 
 
 def restore(env, role):
@@ -859,9 +842,12 @@ class Environment:
         self.daemons = {}
         self.baseline = None
 
-    def route_id(self):
+    def fill(self, text):
+        """Replaces {ROUTE} (the id of tun0's route) and {GEN} (tun0's generation) in a target or header."""
+        if not isinstance(text, str) or not ("{ROUTE}" in text or "{GEN}" in text):
+            return text
         tun0 = json.loads(api(self.daemons["main"], "GET", "/devices/tun0").body)
-        return str(tun0["routes"][0]["id"])
+        return text.replace("{ROUTE}", str(tun0["routes"][0]["id"])).replace("{GEN}", str(tun0["generation"]))
 
 
 def start_daemon(extra_args, token=None):
@@ -898,9 +884,8 @@ def env():
     remove_tun_links()
     environment = Environment()
     try:
-        environment.daemons["main"] = start_daemon(["--max-body-bytes", str(4 << 20)])
-        environment.daemons["tight"] = start_daemon(
-            ["--max-body-bytes", "1024", "--connection-timeout", "2", "--max-devices", "2"], token=TOKEN)
+        environment.daemons["main"] = start_daemon(["--max-body-bytes", str(4 << 20), "--connection-timeout", "2"])
+        environment.daemons["tight"] = start_daemon(["--max-body-bytes", "1024"], token=TOKEN)
         create_baseline(environment, environment.daemons)
         yield environment
     finally:
@@ -917,11 +902,10 @@ def send(hostile, daemon, env):
         return hostile.script(daemon)
     if hostile.wire is not None:
         return exchange(daemon, hostile.wire)
-    target = hostile.target
-    if isinstance(target, str) and "{ROUTE}" in target:
-        target = target.replace("{ROUTE}", env.route_id())
+    target = env.fill(hostile.target)
+    headers = tuple((name, env.fill(value)) for name, value in hostile.headers)
     content_type = hostile.content_type if hostile.body is not None else None
-    return exchange(daemon, request_bytes(daemon, hostile.method, target, hostile.body, headers=hostile.headers,
+    return exchange(daemon, request_bytes(daemon, hostile.method, target, hostile.body, headers=headers,
                                           content_type=content_type, auth=hostile.auth))
 
 

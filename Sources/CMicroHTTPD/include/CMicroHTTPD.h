@@ -18,9 +18,14 @@ struct tund_mhd_options {
     const char *tls_key_pem;
 };
 
+/// `uri_logger` (MHD_OPTION_URI_LOG_CALLBACK) sees each request-target first; what it returns becomes
+/// the request's context, and `completed` is then called for every request.
+typedef void *(*tund_uri_logger)(void *cls, const char *uri, struct MHD_Connection *connection);
+
 struct MHD_Daemon *tund_mhd_start(const struct tund_mhd_options *options,
                                   MHD_AccessHandlerCallback handler, void *handler_cls,
-                                  MHD_RequestCompletedCallback completed, void *completed_cls);
+                                  MHD_RequestCompletedCallback completed, void *completed_cls,
+                                  tund_uri_logger uri_logger, void *uri_logger_cls);
 
 /// 1 when this libmicrohttpd was built with TLS support.
 int tund_mhd_supports_tls(void);
