@@ -15,4 +15,7 @@ int tund_sendmmsg(int fd, struct tund_mmsghdr *messages, unsigned int count, int
 /// recvmmsg(2) without a timeout: receives up to `count` datagrams; returns how many, or -1 with errno.
 int tund_recvmmsg(int fd, struct tund_mmsghdr *messages, unsigned int count, int flags);
 
+/// Names the calling thread (15 bytes at most; longer names are cut), as `top -H` and `perf` show it.
+void tund_set_thread_name(const char *name);
+
 #endif

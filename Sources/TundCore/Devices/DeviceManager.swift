@@ -141,7 +141,7 @@ public final class DeviceManager: Sendable {
         }
         return try kernel { () throws(KernelError) in
             try PacketWorker(mode: record.spec.workerMode, kind: record.spec.kind, descriptors: device.queueDescriptors,
-                             tunnel: record.spec.tunnel, capture: hub)
+                             tunnel: record.spec.tunnel, capture: hub, name: record.name)
         }
     }
 

@@ -23,8 +23,9 @@ public final class PacketWorker: Sendable {
 
     /// Starts one thread per descriptor. The descriptors stay owned by the caller and must outlive `stop`.
     /// A tunnel binds `tunnel.local` first (EADDRINUSE and the like fail here).
+    /// `name` (the device's) names the threads `tund:<name>/<queue>` for `top -H` and `perf`.
     public init(mode: WorkerMode, kind: DeviceKind, descriptors: [Int32], tunnel: TunnelSpec? = nil,
-                capture: CaptureHub = CaptureHub()) throws(KernelError) {
+                capture: CaptureHub = CaptureHub(), name: String = "") throws(KernelError) {
         self.mode = mode
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else {
@@ -50,7 +51,7 @@ public final class PacketWorker: Sendable {
         tunnelSocket = socketFD
         loops = descriptors.enumerated().map {
             QueueLoop(queue: $0.offset, descriptor: $0.element, stopSignal: pipeEnds[0], kind: kind, mode: mode,
-                      tunnelSocket: socketFD, peer: peer, capture: capture)
+                      tunnelSocket: socketFD, peer: peer, capture: capture, threadName: "\(name)/\($0.offset)")
         }
         var started: [pthread_t] = []
         for loop in loops {
@@ -166,6 +167,7 @@ final class QueueLoop: @unchecked Sendable {
     let tunnelSocket: Int32
     let peer: SocketAddressStorage?
     let capture: CaptureHub
+    let threadName: String
     let counters = QueueCounters()
     /// Packets handled per wakeup and per direction before the stop signal is looked at again.
     static let batchLimit = 64
@@ -173,7 +175,8 @@ final class QueueLoop: @unchecked Sendable {
     static let bufferSize = 65536 + 64
 
     init(queue: Int, descriptor: Int32, stopSignal: Int32, kind: DeviceKind, mode: WorkerMode, tunnelSocket: Int32,
-         peer: SocketAddressStorage?, capture: CaptureHub) {
+         peer: SocketAddressStorage?, capture: CaptureHub, threadName: String) {
+        self.threadName = threadName
         self.queue = queue
         self.descriptor = descriptor
         self.stopSignal = stopSignal
@@ -185,6 +188,8 @@ final class QueueLoop: @unchecked Sendable {
     }
 
     func run() {
+        // Otherwise the thread keeps the name of the HTTP thread that started it ("MHD-worker").
+        tund_set_thread_name(threadName)
         // One buffer per batch slot, reused for the life of the thread; pages are touched only when used.
         let slots = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize * Self.batchLimit, alignment: 64)
         defer { slots.deallocate() }
