@@ -32,10 +32,13 @@ public final class TunDevice: Sendable {
     /// Creates a new device (`exclusive`: fails with EBUSY if `name` exists) or attaches to an existing
     /// one with the same kind and queue mode. `name` nil lets the kernel pick `tunN`/`tapN`.
     /// Every descriptor opened so far is closed when a later step fails.
-    public static func open(name: String?, kind: TunKind, queues: Int, exclusive: Bool) throws(SystemError) -> TunDevice {
+    /// `vnetHeader`: every read and write carries a 10-byte `struct virtio_net_hdr` first (IFF_VNET_HDR),
+    /// which is what lets the kernel hand over and take TCP/UDP super-packets (see `enableOffloads`).
+    public static func open(name: String?, kind: TunKind, queues: Int, exclusive: Bool, vnetHeader: Bool = false) throws(SystemError) -> TunDevice {
         precondition(queues >= 1)
         var flags = (kind == .tun ? TUND_IFF_TUN : TUND_IFF_TAP) | TUND_IFF_NO_PI
         if queues > 1 { flags |= TUND_IFF_MULTI_QUEUE }
+        if vnetHeader { flags |= TUND_IFF_VNET_HDR }
         var descriptors: [Int32] = []
         var actualName = name ?? ""
         do {
@@ -59,6 +62,33 @@ public final class TunDevice: Sendable {
     /// Equivalent to `ip tuntap add` (persistent) / `ip tuntap del` once the descriptors close.
     public func setPersistent(_ persistent: Bool) throws(SystemError) {
         try syscall("ioctl(TUNSETPERSIST)") { ioctl(queueDescriptors[0], TUND_TUNSETPERSIST, CInt(persistent ? 1 : 0)) }
+    }
+
+    /// Offloads a TUNSETOFFLOAD can ask for. USO (Linux 6.2+) is missing from older headers.
+    public struct Offloads: OptionSet, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// The kernel may hand over packets whose checksum is not computed yet (NEEDS_CSUM).
+        public static let checksum = Offloads(rawValue: 0x01)
+        public static let tso4 = Offloads(rawValue: 0x02)
+        public static let tso6 = Offloads(rawValue: 0x04)
+        public static let uso4 = Offloads(rawValue: 0x20)
+        public static let uso6 = Offloads(rawValue: 0x40)
+
+        public var names: [String] {
+            [(Self.checksum, "csum"), (.tso4, "tso4"), (.tso6, "tso6"), (.uso4, "uso4"), (.uso6, "uso6")]
+                .filter { contains($0.0) }.map(\.1)
+        }
+    }
+
+    /// TUNSETOFFLOAD, asking for the most the kernel grants: checksum, TSO and USO, then without USO (an
+    /// older kernel), then checksum alone; returns what was granted (empty when every attempt failed:
+    /// the device then works packet by packet). Needs a device opened with `vnetHeader`.
+    public func enableOffloads() -> Offloads {
+        for wanted: Offloads in [[.checksum, .tso4, .tso6, .uso4, .uso6], [.checksum, .tso4, .tso6], [.checksum]] {
+            if ioctl(queueDescriptors[0], TUND_TUNSETOFFLOAD, CInt(bitPattern: wanted.rawValue)) == 0 { return wanted }
+        }
+        return []
     }
 
     /// TUNSETOWNER: the user allowed to attach to the device without CAP_NET_ADMIN (-1: anyone).

@@ -40,6 +40,8 @@ enum DeviceJSON {
             ("worker", .object([("mode", .string(spec.workerMode.rawValue))]
                 + (spec.tunnel.map { [("local", JSONValue.string($0.local.description)), ("remote", .string($0.remote.description))] } ?? [])
                 + [("running", .bool(snapshot.workerRunning))])),
+            ("offload", .bool(spec.offload)),
+            ("offloads", .array(snapshot.offloads.map(JSONValue.string))),
             ("policy", .string(spec.policy.rawValue)),
             ("generation", .integer(record.generation)),
             ("state", .object(state)),

@@ -5,7 +5,7 @@ import TundCore
 /// Turns the body of `POST /devices` into a `DeviceSpec`, naming the field of the first problem.
 /// Shape and types are checked here; values that need domain rules are checked by `DeviceSpec.validate`.
 enum DeviceRequest {
-    static let fields: Set<String> = ["name", "type", "mtu", "up", "owner", "group", "queues", "mac", "addresses", "routes", "worker", "policy"]
+    static let fields: Set<String> = ["name", "type", "mtu", "up", "owner", "group", "queues", "mac", "addresses", "routes", "worker", "policy", "offload"]
     static let patchFields: Set<String> = ["mtu", "up", "worker", "policy"]
     static let routeFields: Set<String> = ["destination", "gateway", "metric"]
     static let workerFields: Set<String> = ["mode", "local", "remote"]
@@ -40,6 +40,7 @@ enum DeviceRequest {
         spec.workerMode = worker.mode
         spec.tunnel = worker.tunnel
         spec.policy = try policy(object) ?? .repair
+        spec.offload = try object.bool("offload") ?? false
         try spec.validate()
         return spec
     }

@@ -14,6 +14,8 @@ public struct StoredDevice: Equatable, Sendable {
     /// The tunnel worker's endpoints, `IP:PORT`; nil for other modes.
     public var tunnelLocal: String?
     public var tunnelRemote: String?
+    /// Offloads on (IFF_VNET_HDR + TUNSETOFFLOAD).
+    public var offload: Bool
     /// "repair" or "report".
     public var driftPolicy: String
     public var generation: Int64
@@ -25,6 +27,7 @@ public struct StoredDevice: Equatable, Sendable {
 
     public init(id: Int64? = nil, name: String, type: String, mtu: Int, up: Bool, ownerUID: Int64?, groupGID: Int64?,
                 queues: Int, mac: String?, workerMode: String, tunnelLocal: String? = nil, tunnelRemote: String? = nil,
+                offload: Bool = false,
                 driftPolicy: String = "repair", generation: Int64 = 1,
                 addresses: [String], routes: [StoredRoute], createdAt: String, updatedAt: String) {
         self.id = id
@@ -39,6 +42,7 @@ public struct StoredDevice: Equatable, Sendable {
         self.workerMode = workerMode
         self.tunnelLocal = tunnelLocal
         self.tunnelRemote = tunnelRemote
+        self.offload = offload
         self.driftPolicy = driftPolicy
         self.generation = generation
         self.addresses = addresses
@@ -82,7 +86,7 @@ public final class DeviceDatabase: Sendable {
     public func allDevices() throws(SQLiteError) -> [StoredDevice] {
         let rows = try database.query("""
             SELECT id, name, type, mtu, up, owner_uid, group_gid, queues, mac, worker_mode, created_at, updated_at,
-                   drift_policy, generation, tunnel_local, tunnel_remote
+                   drift_policy, generation, tunnel_local, tunnel_remote, offload
             FROM devices ORDER BY id
             """)
         var addresses: [Int64: [String]] = [:]
@@ -99,7 +103,7 @@ public final class DeviceDatabase: Sendable {
             return StoredDevice(
                 id: id, name: row[1].text!, type: row[2].text!, mtu: Int(row[3].integer!), up: row[4].integer! != 0,
                 ownerUID: row[5].integer, groupGID: row[6].integer, queues: Int(row[7].integer!), mac: row[8].text,
-                workerMode: row[9].text!, tunnelLocal: row[14].text, tunnelRemote: row[15].text,
+                workerMode: row[9].text!, tunnelLocal: row[14].text, tunnelRemote: row[15].text, offload: row[16].integer == 1,
                 driftPolicy: row[12].text!, generation: row[13].integer!,
                 addresses: addresses[id] ?? [], routes: routes[id] ?? [],
                 createdAt: row[10].text!, updatedAt: row[11].text!)
@@ -113,14 +117,15 @@ public final class DeviceDatabase: Sendable {
         try database.transaction { (db) throws(SQLiteError) in
             try db.query("""
                 INSERT INTO devices (name, type, mtu, up, owner_uid, group_gid, queues, mac, worker_mode, drift_policy,
-                                     generation, created_at, updated_at, tunnel_local, tunnel_remote)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     generation, created_at, updated_at, tunnel_local, tunnel_remote, offload)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [
                     .text(device.name), .text(device.type), .integer(Int64(device.mtu)), .integer(device.up ? 1 : 0),
                     device.ownerUID.map(SQLiteValue.integer) ?? .null, device.groupGID.map(SQLiteValue.integer) ?? .null,
                     .integer(Int64(device.queues)), device.mac.map(SQLiteValue.text) ?? .null, .text(device.workerMode),
                     .text(device.driftPolicy), .integer(device.generation), .text(device.createdAt), .text(device.updatedAt),
                     device.tunnelLocal.map(SQLiteValue.text) ?? .null, device.tunnelRemote.map(SQLiteValue.text) ?? .null,
+                    .integer(device.offload ? 1 : 0),
                 ])
             var stored = device
             stored.id = db.lastInsertRowID

@@ -14,9 +14,10 @@ let tundProtocol: UInt8 = 212
 struct KernelLinkControl: LinkControl {
     let netlink: RouteNetlink
 
-    func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool) throws(KernelError) -> any OpenDevice {
+    func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool, vnetHeader: Bool) throws(KernelError) -> any OpenDevice {
         do {
-            return KernelOpenDevice(try TunDevice.open(name: name, kind: kind == .tun ? .tun : .tap, queues: queues, exclusive: exclusive))
+            return KernelOpenDevice(try TunDevice.open(name: name, kind: kind == .tun ? .tun : .tap, queues: queues,
+                                                       exclusive: exclusive, vnetHeader: vnetHeader))
         } catch {
             throw KernelError(error)
         }
@@ -105,6 +106,8 @@ final class KernelOpenDevice: OpenDevice {
     }
 
     func close() { device.close() }
+
+    func enableOffloads() -> [String] { device.enableOffloads().names }
 }
 
 extension KernelError {

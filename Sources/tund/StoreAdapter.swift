@@ -63,7 +63,8 @@ extension StoredDevice {
             id: record.id, name: record.name, type: spec.kind.rawValue, mtu: spec.mtu, up: spec.up,
             ownerUID: spec.owner, groupGID: spec.group, queues: spec.queues, mac: spec.mac?.description,
             workerMode: spec.workerMode.rawValue, tunnelLocal: spec.tunnel?.local.description,
-            tunnelRemote: spec.tunnel?.remote.description, driftPolicy: spec.policy.rawValue, generation: record.generation,
+            tunnelRemote: spec.tunnel?.remote.description, offload: spec.offload, driftPolicy: spec.policy.rawValue,
+            generation: record.generation,
             addresses: spec.addresses.map(\.description),
             routes: record.routes.map {
                 StoredRoute(id: $0.id > 0 ? $0.id : nil, destination: $0.spec.destination.description,
@@ -93,7 +94,7 @@ extension DeviceRecord {
         let spec = DeviceSpec(
             name: row.name, kind: kind, mtu: row.mtu, up: row.up, owner: row.ownerUID, group: row.groupGID,
             queues: row.queues, mac: row.mac.flatMap(MACAddress.init), addresses: addresses, routes: routes.map(\.spec),
-            workerMode: mode, tunnel: Self.tunnel(row), policy: policy)
+            workerMode: mode, tunnel: Self.tunnel(row), offload: row.offload, policy: policy)
         self.init(id: row.id, name: row.name, spec: spec, routes: routes, generation: row.generation,
                   createdAt: row.createdAt, updatedAt: row.updatedAt)
     }

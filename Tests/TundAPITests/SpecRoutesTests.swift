@@ -58,7 +58,7 @@ func readText(_ path: String) -> String? {
 /// Ports that are never called: building the router needs a manager, not a kernel.
 struct UnusedLinks: LinkControl {
     static let unused = KernelError(operation: "unused", errno: 38, errnoName: "ENOSYS")
-    func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool) throws(KernelError) -> any OpenDevice { throw Self.unused }
+    func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool, vnetHeader: Bool) throws(KernelError) -> any OpenDevice { throw Self.unused }
     func link(named name: String) throws(KernelError) -> LinkState? { throw Self.unused }
     func link(index: Int32) throws(KernelError) -> LinkState? { throw Self.unused }
     func links() throws(KernelError) -> [LinkState] { throw Self.unused }

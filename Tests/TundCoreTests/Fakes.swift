@@ -42,7 +42,7 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
                          alias: alias, isTunTap: true, multiQueue: false, counters: nil)
     }
 
-    func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool) throws(KernelError) -> any OpenDevice {
+    func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool, vnetHeader: Bool) throws(KernelError) -> any OpenDevice {
         try lock.locked { () throws(KernelError) in
             try check("open")
             let actual = name ?? "\(kind.rawValue)\(table.count)"
@@ -186,6 +186,7 @@ final class FakeDevice: OpenDevice, @unchecked Sendable {
     func setPersistent(_ persistent: Bool) throws(KernelError) { try links.setPersistent(name, persistent) }
     func setOwner(_ uid: Int64) throws(KernelError) {}
     func setGroup(_ gid: Int64) throws(KernelError) {}
+    func enableOffloads() -> [String] { ["csum"] }
 
     func close() {
         guard !isClosed else { return }

@@ -60,6 +60,22 @@ def test_patch_switches_the_worker_mode_live(tund):
     assert ping("10.33.0.2", 2) == 2
 
 
+def test_offload_is_for_tun_devices_and_keeps_other_modes_working(tund):
+    response = tund.post("/devices", {"name": "off1", "type": "tap", "offload": True})
+    assert response.status == 422 and response.json()["error"]["field"] == "offload"
+    body = {"name": "off0", "type": "tun", "offload": True, "addresses": ["10.34.0.1/24", "fd00:34::1/64"],
+            "worker": {"mode": "responder"}}
+    response = tund.post("/devices", body)
+    assert response.status == 201 and "csum" in response.json()["offloads"]
+    info = subprocess.run(["ip", "-j", "-d", "link", "show", "off0"], capture_output=True, text=True).stdout
+    assert '"vnet_hdr":true' in info.replace(" ", "")
+    assert ping("10.34.0.2") == 5 and ping("fd00:34::2", six=True) == 5
+    tund.kill()
+    tund.start()
+    assert tund.get("/devices/off0").json()["offloads"] == response.json()["offloads"]
+    assert ping("10.34.0.2", 2) == 2
+
+
 def test_tunnel_endpoints_are_validated(tund):
     for worker, field in [({"mode": "tunnel"}, "worker.remote"), ({"mode": "tunnel", "local": "10.0.0.1:7000"}, "worker.remote"),
                           ({"mode": "tunnel", "local": "10.0.0.1", "remote": "10.0.0.2:7000"}, "worker.local"),
@@ -150,14 +166,15 @@ def two_hosts():
     hosts.teardown()
 
 
-@pytest.mark.parametrize("kind", ["tun", "tap"])
-def test_tunnel_between_two_daemons_carries_ping_and_tcp_and_survives_a_restart(two_hosts, kind):
+@pytest.mark.parametrize("kind,offload", [("tun", False), ("tap", False), ("tun", True)])
+def test_tunnel_between_two_daemons_carries_ping_and_tcp_and_survives_a_restart(two_hosts, kind, offload):
     a, b = two_hosts.namespaces
     for ns, here, there, inner in [(a, "10.201.0.1", "10.201.0.2", "10.202.0.1/24"), (b, "10.201.0.2", "10.201.0.1", "10.202.0.2/24")]:
         code, body = two_hosts.curl(ns, "POST", "/devices", {
-            "name": "vpn0", "type": kind, "mtu": 1400, "addresses": [inner],
+            "name": "vpn0", "type": kind, "mtu": 1400, "addresses": [inner], "offload": offload,
             "worker": {"mode": "tunnel", "local": f"{here}:7000", "remote": f"{there}:7000"}})
         assert code == 201, body
+        assert body["offload"] is offload and (("tso4" in body["offloads"]) if offload else body["offloads"] == [])
     assert ping("10.202.0.2", 5, namespace=a) == 5
     server = subprocess.Popen(["ip", "netns", "exec", b, "timeout", "30", "iperf3", "-s", "-1", "-B", "10.202.0.2"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -170,6 +187,12 @@ def test_tunnel_between_two_daemons_carries_ping_and_tcp_and_survives_a_restart(
     code, statistics = two_hosts.curl(a, "GET", "/devices/vpn0/stats")
     peer = statistics["worker"]["peer"]
     assert peer["packets_sent"] > 0 and peer["packets_received"] > 0
+    if offload:
+        # TSO: the kernel handed over super-packets, each sent as several datagrams.
+        assert peer["packets_sent"] > 2 * statistics["worker"]["packets_read"], statistics["worker"]
+        code, other = two_hosts.curl(b, "GET", "/devices/vpn0/stats")
+        # GRO: segments from the peer were merged before being written.
+        assert other["worker"]["packets_written"] < other["worker"]["peer"]["packets_received"], other["worker"]
     # Restart one side: the tunnel comes back by itself.
     two_hosts.kill(b)
     two_hosts.start(b)

@@ -19,12 +19,14 @@ static const unsigned long TUND_TUNSETPERSIST = TUNSETPERSIST;
 static const unsigned long TUND_TUNSETOWNER = TUNSETOWNER;
 static const unsigned long TUND_TUNSETGROUP = TUNSETGROUP;
 static const unsigned long TUND_TUNGETIFF = TUNGETIFF;
+static const unsigned long TUND_TUNSETOFFLOAD = TUNSETOFFLOAD;
 
 static const unsigned short TUND_IFF_TUN = IFF_TUN;
 static const unsigned short TUND_IFF_TAP = IFF_TAP;
 static const unsigned short TUND_IFF_NO_PI = IFF_NO_PI;
 static const unsigned short TUND_IFF_MULTI_QUEUE = IFF_MULTI_QUEUE;
 static const unsigned short TUND_IFF_TUN_EXCL = IFF_TUN_EXCL;
+static const unsigned short TUND_IFF_VNET_HDR = IFF_VNET_HDR;
 
 /// TUNSETIFF on `fd` with `name` (may be empty: the kernel picks one) and `flags`; on success the
 /// kernel's name for the device is copied to `name_out` (IFNAMSIZ bytes). Returns 0 or -1 with errno.

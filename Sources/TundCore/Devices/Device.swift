@@ -112,6 +112,8 @@ public struct DeviceSnapshot: Equatable, Sendable {
     public var lastDrift: DriftReport?
     public var driftDetected: Int
     public var driftRepaired: Int
+    /// Offloads the kernel granted the device ("csum", "tso4", "tso6", "uso4", "uso6").
+    public var offloads: [String]
 }
 
 /// `GET /devices/{name}/stats`: the worker's counters and the kernel's, side by side.

@@ -57,7 +57,8 @@ extension DeviceManager {
         }
         let opened: any OpenDevice
         do {
-            opened = try links.open(name: record.name, kind: record.spec.kind, queues: record.spec.queues, exclusive: false)
+            opened = try links.open(name: record.name, kind: record.spec.kind, queues: record.spec.queues, exclusive: false,
+                                    vnetHeader: record.spec.offload)
         } catch {
             return ManagedDevice(record: record, device: nil, worker: nil, index: nil, restoreError: TundError.kernel(error).description)
         }
@@ -71,9 +72,11 @@ extension DeviceManager {
             }
             _ = try converge(record, link: link, apply: true)
             try kernel { () throws(KernelError) in try opened.setPersistent(true) }
+            let offloads = record.spec.offload ? opened.enableOffloads() : []
             let worker = try startWorker(record, opened)
             var managed = ManagedDevice(record: record, device: opened, worker: worker, index: link.index)
             managed.lastLinkUp = record.spec.up
+            managed.offloads = offloads
             return managed
         } catch {
             opened.close()
@@ -182,6 +185,7 @@ extension DeviceManager {
                     managed.worker = fresh.worker
                     managed.index = fresh.index
                     managed.restoreError = fresh.restoreError
+                    managed.offloads = fresh.offloads
                     repairError = fresh.restoreError
                 }
             }

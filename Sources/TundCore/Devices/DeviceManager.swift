@@ -73,7 +73,7 @@ public final class DeviceManager: Sendable {
             }
             let opened: any OpenDevice
             do throws(KernelError) {
-                opened = try links.open(name: spec.name, kind: spec.kind, queues: spec.queues, exclusive: true)
+                opened = try links.open(name: spec.name, kind: spec.kind, queues: spec.queues, exclusive: true, vnetHeader: spec.offload)
             } catch {
                 // EBUSY: someone made a link of that name between our check and the ioctl.
                 throw error.errnoName == "EBUSY" ? .nameInUse(name: spec.name ?? "") : .kernel(error)
@@ -92,9 +92,11 @@ public final class DeviceManager: Sendable {
                 stored = record
                 try kernel { () throws(KernelError) in try opened.setPersistent(true) }
                 persisted = true
+                let offloads = spec.offload ? opened.enableOffloads() : []
                 let worker = try startWorker(record, opened)
                 var managed = ManagedDevice(record: record, device: opened, worker: worker, index: link.index)
                 managed.lastLinkUp = spec.up
+                managed.offloads = offloads
                 devices[record.name] = managed
                 return (managed, false)
             } catch {
@@ -141,7 +143,7 @@ public final class DeviceManager: Sendable {
         }
         return try kernel { () throws(KernelError) in
             try PacketWorker(mode: record.spec.workerMode, kind: record.spec.kind, descriptors: device.queueDescriptors,
-                             tunnel: record.spec.tunnel, capture: hub, name: record.name)
+                             tunnel: record.spec.tunnel, capture: hub, name: record.name, vnetHeader: record.spec.offload)
         }
     }
 
@@ -217,7 +219,8 @@ public final class DeviceManager: Sendable {
     func snapshot(_ managed: ManagedDevice, link: LinkState?) -> DeviceSnapshot {
         DeviceSnapshot(record: managed.record, link: link.flatMap { owned($0) ? $0 : nil },
                        workerRunning: managed.worker?.isRunning ?? false, restoreError: managed.restoreError,
-                       lastDrift: managed.lastDrift, driftDetected: managed.driftDetected, driftRepaired: managed.driftRepaired)
+                       lastDrift: managed.lastDrift, driftDetected: managed.driftDetected, driftRepaired: managed.driftRepaired,
+                       offloads: managed.offloads)
     }
 
     // MARK: - Delete
@@ -292,6 +295,8 @@ struct ManagedDevice: Sendable {
     var driftRepaired = 0
     /// The link state last announced (link.up / link.down events fire on changes of it).
     var lastLinkUp: Bool?
+    /// What TUNSETOFFLOAD granted ("csum", "tso4", ...); empty without offloads.
+    var offloads: [String] = []
 
     init(record: DeviceRecord, device: (any OpenDevice)?, worker: PacketWorker?, index: Int32?, restoreError: String? = nil) {
         self.record = record

@@ -89,6 +89,9 @@ public struct DeviceSpec: Equatable, Sendable {
     public var addresses: [IPPrefix]
     public var routes: [RouteSpec]
     public var workerMode: WorkerMode
+    /// Offloads: the device hands over TCP/UDP super-packets and takes merged ones (IFF_VNET_HDR with
+    /// TUNSETOFFLOAD), and the worker splits and merges them. TUN devices only, set at creation.
+    public var offload: Bool
     /// Set exactly when `workerMode` is `.tunnel`.
     public var tunnel: TunnelSpec?
     public var policy: DriftPolicy
@@ -104,7 +107,7 @@ public struct DeviceSpec: Equatable, Sendable {
     public init(name: String? = nil, kind: DeviceKind, mtu: Int = DeviceSpec.defaultMTU, up: Bool = true,
                 owner: Int64? = nil, group: Int64? = nil, queues: Int = 1, mac: MACAddress? = nil,
                 addresses: [IPPrefix] = [], routes: [RouteSpec] = [], workerMode: WorkerMode = .count,
-                tunnel: TunnelSpec? = nil, policy: DriftPolicy = .repair) {
+                tunnel: TunnelSpec? = nil, offload: Bool = false, policy: DriftPolicy = .repair) {
         self.name = name
         self.kind = kind
         self.mtu = mtu
@@ -117,6 +120,7 @@ public struct DeviceSpec: Equatable, Sendable {
         self.routes = routes
         self.workerMode = workerMode
         self.tunnel = tunnel
+        self.offload = offload
         self.policy = policy
     }
 
@@ -143,6 +147,9 @@ public struct DeviceSpec: Equatable, Sendable {
         try validateAddresses()
         try validateRoutes()
         try validateWorker()
+        if offload && kind != .tun {
+            throw .invalidField(field: "offload", reason: "offloads are implemented for tun devices only")
+        }
     }
 
     private func validateWorker() throws(TundError) {

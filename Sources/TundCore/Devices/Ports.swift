@@ -10,6 +10,8 @@ public protocol OpenDevice: AnyObject, Sendable {
     func setGroup(_ gid: Int64) throws(KernelError)
     /// Closes every descriptor once; a device that is not persistent vanishes.
     func close()
+    /// TUNSETOFFLOAD with fallbacks (device opened with a virtio header); the names of what the kernel granted.
+    func enableOffloads() -> [String]
 }
 
 /// Changes to a link; nil fields stay as they are.
@@ -31,7 +33,8 @@ public struct LinkSettings: Equatable, Sendable {
 /// executable; faked in memory by the core's tests.
 public protocol LinkControl: Sendable {
     /// Creates (`exclusive`) or attaches to a TUN/TAP device; nil name lets the kernel pick one.
-    func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool) throws(KernelError) -> any OpenDevice
+    /// `vnetHeader`: every packet carries a virtio header (needed for offloads).
+    func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool, vnetHeader: Bool) throws(KernelError) -> any OpenDevice
     /// nil when no link has that name.
     func link(named name: String) throws(KernelError) -> LinkState?
     /// nil when the index no longer exists. Includes the kernel counters.

@@ -24,8 +24,9 @@ public final class PacketWorker: Sendable {
     /// Starts one thread per descriptor. The descriptors stay owned by the caller and must outlive `stop`.
     /// A tunnel binds `tunnel.local` first (EADDRINUSE and the like fail here).
     /// `name` (the device's) names the threads `tund:<name>/<queue>` for `top -H` and `perf`.
+    /// `vnetHeader`: the descriptors carry a virtio header on every packet (the device has offloads).
     public init(mode: WorkerMode, kind: DeviceKind, descriptors: [Int32], tunnel: TunnelSpec? = nil,
-                capture: CaptureHub = CaptureHub(), name: String = "") throws(KernelError) {
+                capture: CaptureHub = CaptureHub(), name: String = "", vnetHeader: Bool = false) throws(KernelError) {
         self.mode = mode
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else {
@@ -51,7 +52,7 @@ public final class PacketWorker: Sendable {
         tunnelSocket = socketFD
         loops = descriptors.enumerated().map {
             QueueLoop(queue: $0.offset, descriptor: $0.element, stopSignal: pipeEnds[0], kind: kind, mode: mode,
-                      tunnelSocket: socketFD, peer: peer, capture: capture, threadName: "\(name)/\($0.offset)")
+                      tunnelSocket: socketFD, peer: peer, capture: capture, threadName: "\(name)/\($0.offset)", vnetHeader: vnetHeader)
         }
         var started: [pthread_t] = []
         for loop in loops {
@@ -168,6 +169,8 @@ final class QueueLoop: @unchecked Sendable {
     let peer: SocketAddressStorage?
     let capture: CaptureHub
     let threadName: String
+    /// Every read starts with, and every write needs, a `VirtioNetHeader`.
+    let vnetHeader: Bool
     let counters = QueueCounters()
     /// Packets handled per wakeup and per direction before the stop signal is looked at again.
     static let batchLimit = 64
@@ -175,8 +178,9 @@ final class QueueLoop: @unchecked Sendable {
     static let bufferSize = 65536 + 64
 
     init(queue: Int, descriptor: Int32, stopSignal: Int32, kind: DeviceKind, mode: WorkerMode, tunnelSocket: Int32,
-         peer: SocketAddressStorage?, capture: CaptureHub, threadName: String) {
+         peer: SocketAddressStorage?, capture: CaptureHub, threadName: String, vnetHeader: Bool) {
         self.threadName = threadName
+        self.vnetHeader = vnetHeader
         self.queue = queue
         self.descriptor = descriptor
         self.stopSignal = stopSignal
@@ -195,6 +199,10 @@ final class QueueLoop: @unchecked Sendable {
         defer { slots.deallocate() }
         let batch = MessageBatch(slots: slots, slotSize: Self.bufferSize, count: Self.batchLimit, peer: peer)
         defer { batch.deallocate() }
+        let sendQueue = SendQueue(capacity: SendQueue.defaultCapacity, peer: peer)
+        defer { sendQueue.deallocate() }
+        let merged = UnsafeMutableRawPointer.allocate(byteCount: Self.bufferSize + VirtioNetHeader.size, alignment: 64)
+        defer { merged.deallocate() }
         var fds = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0), pollfd(fd: stopSignal, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: tunnelSocket, events: Int16(POLLIN), revents: 0)]
         let watched: nfds_t = tunnelSocket >= 0 ? 3 : 2
@@ -207,92 +215,93 @@ final class QueueLoop: @unchecked Sendable {
             if ready < 0 && errno != EINTR { tally.readErrors &+= 1 }
             if fds[1].revents != 0 { return }
             failing = false
-            if fds[0].revents != 0 { failing = !readDevice(batch, &tally) }
-            if watched == 3 && fds[2].revents != 0 { receiveFromPeer(batch, &tally) }
+            if fds[0].revents != 0 { failing = !readDevice(batch, sendQueue, &tally) }
+            if watched == 3 && fds[2].revents != 0 { receiveFromPeer(batch, merged, &tally) }
             counters.publish(&tally, at: Self.now())
         }
     }
 
     /// Reads what the device has ready and does the mode's work with it. False after a hard read error.
-    private func readDevice(_ batch: MessageBatch, _ tally: inout BatchTally) -> Bool {
+    private func readDevice(_ batch: MessageBatch, _ sendQueue: SendQueue, _ tally: inout BatchTally) -> Bool {
         // One relaxed load per wakeup: capture costs nothing while no one captures.
         let capturing = capture.active.load(ordering: .relaxed) > 0
+        let prefix = vnetHeader ? VirtioNetHeader.size : 0
         var filled = 0
         var healthy = true
         while filled < Self.batchLimit {
             let slot = batch.slot(filled)
             let count = read(descriptor, slot.baseAddress, slot.count)
-            if count <= 0 {
+            if count <= prefix {
                 if count < 0 && errno != EAGAIN && errno != EINTR {
                     tally.readErrors &+= 1
                     healthy = false
                 }
-                break
+                if count < 0 || count == 0 { break }
+                tally.dropped &+= 1  // a read shorter than the virtio header
+                continue
             }
-            let packet = UnsafeRawBufferPointer(rebasing: slot[0..<count])
-            let kind = PacketClassifier.classify(packet, kind: self.kind)
-            tally.count(kind, bytes: count)
-            if capturing { capture.deliver(packet, at: Self.now()) }
+            let packet = UnsafeMutableRawBufferPointer(rebasing: slot[prefix..<count])
+            let kind = PacketClassifier.classify(UnsafeRawBufferPointer(packet), kind: self.kind)
+            tally.count(kind, bytes: packet.count)
+            if capturing { capture.deliver(UnsafeRawBufferPointer(packet), at: Self.now()) }
             if kind.malformed { continue }
             switch mode {
             case .count:
                 continue
             case .echo:
+                // With a virtio header, the packet goes back with it (a super-packet stays one).
                 writeDevice(UnsafeRawBufferPointer(rebasing: slot[0..<count]), &tally)
             case .responder:
-                if let answer = Responder.answer(slot, length: count, kind: self.kind) {
-                    writeDevice(UnsafeRawBufferPointer(rebasing: slot[0..<answer]), &tally)
+                if let answer = Responder.answer(packet, length: packet.count, kind: self.kind) {
+                    if prefix > 0 { slot.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: prefix) }
+                    writeDevice(UnsafeRawBufferPointer(rebasing: slot[0..<(prefix + answer)]), &tally)
                 } else {
                     tally.ignored &+= 1
                 }
             case .tunnel:
-                batch.setLength(filled, count)
+                if prefix > 0 {
+                    let header = VirtioNetHeader(slot.baseAddress!)
+                    let accepted = Offload.segment(packet.baseAddress!, length: packet.count, header: header,
+                                                   arena: sendQueue.nextHeaderSlot, arenaSlots: sendQueue.freeSlots) { header, payload in
+                        sendQueue.append(header, payload)
+                    }
+                    if !accepted { tally.dropped &+= 1 }
+                } else {
+                    sendQueue.append(nil, OutgoingPiece(base: packet.baseAddress!, count: packet.count))
+                }
                 filled += 1
+                // The queue points into the read buffers: send before they are reused or the queue fills.
+                if sendQueue.freeSlots < SendQueue.reserve || filled == Self.batchLimit { sendQueue.flush(tunnelSocket, &tally) }
             }
         }
-        if filled > 0 { sendToPeer(batch, filled, &tally) }
+        sendQueue.flush(tunnelSocket, &tally)
         return healthy
     }
 
     @inline(__always)
     private func writeDevice(_ packet: UnsafeRawBufferPointer, _ tally: inout BatchTally) {
+        let payload = packet.count - (vnetHeader ? VirtioNetHeader.size : 0)
         if write(descriptor, packet.baseAddress, packet.count) == packet.count {
             tally.packetsWritten &+= 1
-            tally.bytesWritten &+= UInt64(packet.count)
+            tally.bytesWritten &+= UInt64(payload)
         } else {
             tally.writeErrors &+= 1
         }
     }
 
-    /// `sendmmsg` of the first `count` slots to the peer, retrying what the socket did not take at once.
-    private func sendToPeer(_ batch: MessageBatch, _ count: Int, _ tally: inout BatchTally) {
-        batch.prepareSend(count)
-        var sent = 0
-        while sent < count {
-            let result = tund_sendmmsg(tunnelSocket, batch.headers + sent, UInt32(count - sent), 0)
-            if result < 0 {
-                if errno == EINTR { continue }
-                // EAGAIN (buffer full), ENETUNREACH, EPERM...: these packets are lost, as on a real link.
-                tally.peerSendErrors &+= UInt64(count - sent)
-                return
-            }
-            for index in sent..<(sent + Int(result)) {
-                tally.peerPacketsSent &+= 1
-                tally.peerBytesSent &+= UInt64(batch.headers[index].msg_len)
-            }
-            sent += Int(result)
-        }
-    }
-
-    /// `recvmmsg` of what the peer sent; each datagram from the peer is written into the device.
-    private func receiveFromPeer(_ batch: MessageBatch, _ tally: inout BatchTally) {
+    /// `recvmmsg` of what the peer sent; each datagram from the peer is written into the device. With a
+    /// virtio header, consecutive segments of one TCP flow are merged into a super-packet first (GRO), so
+    /// the kernel takes a whole window in one write.
+    private func receiveFromPeer(_ batch: MessageBatch, _ merged: UnsafeMutableRawPointer, _ tally: inout BatchTally) {
         for _ in 0..<4 {
-            batch.prepareReceive()
+            batch.prepareReceive(reserving: vnetHeader ? VirtioNetHeader.size : 0)
             let received = tund_recvmmsg(tunnelSocket, batch.headers, UInt32(Self.batchLimit), Int32(MSG_DONTWAIT))
             if received <= 0 {
                 if received < 0 && errno != EAGAIN && errno != EINTR { tally.peerReceiveErrors &+= 1 }
                 return
             }
+            var accepted: [Int] = []
+            accepted.reserveCapacity(Int(received))
             for index in 0..<Int(received) {
                 let length = Int(batch.headers[index].msg_len)
                 guard let peer, peer.matches(batch.addresses + index, length: batch.headers[index].msg_hdr.msg_namelen) else {
@@ -301,9 +310,65 @@ final class QueueLoop: @unchecked Sendable {
                 }
                 tally.peerPacketsReceived &+= 1
                 tally.peerBytesReceived &+= UInt64(length)
-                writeDevice(UnsafeRawBufferPointer(rebasing: batch.slot(index)[0..<length]), &tally)
+                accepted.append(index)
+            }
+            if vnetHeader {
+                writeMerged(batch, accepted, merged, &tally)
+            } else {
+                for index in accepted {
+                    writeDevice(UnsafeRawBufferPointer(rebasing: batch.slot(index)[0..<Int(batch.headers[index].msg_len)]), &tally)
+                }
             }
             if received < Self.batchLimit { return }
+        }
+    }
+
+    /// Writes the received datagrams `indices` (each after `VirtioNetHeader.size` reserved bytes of its
+    /// slot), merging runs of one TCP flow into super-packets.
+    private func writeMerged(_ batch: MessageBatch, _ indices: [Int], _ merged: UnsafeMutableRawPointer, _ tally: inout BatchTally) {
+        let prefix = VirtioNetHeader.size
+        var position = 0
+        while position < indices.count {
+            let slot = batch.slot(indices[position])
+            let length = Int(batch.headers[indices[position]].msg_len)
+            let packet = slot.baseAddress! + prefix
+            guard let first = Offload.TCPSegment(packet, length: length) else {
+                slot.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: prefix)
+                writeDevice(UnsafeRawBufferPointer(rebasing: slot[0..<(prefix + length)]), &tally)
+                position += 1
+                continue
+            }
+            var total = length
+            var next = first.sequence &+ UInt32(first.payloadLength)
+            var last = position
+            var push = first.flags & 0x08 != 0
+            var segments = 1
+            var previousLength = first.payloadLength
+            // Merge while the next segment continues the flow, the earlier ones were full-sized, and it fits.
+            while !push, last + 1 < indices.count, previousLength == first.payloadLength {
+                let candidateSlot = batch.slot(indices[last + 1])
+                let candidateLength = Int(batch.headers[indices[last + 1]].msg_len)
+                let candidate = candidateSlot.baseAddress! + prefix
+                guard let segment = Offload.TCPSegment(candidate, length: candidateLength), segment.sequence == next,
+                      segment.payloadLength <= first.payloadLength, total + segment.payloadLength <= 65535,
+                      segment.continues(first, packet, candidate) else { break }
+                if segments == 1 { merged.copyMemory(from: slot.baseAddress!, byteCount: prefix + length) }
+                (merged + prefix + total).copyMemory(from: candidate + segment.headerLength, byteCount: segment.payloadLength)
+                total += segment.payloadLength
+                next = next &+ UInt32(segment.payloadLength)
+                push = segment.flags & 0x08 != 0
+                previousLength = segment.payloadLength
+                segments += 1
+                last += 1
+            }
+            if segments == 1 {
+                slot.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: prefix)
+                writeDevice(UnsafeRawBufferPointer(rebasing: slot[0..<(prefix + length)]), &tally)
+            } else {
+                Offload.finishMerged(merged, length: total, first: first, segmentSize: first.payloadLength, push: push)
+                writeDevice(UnsafeRawBufferPointer(start: merged, count: prefix + total), &tally)
+            }
+            position = last + 1
         }
     }
 
@@ -324,9 +389,6 @@ struct MessageBatch {
     let vectors: UnsafeMutablePointer<iovec>
     /// Where `recvmmsg` writes each datagram's source.
     let addresses: UnsafeMutablePointer<sockaddr_storage>
-    /// The peer every datagram is sent to (a tunnel only).
-    let peerAddress: UnsafeMutablePointer<sockaddr_storage>
-    let peerLength: socklen_t
 
     init(slots: UnsafeMutableRawBufferPointer, slotSize: Int, count: Int, peer: SocketAddressStorage?) {
         self.slots = slots
@@ -335,11 +397,8 @@ struct MessageBatch {
         headers = .allocate(capacity: count)
         vectors = .allocate(capacity: count)
         addresses = .allocate(capacity: count)
-        peerAddress = .allocate(capacity: 1)
         headers.initialize(repeating: tund_mmsghdr(), count: count)
         addresses.initialize(repeating: sockaddr_storage(), count: count)
-        peerAddress.initialize(to: peer?.storage ?? sockaddr_storage())
-        peerLength = peer?.length ?? 0
         for index in 0..<count {
             vectors[index] = iovec(iov_base: slots.baseAddress! + index * slotSize, iov_len: slotSize)
         }
@@ -349,21 +408,12 @@ struct MessageBatch {
         UnsafeMutableRawBufferPointer(rebasing: slots[(index * slotSize)..<((index + 1) * slotSize)])
     }
 
-    func setLength(_ index: Int, _ length: Int) { vectors[index].iov_len = length }
-
-    /// Points the first `used` headers at their slots (lengths set by `setLength`) and at the peer.
-    func prepareSend(_ used: Int) {
-        for index in 0..<used {
-            headers[index].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(peerAddress), msg_namelen: peerLength,
-                                            msg_iov: vectors + index, msg_iovlen: 1, msg_control: nil, msg_controllen: 0, msg_flags: 0)
-            headers[index].msg_len = 0
-        }
-    }
-
-    /// Points every header at its slot at full size and at its own address buffer.
-    func prepareReceive() {
+    /// Points every header at its slot (after `reserving` bytes kept free for a virtio header) and at its
+    /// own address buffer.
+    func prepareReceive(reserving: Int = 0) {
         for index in 0..<count {
-            vectors[index].iov_len = slotSize
+            vectors[index].iov_base = slots.baseAddress! + index * slotSize + reserving
+            vectors[index].iov_len = slotSize - reserving
             headers[index].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(addresses + index),
                                             msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
                                             msg_iov: vectors + index, msg_iovlen: 1, msg_control: nil, msg_controllen: 0, msg_flags: 0)
@@ -375,6 +425,81 @@ struct MessageBatch {
         headers.deallocate()
         vectors.deallocate()
         addresses.deallocate()
+    }
+}
+
+/// Datagrams waiting for one `sendmmsg` to the peer: each up to two pieces (a rebuilt header in
+/// `headerArena`, then payload where it was read). Built once per thread.
+final class SendQueue {
+    static let defaultCapacity = 512
+    /// Room kept for the segments of one more super-packet (64 KiB in segments of at least 128 bytes...
+    /// in practice an MSS of 1300+ gives under 64).
+    static let reserve = 64
+
+    let capacity: Int
+    let headers: UnsafeMutablePointer<tund_mmsghdr>
+    let vectors: UnsafeMutablePointer<iovec>
+    let headerArena: UnsafeMutableRawPointer
+    let peerAddress: UnsafeMutablePointer<sockaddr_storage>
+    let peerLength: socklen_t
+    private(set) var used = 0
+
+    init(capacity: Int, peer: SocketAddressStorage?) {
+        self.capacity = capacity
+        headers = .allocate(capacity: capacity)
+        headers.initialize(repeating: tund_mmsghdr(), count: capacity)
+        vectors = .allocate(capacity: capacity * 2)
+        vectors.initialize(repeating: iovec(), count: capacity * 2)
+        headerArena = .allocate(byteCount: capacity * Offload.maximumHeader, alignment: 64)
+        peerAddress = .allocate(capacity: 1)
+        peerAddress.initialize(to: peer?.storage ?? sockaddr_storage())
+        peerLength = peer?.length ?? 0
+    }
+
+    /// Header slots left in the arena (the next `Offload.segment` writes from the first free one).
+    var freeSlots: Int { capacity - used }
+
+    /// Where the next datagram's rebuilt header goes.
+    var nextHeaderSlot: UnsafeMutableRawPointer { headerArena + used * Offload.maximumHeader }
+
+    func append(_ header: OutgoingPiece?, _ payload: OutgoingPiece) {
+        precondition(used < capacity)
+        var pieces = 0
+        if let header {
+            vectors[used * 2] = iovec(iov_base: header.base, iov_len: header.count)
+            pieces = 1
+        }
+        vectors[used * 2 + pieces] = iovec(iov_base: payload.base, iov_len: payload.count)
+        headers[used].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(peerAddress), msg_namelen: peerLength,
+                                       msg_iov: vectors + used * 2, msg_iovlen: pieces + 1, msg_control: nil, msg_controllen: 0, msg_flags: 0)
+        headers[used].msg_len = 0
+        used += 1
+    }
+
+    /// `sendmmsg` of everything queued, retrying what the socket did not take at once; then empty.
+    func flush(_ socket: Int32, _ tally: inout BatchTally) {
+        var sent = 0
+        while sent < used {
+            let result = tund_sendmmsg(socket, headers + sent, UInt32(used - sent), 0)
+            if result < 0 {
+                if errno == EINTR { continue }
+                // EAGAIN (buffer full), ENETUNREACH, EPERM...: these packets are lost, as on a real link.
+                tally.peerSendErrors &+= UInt64(used - sent)
+                break
+            }
+            for index in sent..<(sent + Int(result)) {
+                tally.peerPacketsSent &+= 1
+                tally.peerBytesSent &+= UInt64(headers[index].msg_len)
+            }
+            sent += Int(result)
+        }
+        used = 0
+    }
+
+    func deallocate() {
+        headers.deallocate()
+        vectors.deallocate()
+        headerArena.deallocate()
         peerAddress.deallocate()
     }
 }

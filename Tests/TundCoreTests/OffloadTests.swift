@@ -1,0 +1,123 @@
+import Testing
+@testable import TundCore
+
+/// TSO/USO splitting and GRO merging, checked the way a receiver checks: every emitted segment's IPv4 and
+/// TCP/UDP checksums verify (sum to 0xffff), lengths and sequence numbers line up.
+@Suite struct OffloadTests {
+    /// An IPv4 TCP super-packet 10.0.0.1:40000 -> 10.0.0.2:5201 with `payload` bytes of 0..255 repeating.
+    static func tcpSuperPacket(payload: Int, flags: UInt8 = 0x18) -> [UInt8] {
+        var packet = [UInt8](repeating: 0, count: 40 + payload)
+        packet[0] = 0x45
+        packet[2] = UInt8((40 + payload) >> 8 & 0xff); packet[3] = UInt8((40 + payload) & 0xff)
+        packet[4] = 0x12; packet[5] = 0x34
+        packet[6] = 0x40  // DF
+        packet[8] = 64; packet[9] = 6
+        packet[12...15] = [10, 0, 0, 1]; packet[16...19] = [10, 0, 0, 2]
+        packet[20] = 0x9c; packet[21] = 0x40; packet[22] = 0x14; packet[23] = 0x51
+        packet[24...27] = [0, 0, 0x10, 0]  // seq 4096
+        packet[28...31] = [0, 0, 0, 7]     // ack 7
+        packet[32] = 0x50
+        packet[33] = flags
+        packet[34] = 0xff; packet[35] = 0xff
+        for index in 0..<payload { packet[40 + index] = UInt8(index & 0xff) }
+        return packet
+    }
+
+    static func verifies(_ packet: [UInt8]) -> Bool {
+        packet.withUnsafeBytes { raw in
+            let base = raw.baseAddress!
+            let ip = Checksum.fold(Checksum.add(base, 20, to: 0)) == 0xffff
+            let tcpLength = packet.count - 20
+            var sum = Checksum.pseudoHeader(base, isIPv6: false, protocol: packet[9], length: tcpLength)
+            sum = Checksum.add(base + 20, tcpLength, to: sum)
+            return ip && Checksum.fold(sum) == 0xffff
+        }
+    }
+
+    @Test func splitsATCPSuperPacketIntoValidSegments() throws {
+        var packet = Self.tcpSuperPacket(payload: 2500)
+        var header = VirtioNetHeader()
+        header.flags = VirtioNetHeader.needsChecksum
+        header.gsoType = VirtioNetHeader.gsoTCPv4
+        header.gsoSize = 1000
+        header.headerLength = 40
+        let arena = UnsafeMutableRawPointer.allocate(byteCount: 8 * Offload.maximumHeader, alignment: 64)
+        defer { arena.deallocate() }
+        var segments: [[UInt8]] = []
+        let accepted = packet.withUnsafeMutableBytes { raw in
+            Offload.segment(raw.baseAddress!, length: raw.count, header: header, arena: arena, arenaSlots: 8) { head, payload in
+                let headBytes = head.map { Array(UnsafeRawBufferPointer(start: $0.base, count: $0.count)) } ?? []
+                segments.append(headBytes + Array(UnsafeRawBufferPointer(start: payload.base, count: payload.count)))
+            }
+        }
+        #expect(accepted)
+        #expect(segments.map(\.count) == [1040, 1040, 540])
+        #expect(segments.allSatisfy(Self.verifies))
+        let sequences = segments.map { UInt32($0[24]) << 24 | UInt32($0[25]) << 16 | UInt32($0[26]) << 8 | UInt32($0[27]) }
+        #expect(sequences == [4096, 5096, 6096])
+        #expect(segments.map { $0[33] } == [0x10, 0x10, 0x18])  // PSH only on the last
+        #expect(segments.map { $0[5] } == [0x34, 0x35, 0x36])    // IPv4 ids count up
+        #expect(Array(segments[1][40..<44]) == [232, 233, 234, 235])  // payload bytes 1000.. continue
+    }
+
+    @Test func finishesAPartialChecksum() {
+        var packet = Self.tcpSuperPacket(payload: 100)
+        var header = VirtioNetHeader()
+        header.flags = VirtioNetHeader.needsChecksum
+        header.checksumStart = 20
+        header.checksumOffset = 16
+        // What the kernel leaves in the field: the folded pseudo-header sum.
+        let pseudo = packet.withUnsafeBytes { Checksum.fold(Checksum.pseudoHeader($0.baseAddress!, isIPv6: false, protocol: 6, length: 120)) }
+        packet.withUnsafeMutableBytes { $0.storeBytes(of: pseudo, toByteOffset: 36, as: UInt16.self) }
+        packet.withUnsafeMutableBytes { Checksum.ipv4Header($0.baseAddress!, length: 20) }
+        var out: [[UInt8]] = []
+        _ = packet.withUnsafeMutableBytes { raw in
+            Offload.segment(raw.baseAddress!, length: raw.count, header: header, arena: raw.baseAddress!, arenaSlots: 0) { _, payload in
+                out.append(Array(UnsafeRawBufferPointer(start: payload.base, count: payload.count)))
+            }
+        }
+        #expect(out.count == 1 && Self.verifies(out[0]))
+    }
+
+    @Test func refusesMalformedSuperPackets() {
+        var packet = Self.tcpSuperPacket(payload: 100)
+        var header = VirtioNetHeader()
+        header.gsoType = VirtioNetHeader.gsoTCPv4
+        header.gsoSize = 0
+        let arena = UnsafeMutableRawPointer.allocate(byteCount: Offload.maximumHeader, alignment: 64)
+        defer { arena.deallocate() }
+        let zeroSize = packet.withUnsafeMutableBytes { Offload.segment($0.baseAddress!, length: $0.count, header: header, arena: arena, arenaSlots: 1) { _, _ in } }
+        header.gsoSize = 10  // would need 10 segments, the arena has 1
+        let tooMany = packet.withUnsafeMutableBytes { Offload.segment($0.baseAddress!, length: $0.count, header: header, arena: arena, arenaSlots: 1) { _, _ in } }
+        header.gsoType = VirtioNetHeader.gsoUDPL4  // but the packet is TCP
+        let wrongProtocol = packet.withUnsafeMutableBytes { Offload.segment($0.baseAddress!, length: $0.count, header: header, arena: arena, arenaSlots: 1) { _, _ in } }
+        #expect(!zeroSize && !tooMany && !wrongProtocol)
+    }
+
+    @Test func segmentsOfOneFlowMergeAndOthersDoNot() {
+        let first = Self.tcpSuperPacket(payload: 1000, flags: 0x10)
+        var second = Self.tcpSuperPacket(payload: 1000, flags: 0x18)
+        second[24...27] = [0, 0, 0x13, 0xe8]  // seq 4096 + 1000
+        var otherFlow = second
+        otherFlow[23] = 0x52                  // another port
+        let segments = [first, second, otherFlow].map { bytes in
+            bytes.withUnsafeBytes { Offload.TCPSegment($0.baseAddress!, length: $0.count)! }
+        }
+        first.withUnsafeBytes { a in
+            second.withUnsafeBytes { b in #expect(segments[1].continues(segments[0], a.baseAddress!, b.baseAddress!)) }
+            otherFlow.withUnsafeBytes { c in #expect(!segments[2].continues(segments[0], a.baseAddress!, c.baseAddress!)) }
+        }
+        #expect(segments[1].sequence == segments[0].sequence + 1000)
+        var syn = first
+        syn[33] = 0x02
+        #expect(syn.withUnsafeBytes { Offload.TCPSegment($0.baseAddress!, length: $0.count) } == nil)
+
+        // The merged super-packet: a virtio header asking for TSO at 1000, total length fixed.
+        var merged = [UInt8](repeating: 0, count: VirtioNetHeader.size) + first + Array(second[40...])
+        merged.withUnsafeMutableBytes { Offload.finishMerged($0.baseAddress!, length: 2040, first: segments[0], segmentSize: 1000, push: true) }
+        let header = merged.withUnsafeBytes { VirtioNetHeader($0.baseAddress!) }
+        #expect(header.gsoType == VirtioNetHeader.gsoTCPv4 && header.gsoSize == 1000 && header.checksumStart == 20 && header.checksumOffset == 16)
+        #expect(merged[10 + 2] == 0x07 && merged[10 + 3] == 0xf8)  // IPv4 total length 2040
+        #expect(merged[10 + 33] == 0x18)                             // PSH carried from the last segment
+    }
+}
