@@ -15,7 +15,7 @@
 #   usage: Benchmarks/workers.sh            (as root; RUNS=3 DUR=10 by default, ~10 min)
 #
 # Knobs (env): RUNS (3), DUR (10 s per load run), SECTIONS ("count tunnel ping"), COUNT_VARIANTS ("sq mq2"),
-# TUNNEL_CANDIDATES ("veth tund socat openvpn"), FLOWS (8), BATCH (64), PIN=1 (load generator on CPU 0,
+# TUNNEL_CANDIDATES ("veth tund tund-offload socat openvpn"), FLOWS (8), BATCH (64), PIN=1 (load generator on CPU 0,
 # tund / tunread on CPU 1), TUNNEL_MTU (1472 for tund and socat: 1500 - 28, no underlay fragmentation),
 # OVPN_EXTRA (extra openvpn options), PING_COUNT (200), PING_INTERVAL (0.01), FLOOD_COUNT (100000, at most 20 s),
 # TUND_BIN (skip the build), TUND_ARGS (extra tund arguments), OUT_DIR (/tmp/tund-bench).
@@ -33,7 +33,7 @@ RUNS="${RUNS:-3}"
 DUR="${DUR:-10}"
 SECTIONS="${SECTIONS:-count tunnel ping}"
 COUNT_VARIANTS="${COUNT_VARIANTS:-sq mq2}"
-TUNNEL_CANDIDATES="${TUNNEL_CANDIDATES:-veth tund socat openvpn}"
+TUNNEL_CANDIDATES="${TUNNEL_CANDIDATES:-veth tund tund-offload socat openvpn}"
 FLOWS="${FLOWS:-8}"
 BATCH="${BATCH:-64}"
 PIN="${PIN:-0}"
@@ -223,12 +223,15 @@ tunnel_setup() {  # CANDIDATE DIR; sets TUN_ADDR (the server's tunnel address) a
     veth)
         TUN_ADDR=10.201.0.2; TUN_DEV=""
         ;;
-    tund)
+    tund|tund-offload)
+        # tund-offload: the same tunnel with "offload": true (TSO/USO super-packets split in the worker, GRO on write).
+        local offload=false
+        [[ "$c" == tund-offload ]] && offload=true
         TUN_ADDR=10.202.0.2; TUN_DEV=vpn0
         tund_start "$NS_B" "$dir/b"; TUND_PID_B=$TUND_PID
         tund_start "$NS_A" "$dir/a"; TUND_PID_A=$TUND_PID
-        tund_create "$NS_B" "{\"name\":\"vpn0\",\"type\":\"tun\",\"mtu\":$TUNNEL_MTU,\"addresses\":[\"10.202.0.2/24\"],\"worker\":{\"mode\":\"tunnel\",\"local\":\"10.201.0.2:7000\",\"remote\":\"10.201.0.1:7000\"}}" "$dir/b"
-        tund_create "$NS_A" "{\"name\":\"vpn0\",\"type\":\"tun\",\"mtu\":$TUNNEL_MTU,\"addresses\":[\"10.202.0.1/24\"],\"worker\":{\"mode\":\"tunnel\",\"local\":\"10.201.0.1:7000\",\"remote\":\"10.201.0.2:7000\"}}" "$dir/a"
+        tund_create "$NS_B" "{\"name\":\"vpn0\",\"type\":\"tun\",\"mtu\":$TUNNEL_MTU,\"offload\":$offload,\"addresses\":[\"10.202.0.2/24\"],\"worker\":{\"mode\":\"tunnel\",\"local\":\"10.201.0.2:7000\",\"remote\":\"10.201.0.1:7000\"}}" "$dir/b"
+        tund_create "$NS_A" "{\"name\":\"vpn0\",\"type\":\"tun\",\"mtu\":$TUNNEL_MTU,\"offload\":$offload,\"addresses\":[\"10.202.0.1/24\"],\"worker\":{\"mode\":\"tunnel\",\"local\":\"10.201.0.1:7000\",\"remote\":\"10.201.0.2:7000\"}}" "$dir/a"
         DAEMON_PIDS=("$TUND_PID_A" "$TUND_PID_B")
         ;;
     socat)
@@ -297,7 +300,7 @@ tunnel_run() {  # CANDIDATE RUN
     else
         problem "$label: iperf3 TCP gave no result ($(jq -r '.error // "no JSON"' "$json" 2>/dev/null || echo 'no JSON'))"
     fi
-    [[ "$c" == tund ]] && { tund_stats "$NS_A" vpn0 > "$dir/stats-a-tcp.json"; tund_stats "$NS_B" vpn0 > "$dir/stats-b-tcp.json"; }
+    [[ "$c" == tund* ]] && { tund_stats "$NS_A" vpn0 > "$dir/stats-a-tcp.json"; tund_stats "$NS_B" vpn0 > "$dir/stats-b-tcp.json"; }
 
     # UDP, 64-byte payload, unlimited rate
     iperf_server "$NS_B" "$TUN_ADDR"
@@ -321,7 +324,7 @@ tunnel_run() {  # CANDIDATE RUN
     else
         problem "$label: iperf3 UDP gave no result ($(jq -r '.error // "no JSON"' "$json" 2>/dev/null || echo 'no JSON'))"
     fi
-    if [[ "$c" == tund ]]; then
+    if [[ "$c" == tund* ]]; then
         tund_stats "$NS_A" vpn0 > "$dir/stats-a.json"; tund_stats "$NS_B" vpn0 > "$dir/stats-b.json"
         # What A sent to its peer must have arrived at B (same veth, no loss expected beyond socket drops).
         local a_sent b_recv a_err b_err

@@ -115,12 +115,16 @@ for variant in ("sq", "mq2"):
 tunnel_metrics = ["tcp_gbps", "tcp_retransmits", "tcp_daemon_cpu_pct", "udp64_sent_pps", "udp64_recv_pps",
                   "udp64_loss_pct", "udp64_drop_tunA_pct", "udp64_drop_rcvbufB_pct", "udp64_daemon_ns_per_pkt", "rtt_p50_us", "rtt_p99_us", "rtt_avg_us",
                   "tund_peer_send_errors", "tund_a_to_b_lost_on_underlay", "tund_b_to_a_lost_on_underlay", "tund_b_write_errors", "loadavg1"]
-tunnel_candidates = ["tund", "socat", "openvpn", "veth"]
+tunnel_candidates = ["tund", "tund-offload", "socat", "openvpn", "veth"]
 if table("tunnel", "all", tunnel_metrics, tunnel_candidates,
          "\n== 2. tunnel mode (two tund daemons) vs socat TUN/UDP vs OpenVPN no crypto; bare veth = ceiling"):
     print(ratio_line("tunnel", "all", "tcp_gbps", "tund", "socat", (">=", 2.0)))
     print(ratio_line("tunnel", "all", "tcp_gbps", "tund", "openvpn", (">=", 1.0)))
     print(ratio_line("tunnel", "all", "tcp_gbps", "tund", "veth", (">=", 0.5)))
+    print(ratio_line("tunnel", "all", "tcp_gbps", "tund-offload", "socat", (">=", 2.0)))
+    print(ratio_line("tunnel", "all", "tcp_gbps", "tund-offload", "openvpn", (">=", 1.0)))
+    print(ratio_line("tunnel", "all", "tcp_gbps", "tund-offload", "veth", (">=", 0.5)))
+    print(ratio_line("tunnel", "all", "tcp_gbps", "tund-offload", "tund"))
     print(ratio_line("tunnel", "all", "udp64_recv_pps", "tund", "socat"))
     print(ratio_line("tunnel", "all", "udp64_recv_pps", "tund", "openvpn"))
     print(ratio_line("tunnel", "all", "udp64_recv_pps", "tund", "veth"))

@@ -56,9 +56,9 @@ enum Checksum {
             offset += 2
         }
         if offset < count {
-            // The odd last byte is the high-order byte of a word padded with zero, in network order.
-            var pad: (UInt8, UInt8) = (bytes.load(fromByteOffset: offset, as: UInt8.self), 0)
-            total &+= UInt64(withUnsafeBytes(of: &pad) { $0.load(as: UInt16.self) })
+            // The odd last byte is the high-order byte of a word padded with zero, in network order: the
+            // bytes [b, 0] as the host loads them.
+            total &+= UInt64(UInt16(littleEndian: UInt16(bytes.load(fromByteOffset: offset, as: UInt8.self))))
         }
         return total
     }

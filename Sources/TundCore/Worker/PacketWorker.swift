@@ -41,7 +41,7 @@ public final class PacketWorker: Sendable {
         var peer: SocketAddressStorage?
         if mode == .tunnel, let tunnel {
             do {
-                socketFD = try openTunnelSocket(tunnel.local)
+                socketFD = try openTunnelSocket(tunnel.local, gro: vnetHeader)
             } catch {
                 close(pipeEnds[0])
                 close(pipeEnds[1])
@@ -95,8 +95,9 @@ public final class PacketWorker: Sendable {
     }
 }
 
-/// A UDP socket bound to `local`, non-blocking, with large buffers: the tunnel's underlay.
-private func openTunnelSocket(_ local: SocketAddress) throws(KernelError) -> Int32 {
+/// A UDP socket bound to `local`, non-blocking, with large buffers: the tunnel's underlay. `gro`: ask the
+/// kernel to hand over runs of datagrams from one source as one buffer (UDP_GRO), when it can.
+private func openTunnelSocket(_ local: SocketAddress, gro: Bool) throws(KernelError) -> Int32 {
     func failure(_ operation: String, _ code: Int32) -> KernelError {
         KernelError(operation: "\(operation) \(local)", errno: code, errnoName: code == EADDRINUSE ? "EADDRINUSE" : code == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : "errno \(code)")
     }
@@ -106,6 +107,10 @@ private func openTunnelSocket(_ local: SocketAddress) throws(KernelError) -> Int
     var size: Int32 = 4 << 20
     _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4)
     _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4)
+    if gro {
+        var on: Int32 = 1
+        _ = setsockopt(fd, 17, 104, &on, 4)  // SOL_UDP, UDP_GRO: refused by old kernels, which is fine
+    }
     var address = SocketAddressStorage(local)
     let bound = address.withSockaddr { bind(fd, $0, $1) }
     guard bound == 0 else {
@@ -199,10 +204,12 @@ final class QueueLoop: @unchecked Sendable {
         defer { slots.deallocate() }
         let batch = MessageBatch(slots: slots, slotSize: Self.bufferSize, count: Self.batchLimit, peer: peer)
         defer { batch.deallocate() }
-        let sendQueue = SendQueue(capacity: SendQueue.defaultCapacity, peer: peer)
+        let sendQueue = SendQueue(capacity: SendQueue.defaultCapacity, peer: peer, gso: vnetHeader)
         defer { sendQueue.deallocate() }
         let merged = UnsafeMutableRawPointer.allocate(byteCount: Self.bufferSize + VirtioNetHeader.size, alignment: 64)
         defer { merged.deallocate() }
+        let packets = PacketList(capacity: Self.batchLimit * SendQueue.maximumSegments)
+        defer { packets.deallocate() }
         var fds = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0), pollfd(fd: stopSignal, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: tunnelSocket, events: Int16(POLLIN), revents: 0)]
         let watched: nfds_t = tunnelSocket >= 0 ? 3 : 2
@@ -216,7 +223,7 @@ final class QueueLoop: @unchecked Sendable {
             if fds[1].revents != 0 { return }
             failing = false
             if fds[0].revents != 0 { failing = !readDevice(batch, sendQueue, &tally) }
-            if watched == 3 && fds[2].revents != 0 { receiveFromPeer(batch, merged, &tally) }
+            if watched == 3 && fds[2].revents != 0 { receiveFromPeer(batch, packets, merged, &tally) }
             counters.publish(&tally, at: Self.now())
         }
     }
@@ -261,9 +268,11 @@ final class QueueLoop: @unchecked Sendable {
             case .tunnel:
                 if prefix > 0 {
                     let header = VirtioNetHeader(slot.baseAddress!)
+                    var first = true
                     let accepted = Offload.segment(packet.baseAddress!, length: packet.count, header: header,
                                                    arena: sendQueue.nextHeaderSlot, arenaSlots: sendQueue.freeSlots) { header, payload in
-                        sendQueue.append(header, payload)
+                        sendQueue.append(header, payload, group: !first)
+                        first = false
                     }
                     if !accepted { tally.dropped &+= 1 }
                 } else {
@@ -289,52 +298,57 @@ final class QueueLoop: @unchecked Sendable {
         }
     }
 
-    /// `recvmmsg` of what the peer sent; each datagram from the peer is written into the device. With a
-    /// virtio header, consecutive segments of one TCP flow are merged into a super-packet first (GRO), so
-    /// the kernel takes a whole window in one write.
-    private func receiveFromPeer(_ batch: MessageBatch, _ merged: UnsafeMutableRawPointer, _ tally: inout BatchTally) {
+    /// `recvmmsg` of what the peer sent; each datagram from the peer is written into the device. With
+    /// offloads, a message may hold a run of datagrams the kernel merged (UDP GRO, cut apart here by its
+    /// segment size), and consecutive segments of one TCP flow are merged into a super-packet before they
+    /// are written (GRO towards the device), so the kernel takes a whole window in one write.
+    private func receiveFromPeer(_ batch: MessageBatch, _ packets: PacketList, _ merged: UnsafeMutableRawPointer, _ tally: inout BatchTally) {
+        let prefix = vnetHeader ? VirtioNetHeader.size : 0
         for _ in 0..<4 {
-            batch.prepareReceive(reserving: vnetHeader ? VirtioNetHeader.size : 0)
+            batch.prepareReceive(reserving: prefix, control: vnetHeader)
             let received = tund_recvmmsg(tunnelSocket, batch.headers, UInt32(Self.batchLimit), Int32(MSG_DONTWAIT))
             if received <= 0 {
                 if received < 0 && errno != EAGAIN && errno != EINTR { tally.peerReceiveErrors &+= 1 }
                 return
             }
-            var accepted: [Int] = []
-            accepted.reserveCapacity(Int(received))
+            packets.count = 0
             for index in 0..<Int(received) {
                 let length = Int(batch.headers[index].msg_len)
                 guard let peer, peer.matches(batch.addresses + index, length: batch.headers[index].msg_hdr.msg_namelen) else {
                     tally.unexpectedSource &+= 1
                     continue
                 }
-                tally.peerPacketsReceived &+= 1
-                tally.peerBytesReceived &+= UInt64(length)
-                accepted.append(index)
+                let segmentSize = batch.groSegmentSize(index) ?? length
+                let start = batch.slot(index).baseAddress! + prefix
+                var offset = 0
+                while offset < length, packets.count < packets.capacity {
+                    let size = min(segmentSize, length - offset)
+                    packets.append(start + offset, size)
+                    tally.peerPacketsReceived &+= 1
+                    tally.peerBytesReceived &+= UInt64(size)
+                    offset += max(size, 1)
+                }
             }
             if vnetHeader {
-                writeMerged(batch, accepted, merged, &tally)
+                writeMerged(packets, merged, &tally)
             } else {
-                for index in accepted {
-                    writeDevice(UnsafeRawBufferPointer(rebasing: batch.slot(index)[0..<Int(batch.headers[index].msg_len)]), &tally)
+                for index in 0..<packets.count {
+                    writeDevice(UnsafeRawBufferPointer(start: packets.pointers[index], count: packets.lengths[index]), &tally)
                 }
             }
             if received < Self.batchLimit { return }
         }
     }
 
-    /// Writes the received datagrams `indices` (each after `VirtioNetHeader.size` reserved bytes of its
-    /// slot), merging runs of one TCP flow into super-packets.
-    private func writeMerged(_ batch: MessageBatch, _ indices: [Int], _ merged: UnsafeMutableRawPointer, _ tally: inout BatchTally) {
+    /// Writes `packets` into a device with a virtio header, merging runs of one TCP flow into super-packets.
+    private func writeMerged(_ packets: PacketList, _ merged: UnsafeMutableRawPointer, _ tally: inout BatchTally) {
         let prefix = VirtioNetHeader.size
         var position = 0
-        while position < indices.count {
-            let slot = batch.slot(indices[position])
-            let length = Int(batch.headers[indices[position]].msg_len)
-            let packet = slot.baseAddress! + prefix
+        while position < packets.count {
+            let packet = packets.pointers[position]
+            let length = packets.lengths[position]
             guard let first = Offload.TCPSegment(packet, length: length) else {
-                slot.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: prefix)
-                writeDevice(UnsafeRawBufferPointer(rebasing: slot[0..<(prefix + length)]), &tally)
+                writeWithEmptyHeader(packet, length, &tally)
                 position += 1
                 continue
             }
@@ -345,14 +359,13 @@ final class QueueLoop: @unchecked Sendable {
             var segments = 1
             var previousLength = first.payloadLength
             // Merge while the next segment continues the flow, the earlier ones were full-sized, and it fits.
-            while !push, last + 1 < indices.count, previousLength == first.payloadLength {
-                let candidateSlot = batch.slot(indices[last + 1])
-                let candidateLength = Int(batch.headers[indices[last + 1]].msg_len)
-                let candidate = candidateSlot.baseAddress! + prefix
+            while !push, last + 1 < packets.count, previousLength == first.payloadLength {
+                let candidate = packets.pointers[last + 1]
+                let candidateLength = packets.lengths[last + 1]
                 guard let segment = Offload.TCPSegment(candidate, length: candidateLength), segment.sequence == next,
                       segment.payloadLength <= first.payloadLength, total + segment.payloadLength <= 65535,
                       segment.continues(first, packet, candidate) else { break }
-                if segments == 1 { merged.copyMemory(from: slot.baseAddress!, byteCount: prefix + length) }
+                if segments == 1 { (merged + prefix).copyMemory(from: packet, byteCount: length) }
                 (merged + prefix + total).copyMemory(from: candidate + segment.headerLength, byteCount: segment.payloadLength)
                 total += segment.payloadLength
                 next = next &+ UInt32(segment.payloadLength)
@@ -362,13 +375,27 @@ final class QueueLoop: @unchecked Sendable {
                 last += 1
             }
             if segments == 1 {
-                slot.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: prefix)
-                writeDevice(UnsafeRawBufferPointer(rebasing: slot[0..<(prefix + length)]), &tally)
+                writeWithEmptyHeader(packet, length, &tally)
             } else {
                 Offload.finishMerged(merged, length: total, first: first, segmentSize: first.payloadLength, push: push)
                 writeDevice(UnsafeRawBufferPointer(start: merged, count: prefix + total), &tally)
             }
             position = last + 1
+        }
+    }
+
+    /// One packet with an all-zero virtio header (no offload asked), in one `writev`.
+    private func writeWithEmptyHeader(_ packet: UnsafeMutableRawPointer, _ length: Int, _ tally: inout BatchTally) {
+        var empty: (UInt64, UInt16) = (0, 0)
+        let written = withUnsafeMutableBytes(of: &empty) { header in
+            var pieces = [iovec(iov_base: header.baseAddress, iov_len: VirtioNetHeader.size), iovec(iov_base: packet, iov_len: length)]
+            return writev(descriptor, &pieces, 2)
+        }
+        if written == VirtioNetHeader.size + length {
+            tally.packetsWritten &+= 1
+            tally.bytesWritten &+= UInt64(length)
+        } else {
+            tally.writeErrors &+= 1
         }
     }
 
@@ -389,6 +416,9 @@ struct MessageBatch {
     let vectors: UnsafeMutablePointer<iovec>
     /// Where `recvmmsg` writes each datagram's source.
     let addresses: UnsafeMutablePointer<sockaddr_storage>
+    /// Room for each message's UDP_GRO control message (`CMSG_SPACE(sizeof(int))`).
+    let controls: UnsafeMutableRawPointer
+    static let controlSpace = 24
 
     init(slots: UnsafeMutableRawBufferPointer, slotSize: Int, count: Int, peer: SocketAddressStorage?) {
         self.slots = slots
@@ -397,6 +427,7 @@ struct MessageBatch {
         headers = .allocate(capacity: count)
         vectors = .allocate(capacity: count)
         addresses = .allocate(capacity: count)
+        controls = .allocate(byteCount: count * Self.controlSpace, alignment: 8)
         headers.initialize(repeating: tund_mmsghdr(), count: count)
         addresses.initialize(repeating: sockaddr_storage(), count: count)
         for index in 0..<count {
@@ -410,69 +441,146 @@ struct MessageBatch {
 
     /// Points every header at its slot (after `reserving` bytes kept free for a virtio header) and at its
     /// own address buffer.
-    func prepareReceive(reserving: Int = 0) {
+    func prepareReceive(reserving: Int = 0, control: Bool = false) {
         for index in 0..<count {
             vectors[index].iov_base = slots.baseAddress! + index * slotSize + reserving
             vectors[index].iov_len = slotSize - reserving
             headers[index].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(addresses + index),
                                             msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
-                                            msg_iov: vectors + index, msg_iovlen: 1, msg_control: nil, msg_controllen: 0, msg_flags: 0)
+                                            msg_iov: vectors + index, msg_iovlen: 1,
+                                            msg_control: control ? controls + index * Self.controlSpace : nil,
+                                            msg_controllen: control ? Self.controlSpace : 0, msg_flags: 0)
             headers[index].msg_len = 0
         }
+    }
+
+    /// The segment size of a message the kernel merged (a UDP_GRO control message), or nil.
+    func groSegmentSize(_ index: Int) -> Int? {
+        guard headers[index].msg_hdr.msg_controllen >= 20 else { return nil }
+        let control = controls + index * Self.controlSpace
+        guard control.load(fromByteOffset: 8, as: Int32.self) == 17, control.load(fromByteOffset: 12, as: Int32.self) == 104 else { return nil }
+        let size = Int(control.load(fromByteOffset: 16, as: Int32.self))
+        return size > 0 ? size : nil
     }
 
     func deallocate() {
         headers.deallocate()
         vectors.deallocate()
         addresses.deallocate()
+        controls.deallocate()
     }
 }
 
-/// Datagrams waiting for one `sendmmsg` to the peer: each up to two pieces (a rebuilt header in
-/// `headerArena`, then payload where it was read). Built once per thread.
+/// The packets of one receive batch, by pointer and length, in fixed storage.
+final class PacketList {
+    let capacity: Int
+    let pointers: UnsafeMutablePointer<UnsafeMutableRawPointer>
+    let lengths: UnsafeMutablePointer<Int>
+    var count = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        pointers = .allocate(capacity: capacity)
+        lengths = .allocate(capacity: capacity)
+    }
+
+    func append(_ pointer: UnsafeMutableRawPointer, _ length: Int) {
+        pointers[count] = pointer
+        lengths[count] = length
+        count += 1
+    }
+
+    func deallocate() {
+        pointers.deallocate()
+        lengths.deallocate()
+    }
+}
+
+/// Datagrams waiting for one `sendmmsg` to the peer. Each datagram is up to two pieces (a rebuilt header
+/// in `headerArena`, then payload where it was read). With UDP GSO on, the segments of one super-packet
+/// (all the same size but the last) travel as one message with a UDP_SEGMENT control message, and the
+/// kernel cuts them apart: one trip through the UDP stack for up to 64 datagrams. Built once per thread.
 final class SendQueue {
     static let defaultCapacity = 512
-    /// Room kept for the segments of one more super-packet (64 KiB in segments of at least 128 bytes...
-    /// in practice an MSS of 1300+ gives under 64).
+    /// Room kept for the segments of one more super-packet (an MSS of 1000+ gives under 64).
     static let reserve = 64
+    /// What one GSO message may carry (the kernel's UDP_MAX_SEGMENTS and the 64 KiB of an skb).
+    static let maximumSegments = 64, maximumGroupBytes = 60 * 1024
+    /// `CMSG_SPACE(sizeof(uint16_t))` and `CMSG_LEN(sizeof(uint16_t))` on 64-bit Linux.
+    static let controlSpace = 24, controlLength = 18
 
     let capacity: Int
     let headers: UnsafeMutablePointer<tund_mmsghdr>
     let vectors: UnsafeMutablePointer<iovec>
     let headerArena: UnsafeMutableRawPointer
+    let controls: UnsafeMutableRawPointer
+    /// Datagrams in each message (1 without GSO).
+    let segmentCounts: UnsafeMutablePointer<Int>
     let peerAddress: UnsafeMutablePointer<sockaddr_storage>
     let peerLength: socklen_t
+    /// Group segments into GSO messages; switched off for good when the kernel refuses UDP_SEGMENT.
+    var gso: Bool
     private(set) var used = 0
+    private var vectorsUsed = 0
+    private var segmentsUsed = 0
+    /// The message still open for more segments of the same super-packet, with its segment size.
+    private var openGroup: (message: Int, datagramSize: Int, bytes: Int)?
 
-    init(capacity: Int, peer: SocketAddressStorage?) {
+    init(capacity: Int, peer: SocketAddressStorage?, gso: Bool) {
         self.capacity = capacity
+        self.gso = gso
         headers = .allocate(capacity: capacity)
         headers.initialize(repeating: tund_mmsghdr(), count: capacity)
         vectors = .allocate(capacity: capacity * 2)
         vectors.initialize(repeating: iovec(), count: capacity * 2)
         headerArena = .allocate(byteCount: capacity * Offload.maximumHeader, alignment: 64)
+        controls = .allocate(byteCount: capacity * Self.controlSpace, alignment: 8)
+        controls.initializeMemory(as: UInt8.self, repeating: 0, count: capacity * Self.controlSpace)
+        segmentCounts = .allocate(capacity: capacity)
+        segmentCounts.initialize(repeating: 0, count: capacity)
         peerAddress = .allocate(capacity: 1)
         peerAddress.initialize(to: peer?.storage ?? sockaddr_storage())
         peerLength = peer?.length ?? 0
     }
 
     /// Header slots left in the arena (the next `Offload.segment` writes from the first free one).
-    var freeSlots: Int { capacity - used }
+    var freeSlots: Int { capacity - segmentsUsed }
 
     /// Where the next datagram's rebuilt header goes.
-    var nextHeaderSlot: UnsafeMutableRawPointer { headerArena + used * Offload.maximumHeader }
+    var nextHeaderSlot: UnsafeMutableRawPointer { headerArena + segmentsUsed * Offload.maximumHeader }
 
-    func append(_ header: OutgoingPiece?, _ payload: OutgoingPiece) {
-        precondition(used < capacity)
-        var pieces = 0
-        if let header {
-            vectors[used * 2] = iovec(iov_base: header.base, iov_len: header.count)
-            pieces = 1
+    /// Queues one datagram. `group`: it belongs to the same super-packet as the datagram queued before it,
+    /// so with GSO it may join that datagram's message.
+    func append(_ header: OutgoingPiece?, _ payload: OutgoingPiece, group: Bool = false) {
+        precondition(segmentsUsed < capacity)
+        let size = (header?.count ?? 0) + payload.count
+        if let header { vectors[vectorsUsed] = iovec(iov_base: header.base, iov_len: header.count); vectorsUsed += 1 }
+        vectors[vectorsUsed] = iovec(iov_base: payload.base, iov_len: payload.count)
+        vectorsUsed += 1
+        segmentsUsed += 1
+        let pieces = header == nil ? 1 : 2
+        // Join the open message: same super-packet, not past its limits, and no datagram larger than the
+        // first (only the last may be shorter, and once one is, the group is closed).
+        if gso, group, let open = openGroup, size <= open.datagramSize, segmentCounts[open.message] < Self.maximumSegments,
+           open.bytes + size <= Self.maximumGroupBytes {
+            headers[open.message].msg_hdr.msg_iovlen += pieces
+            segmentCounts[open.message] += 1
+            let control = controls + open.message * Self.controlSpace
+            headers[open.message].msg_hdr.msg_control = control
+            headers[open.message].msg_hdr.msg_controllen = Self.controlSpace
+            control.storeBytes(of: Self.controlLength, as: Int.self)                  // cmsg_len
+            control.storeBytes(of: Int32(17), toByteOffset: 8, as: Int32.self)          // SOL_UDP
+            control.storeBytes(of: Int32(103), toByteOffset: 12, as: Int32.self)        // UDP_SEGMENT
+            control.storeBytes(of: UInt16(open.datagramSize), toByteOffset: 16, as: UInt16.self)
+            openGroup = size == open.datagramSize ? (open.message, open.datagramSize, open.bytes + size) : nil
+            return
         }
-        vectors[used * 2 + pieces] = iovec(iov_base: payload.base, iov_len: payload.count)
         headers[used].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(peerAddress), msg_namelen: peerLength,
-                                       msg_iov: vectors + used * 2, msg_iovlen: pieces + 1, msg_control: nil, msg_controllen: 0, msg_flags: 0)
+                                       msg_iov: vectors + vectorsUsed - pieces, msg_iovlen: pieces,
+                                       msg_control: nil, msg_controllen: 0, msg_flags: 0)
         headers[used].msg_len = 0
+        segmentCounts[used] = 1
+        openGroup = gso ? (used, size, size) : nil
         used += 1
     }
 
@@ -483,23 +591,31 @@ final class SendQueue {
             let result = tund_sendmmsg(socket, headers + sent, UInt32(used - sent), 0)
             if result < 0 {
                 if errno == EINTR { continue }
+                // EIO or EINVAL for a GSO message: this path cannot segment UDP (no checksum offload on the
+                // way out, or an old kernel). Send datagram by datagram from now on.
+                if gso && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP) && segmentCounts[sent] > 1 { gso = false }
                 // EAGAIN (buffer full), ENETUNREACH, EPERM...: these packets are lost, as on a real link.
-                tally.peerSendErrors &+= UInt64(used - sent)
+                for index in sent..<used { tally.peerSendErrors &+= UInt64(segmentCounts[index]) }
                 break
             }
             for index in sent..<(sent + Int(result)) {
-                tally.peerPacketsSent &+= 1
+                tally.peerPacketsSent &+= UInt64(segmentCounts[index])
                 tally.peerBytesSent &+= UInt64(headers[index].msg_len)
             }
             sent += Int(result)
         }
         used = 0
+        vectorsUsed = 0
+        segmentsUsed = 0
+        openGroup = nil
     }
 
     func deallocate() {
         headers.deallocate()
         vectors.deallocate()
         headerArena.deallocate()
+        controls.deallocate()
+        segmentCounts.deallocate()
         peerAddress.deallocate()
     }
 }
