@@ -199,6 +199,21 @@ def test_tunnel_between_two_daemons_carries_ping_and_tcp_and_survives_a_restart(
     assert ping("10.202.0.2", 5, namespace=a) >= 4
 
 
+def test_tunnel_over_an_ipv6_underlay(two_hosts):
+    a, b = two_hosts.namespaces
+    two_hosts.ip("-n", a, "addr", "add", "fd00:201::1/64", "dev", "va", "nodad")
+    two_hosts.ip("-n", b, "addr", "add", "fd00:201::2/64", "dev", "vb", "nodad")
+    for ns, here, there, inner in [(a, "fd00:201::1", "fd00:201::2", "10.203.0.1/24"), (b, "fd00:201::2", "fd00:201::1", "10.203.0.2/24")]:
+        code, body = two_hosts.curl(ns, "POST", "/devices", {
+            "name": "vpn6", "type": "tun", "mtu": 1400, "offload": True, "addresses": [inner],
+            "worker": {"mode": "tunnel", "local": f"[{here}]:7000", "remote": f"[{there}]:7000"}})
+        assert code == 201, body
+        assert body["worker"]["remote"] == f"[{there}]:7000"
+    assert ping("10.203.0.2", 5, namespace=a) == 5
+    code, statistics = two_hosts.curl(b, "GET", "/devices/vpn6/stats")
+    assert statistics["worker"]["peer"]["packets_received"] >= 5 and statistics["worker"]["dropped_reasons"]["unexpected_source"] == 0
+
+
 def test_tunnel_drops_datagrams_from_unexpected_sources(two_hosts):
     a, b = two_hosts.namespaces
     code, _ = two_hosts.curl(a, "POST", "/devices", {"name": "vpn0", "type": "tun", "addresses": ["10.202.0.1/24"],
