@@ -25,7 +25,8 @@ static size_t tund_mhd_keep_escaped(void *cls, struct MHD_Connection *connection
 struct MHD_Daemon *tund_mhd_start(const struct tund_mhd_options *o,
                                   MHD_AccessHandlerCallback handler, void *handler_cls,
                                   MHD_RequestCompletedCallback completed, void *completed_cls,
-                                  tund_uri_logger uri_logger, void *uri_logger_cls) {
+                                  tund_uri_logger uri_logger, void *uri_logger_cls,
+                                  MHD_NotifyConnectionCallback connections, void *connections_cls) {
     /* Suspend/resume lets a streaming response (server-sent events, capture) wait without a thread. */
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     int tls = o->tls_cert_pem != NULL && o->tls_key_pem != NULL;
@@ -41,6 +42,7 @@ struct MHD_Daemon *tund_mhd_start(const struct tund_mhd_options *o,
         { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, completed_cls },
         { MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)tund_mhd_keep_escaped, NULL },
         { MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_logger, uri_logger_cls },
+        { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)connections, connections_cls },
         { tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)o->tls_cert_pem },
         { tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *)o->tls_key_pem },
         { MHD_OPTION_END, 0, NULL },

@@ -145,6 +145,15 @@ public struct TundAPI: Sendable {
     /// The 413 answer for the HTTP server's body limit, in the API's error format.
     public static func payloadTooLarge(limit: Int) -> HTTPResponse { APIError.payloadTooLarge(limit: limit).response }
 
+    /// The 503 answer on a connection past `--max-connections`; the connection closes after it.
+    public static func tooManyConnections(limit: Int) -> HTTPResponse {
+        var error = APIError(status: 503, code: "too_many_connections",
+                             message: "tund serves at most \(limit) connections at once (--max-connections); try again shortly")
+        error.headers["Retry-After"] = "1"
+        error.headers["Connection"] = "close"
+        return error.response
+    }
+
     /// The 400 answer for a request the HTTP server refuses before routing.
     public static func badRequest(_ reason: String) -> HTTPResponse {
         APIError(status: 400, code: "invalid_path", message: reason).response

@@ -21,6 +21,8 @@ public final class HTTPServer: Sendable {
         public var tooLarge: @Sendable (_ limit: Int) -> HTTPResponse
         /// Builds the 400 answer for a request the server refuses before routing (a NUL in the target).
         public var badRequest: @Sendable (_ reason: String) -> HTTPResponse
+        /// Builds the 503 answer for a request on a connection beyond `connectionLimit`.
+        public var tooManyConnections: @Sendable (_ limit: Int) -> HTTPResponse
         /// PEM certificate chain and key: both set to serve HTTPS.
         public var tlsCertificatePEM: String?
         public var tlsKeyPEM: String?
@@ -28,9 +30,11 @@ public final class HTTPServer: Sendable {
         public var unixSocketMode: UInt32 = 0o660
 
         public init(tooLarge: @escaping @Sendable (_ limit: Int) -> HTTPResponse,
-                    badRequest: @escaping @Sendable (_ reason: String) -> HTTPResponse) {
+                    badRequest: @escaping @Sendable (_ reason: String) -> HTTPResponse,
+                    tooManyConnections: @escaping @Sendable (_ limit: Int) -> HTTPResponse) {
             self.tooLarge = tooLarge
             self.badRequest = badRequest
+            self.tooManyConnections = tooManyConnections
         }
     }
 
@@ -38,6 +42,11 @@ public final class HTTPServer: Sendable {
     let handler: @Sendable (HTTPRequest) -> HTTPResponse
     public let address: ListenAddress
     private let daemon: Mutex<DaemonHandle?>
+    /// Connections open now (libmicrohttpd's connection notifications).
+    let openConnections = Atomic<Int>(0)
+    /// libmicrohttpd's own, hard limit sits above `connectionLimit` by this much, so that connections past
+    /// the limit get a 503 that says so instead of being closed without a word at accept.
+    static let connectionHeadroom = 64
     private let tlsMaterial: TLSMaterial
 
     /// Binds `address` and starts serving on the pool's threads.
@@ -55,14 +64,16 @@ public final class HTTPServer: Sendable {
         tlsMaterial = TLSMaterial(certificate: configuration.tlsCertificatePEM.map { strdup($0) },
                                   key: configuration.tlsKeyPEM.map { strdup($0) })
         var options = tund_mhd_options(
-            listen_fd: fd, thread_pool_size: UInt32(configuration.threads), connection_limit: UInt32(configuration.connectionLimit),
+            listen_fd: fd, thread_pool_size: UInt32(configuration.threads),
+            connection_limit: UInt32(configuration.connectionLimit + Self.connectionHeadroom),
             connection_timeout_seconds: UInt32(configuration.connectionTimeoutSeconds),
             // Headers and each body chunk must fit this buffer; bodies are copied out as they arrive.
             connection_memory_limit: 64 * 1024,
             tls_cert_pem: tlsMaterial.certificate.map { UnsafePointer($0) }, tls_key_pem: tlsMaterial.key.map { UnsafePointer($0) })
         // The daemon holds an unretained pointer: `stop` (called by deinit at the latest) ends all callbacks first.
-        let started = tund_mhd_start(&options, handleAccess, Unmanaged.passUnretained(self).toOpaque(), handleCompleted, nil,
-                                     logRequestTarget, nil)
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        let started = tund_mhd_start(&options, handleAccess, context, handleCompleted, nil, logRequestTarget, nil,
+                                     countConnection, context)
         guard let started else {
             close(fd)
             throw ListenError(address: address, function: "MHD_start_daemon", errno: errno)
@@ -120,6 +131,18 @@ private func logRequestTarget(_ context: UnsafeMutableRawPointer?, _ uri: Unsafe
     Unmanaged.passRetained(RequestState(targetLength: uri.map { strlen($0) } ?? 0)).toOpaque()
 }
 
+/// libmicrohttpd's connection notification: counts open connections for the soft limit.
+private func countConnection(_ context: UnsafeMutableRawPointer?, _ connection: OpaquePointer?,
+                             _ socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ code: MHD_ConnectionNotificationCode) {
+    guard let context else { return }
+    let server = Unmanaged<HTTPServer>.fromOpaque(context).takeUnretainedValue()
+    if code.rawValue == 0 {  // MHD_CONNECTION_NOTIFY_STARTED (1 is CLOSED)
+        server.openConnections.add(1, ordering: .relaxed)
+    } else {
+        server.openConnections.subtract(1, ordering: .relaxed)
+    }
+}
+
 private func monotonicSeconds() -> UInt64 {
     var time = timespec()
     clock_gettime(CLOCK_MONOTONIC, &time)
@@ -141,6 +164,10 @@ private func handleAccess(
     if !state.started {
         state.started = true
         state.startedAt = monotonicSeconds()
+        let connectionLimit = server.configuration.connectionLimit
+        if server.openConnections.load(ordering: .relaxed) > connectionLimit {
+            return queue(server.configuration.tooManyConnections(connectionLimit), on: connection)
+        }
         // libmicrohttpd 0.9.75 accepts a NUL inside the request-target and hands over only what precedes
         // it ("DELETE /devices/tap0\0junk" would delete tap0). The target ends just before the version,
         // so any gap between where the C string stops and the version is such a NUL: refuse the request.

@@ -49,7 +49,7 @@ struct Tund: ParsableCommand {
     @Option(help: "Most devices tund will manage; creates beyond it answer 409.")
     var maxDevices: Int = 1024
 
-    @Option(help: "Most simultaneous HTTP connections; more are refused at accept.")
+    @Option(help: "Most simultaneous HTTP connections; requests on more get 503 too_many_connections.")
     var maxConnections: Int = 256
 
     @Option(help: "Seconds a connection may sit idle (or trickle a body) before it is closed.")
@@ -117,7 +117,8 @@ struct Tund: ParsableCommand {
         let manager = DeviceManager(links: KernelLinkControl(netlink: netlink), store: SQLiteDeviceStore(database: store),
                                     logger: logger, maxDevices: maxDevices)
         let api = TundAPI(manager: manager, logger: logger, token: token)
-        var httpConfiguration = HTTPServer.Configuration(tooLarge: TundAPI.payloadTooLarge, badRequest: TundAPI.badRequest)
+        var httpConfiguration = HTTPServer.Configuration(tooLarge: TundAPI.payloadTooLarge, badRequest: TundAPI.badRequest,
+                                                         tooManyConnections: TundAPI.tooManyConnections)
         httpConfiguration.maxBodyBytes = maxBodyBytes
         httpConfiguration.threads = httpThreads
         httpConfiguration.connectionLimit = maxConnections

@@ -22,10 +22,12 @@ struct tund_mhd_options {
 /// the request's context, and `completed` is then called for every request.
 typedef void *(*tund_uri_logger)(void *cls, const char *uri, struct MHD_Connection *connection);
 
+/// `connections` (MHD_OPTION_NOTIFY_CONNECTION) is told of every connection opened and closed.
 struct MHD_Daemon *tund_mhd_start(const struct tund_mhd_options *options,
                                   MHD_AccessHandlerCallback handler, void *handler_cls,
                                   MHD_RequestCompletedCallback completed, void *completed_cls,
-                                  tund_uri_logger uri_logger, void *uri_logger_cls);
+                                  tund_uri_logger uri_logger, void *uri_logger_cls,
+                                  MHD_NotifyConnectionCallback connections, void *connections_cls);
 
 /// 1 when this libmicrohttpd was built with TLS support.
 int tund_mhd_supports_tls(void);
