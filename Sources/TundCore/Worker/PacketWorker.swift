@@ -268,11 +268,11 @@ final class QueueLoop: @unchecked Sendable {
             case .tunnel:
                 if prefix > 0 {
                     let header = VirtioNetHeader(slot.baseAddress!)
-                    var first = true
-                    let accepted = Offload.segment(packet.baseAddress!, length: packet.count, header: header,
-                                                   arena: sendQueue.nextHeaderSlot, arenaSlots: sendQueue.freeSlots) { header, payload in
-                        sendQueue.append(header, payload, group: !first)
-                        first = false
+                    var accepted = segmentIntoQueue(packet, header, sendQueue)
+                    if !accepted && sendQueue.used > 0 {
+                        // Too many segments for the room left (a small MSS): send what is queued, try again.
+                        sendQueue.flush(tunnelSocket, &tally)
+                        accepted = segmentIntoQueue(packet, header, sendQueue)
                     }
                     if !accepted { tally.dropped &+= 1 }
                 } else {
@@ -285,6 +285,17 @@ final class QueueLoop: @unchecked Sendable {
         }
         sendQueue.flush(tunnelSocket, &tally)
         return healthy
+    }
+
+    /// Queues a packet read with a virtio header as the datagrams it becomes; false when it is malformed
+    /// or needs more segments than the queue has room for.
+    private func segmentIntoQueue(_ packet: UnsafeMutableRawBufferPointer, _ header: VirtioNetHeader, _ sendQueue: SendQueue) -> Bool {
+        var first = true
+        return Offload.segment(packet.baseAddress!, length: packet.count, header: header,
+                               arena: sendQueue.nextHeaderSlot, arenaSlots: sendQueue.freeSlots) { header, payload in
+            sendQueue.append(header, payload, group: !first)
+            first = false
+        }
     }
 
     @inline(__always)
