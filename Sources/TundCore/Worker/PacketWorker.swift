@@ -224,7 +224,7 @@ final class QueueLoop: @unchecked Sendable {
             failing = false
             if fds[0].revents != 0 { failing = !readDevice(batch, sendQueue, &tally) }
             if watched == 3 && fds[2].revents != 0 { receiveFromPeer(batch, packets, merged, &tally) }
-            counters.publish(&tally, at: Self.now())
+            counters.publish(&tally, at: Timestamp.realtimeNanoseconds())
         }
     }
 
@@ -250,7 +250,7 @@ final class QueueLoop: @unchecked Sendable {
             let packet = UnsafeMutableRawBufferPointer(rebasing: slot[prefix..<count])
             let kind = PacketClassifier.classify(UnsafeRawBufferPointer(packet), kind: self.kind)
             tally.count(kind, bytes: packet.count)
-            if capturing { capture.deliver(UnsafeRawBufferPointer(packet), at: Self.now()) }
+            if capturing { capture.deliver(UnsafeRawBufferPointer(packet), at: Timestamp.realtimeNanoseconds()) }
             if kind.malformed { continue }
             switch mode {
             case .count:
@@ -410,11 +410,6 @@ final class QueueLoop: @unchecked Sendable {
         }
     }
 
-    static func now() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_REALTIME, &time)
-        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
-    }
 }
 
 /// The `mmsghdr`/`iovec`/address arrays for `sendmmsg` and `recvmmsg` over a thread's buffer slots,

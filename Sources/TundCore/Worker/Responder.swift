@@ -84,10 +84,10 @@ public enum Responder {
         for index in 0..<4 { packet.swapAt(start + 12 + index, start + 16 + index) }
         packet[start + 8] = 64
         packet[icmp] = 0
-        store(checksum: 0, packet, at: start + 10)
-        store(checksum: internetChecksum(packet, start..<(start + headerLength)), packet, at: start + 10)
-        store(checksum: 0, packet, at: icmp + 2)
-        store(checksum: internetChecksum(packet, icmp..<(start + totalLength)), packet, at: icmp + 2)
+        let base = packet.baseAddress!
+        Checksum.ipv4Header(base + start, length: headerLength)
+        base.storeBytes(of: UInt16(0), toByteOffset: icmp + 2, as: UInt16.self)
+        base.storeBytes(of: ~Checksum.fold(Checksum.add(base + icmp, totalLength - headerLength, to: 0)), toByteOffset: icmp + 2, as: UInt16.self)
         return start + totalLength
     }
 
@@ -123,45 +123,21 @@ public enum Responder {
             let answerLength = 32
             packet[start + 4] = 0
             packet[start + 5] = UInt8(answerLength)
-            store(checksum: 0, packet, at: icmp + 2)
-            store(checksum: icmpv6Checksum(packet, start: start, length: answerLength), packet, at: icmp + 2)
+            storeICMPv6Checksum(packet.baseAddress!, start: start, length: answerLength)
             return icmp + answerLength
         default:
             return nil
         }
-        store(checksum: 0, packet, at: icmp + 2)
-        store(checksum: icmpv6Checksum(packet, start: start, length: payloadLength), packet, at: icmp + 2)
+        storeICMPv6Checksum(packet.baseAddress!, start: start, length: payloadLength)
         return icmp + payloadLength
     }
 
-    /// RFC 1071 one's-complement sum of 16-bit words over `range`.
-    static func internetChecksum(_ bytes: UnsafeMutableRawBufferPointer, _ range: Range<Int>, initial: UInt32 = 0) -> UInt16 {
-        var sum = initial
-        var index = range.lowerBound
-        while index + 1 < range.upperBound {
-            sum &+= UInt32(bytes[index]) << 8 | UInt32(bytes[index + 1])
-            index += 2
-        }
-        if index < range.upperBound { sum &+= UInt32(bytes[index]) << 8 }
-        while sum >> 16 != 0 { sum = (sum & 0xffff) &+ (sum >> 16) }
-        return ~UInt16(sum)
-    }
-
-    /// The ICMPv6 checksum: over the pseudo-header (source, destination, length, next header 58) and the message.
-    static func icmpv6Checksum(_ packet: UnsafeMutableRawBufferPointer, start: Int, length: Int) -> UInt16 {
-        var pseudo: UInt32 = 0
-        var index = start + 8
-        while index < start + 40 {
-            pseudo &+= UInt32(packet[index]) << 8 | UInt32(packet[index + 1])
-            index += 2
-        }
-        pseudo &+= UInt32(length) + 58
-        return internetChecksum(packet, (start + 40)..<(start + 40 + length), initial: pseudo)
-    }
-
-    @inline(__always)
-    static func store(checksum: UInt16, _ bytes: UnsafeMutableRawBufferPointer, at offset: Int) {
-        bytes[offset] = UInt8(checksum >> 8)
-        bytes[offset + 1] = UInt8(checksum & 0xff)
+    /// The ICMPv6 checksum over the pseudo-header (addresses, length, next header 58) and the message.
+    static func storeICMPv6Checksum(_ base: UnsafeMutableRawPointer, start: Int, length: Int) {
+        let icmp = start + 40
+        base.storeBytes(of: UInt16(0), toByteOffset: icmp + 2, as: UInt16.self)
+        var sum = Checksum.pseudoHeader(base + start, isIPv6: true, protocol: 58, length: length)
+        sum = Checksum.add(base + icmp, length, to: sum)
+        base.storeBytes(of: ~Checksum.fold(sum), toByteOffset: icmp + 2, as: UInt16.self)
     }
 }
