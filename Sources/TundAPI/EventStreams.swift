@@ -99,9 +99,3 @@ private func runHeartbeat(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableR
     Unmanaged<EventStreams>.fromOpaque(context!).takeRetainedValue().beat()
     return nil
 }
-
-extension String {
-    func trimmingSpaces() -> String {
-        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
-    }
-}

@@ -38,9 +38,10 @@ public struct HTTPResponse: Sendable {
     }
 }
 
-extension Substring {
-    func trimmingSpaces() -> Substring {
-        var text = self
+extension StringProtocol {
+    /// The text without leading and trailing spaces and tabs (header values, query arguments, /proc lines).
+    public func trimmingSpaces() -> Substring {
+        var text = Substring(self)
         while text.first == " " || text.first == "\t" { text = text.dropFirst() }
         while text.last == " " || text.last == "\t" { text = text.dropLast() }
         return text

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import TundHTTP
 
 /// Start-up checks that turn a later, obscure failure into one clear sentence.
 enum Preflight {
@@ -8,7 +9,7 @@ enum Preflight {
     static func missingNetAdmin() -> Bool {
         guard let status = try? readFile("/proc/self/status") else { return false }
         for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
-            guard let mask = UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(), radix: 16) else { return false }
+            guard let mask = UInt64(line.dropFirst("CapEff:".count).trimmingSpaces(), radix: 16) else { return false }
             return mask & (1 << 12) == 0
         }
         return false
@@ -62,13 +63,4 @@ enum Preflight {
 struct POSIXError: Error {
     let code: POSIXErrorCode
     init(_ code: POSIXErrorCode) { self.code = code }
-}
-
-extension Substring {
-    func trimmingCharacters() -> Substring {
-        var text = self
-        while let first = text.first, first == " " || first == "\t" { text = text.dropFirst() }
-        while let last = text.last, last == " " || last == "\t" { text = text.dropLast() }
-        return text
-    }
 }
