@@ -70,7 +70,7 @@ extension DeviceManager {
             guard let link = try kernel({ () throws(KernelError) in try links.link(named: record.name) }) else {
                 throw .kernelFailed(KernelError(operation: "RTM_GETLINK \(record.name)", errno: 19, errnoName: "ENODEV"))
             }
-            _ = try converge(record, link: link, apply: true)
+            try repair(try inspect(record, link: link))
             try kernel { () throws(KernelError) in try opened.setPersistent(true) }
             let offloads = record.spec.offload ? opened.enableOffloads() : []
             let worker = try startWorker(record, opened)
@@ -84,52 +84,52 @@ extension DeviceManager {
         }
     }
 
-    /// Compares one present link with its record and, when `apply`, repairs every difference. Returns the
-    /// differences found. Addresses and routes that carry tund's marks but are not stored are removed;
-    /// unmarked ones (someone else's) are left alone.
-    func converge(_ record: DeviceRecord, link: LinkState, apply: Bool) throws(TundError) -> [String] {
+    /// What differs between one present link and its record, and what would put it back. Reads only.
+    /// Addresses and routes that carry tund's marks but are not stored count as differences; unmarked ones
+    /// (someone else's) are not looked at.
+    func inspect(_ record: DeviceRecord, link: LinkState) throws(TundError) -> DeviceDrift {
         let spec = record.spec
-        var findings: [String] = []
-        var settings = LinkSettings()
-        if link.alias != ownerAlias { settings.alias = ownerAlias }
+        var drift = DeviceDrift(index: link.index)
+        if link.alias != ownerAlias { drift.settings.alias = ownerAlias }
         if link.mtu != spec.mtu {
-            findings.append("mtu \(link.mtu), stored \(spec.mtu)")
-            settings.mtu = spec.mtu
+            drift.findings.append("mtu \(link.mtu), stored \(spec.mtu)")
+            drift.settings.mtu = spec.mtu
         }
         if link.up != spec.up {
-            findings.append("link \(link.up ? "up" : "down"), stored \(spec.up ? "up" : "down")")
-            settings.up = spec.up
+            drift.findings.append("link \(link.up ? "up" : "down"), stored \(spec.up ? "up" : "down")")
+            drift.settings.up = spec.up
         }
         if let mac = spec.mac, link.mac != mac {
-            findings.append("mac \(link.mac?.description ?? "none"), stored \(mac)")
-            settings.mac = mac
-        }
-        if apply && settings != LinkSettings() {
-            try kernel { () throws(KernelError) in try links.configure(index: link.index, settings) }
+            drift.findings.append("mac \(link.mac?.description ?? "none"), stored \(mac)")
+            drift.settings.mac = mac
         }
         let present = try kernel { () throws(KernelError) in try links.addresses(index: link.index) }
         let presentPrefixes = Set(present.map(\.prefix))
-        for prefix in spec.addresses where !presentPrefixes.contains(prefix) {
-            findings.append("address \(prefix) missing")
-            if apply { try kernel { () throws(KernelError) in try links.addAddress(prefix, index: link.index, replace: true) } }
-        }
-        for address in present where address.owned && !spec.addresses.contains(address.prefix) {
-            findings.append("address \(address.prefix) not stored")
-            if apply { try? links.deleteAddress(address.prefix, index: link.index) }
-        }
+        drift.missingAddresses = spec.addresses.filter { !presentPrefixes.contains($0) }
+        drift.unstoredAddresses = present.filter { $0.owned && !spec.addresses.contains($0.prefix) }.map(\.prefix)
         // Routes exist only on a link that is up: the kernel removes them when it goes down.
         if spec.up {
             let routes = try kernel { () throws(KernelError) in try links.ownedRoutes(index: link.index) }
-            for route in spec.routes where !routes.contains(where: { $0.sameRoute(as: route) }) {
-                findings.append("route \(route.destination) missing")
-                if apply { try kernel { () throws(KernelError) in try links.addRoute(route, index: link.index, replace: true) } }
-            }
-            for route in routes where !spec.routes.contains(where: { $0.sameRoute(as: route) }) {
-                findings.append("route \(route.destination) not stored")
-                if apply { try? links.deleteRoute(route, index: link.index) }
-            }
+            drift.missingRoutes = spec.routes.filter { route in !routes.contains { $0.sameRoute(as: route) } }
+            drift.unstoredRoutes = routes.filter { route in !spec.routes.contains { $0.sameRoute(as: route) } }
         }
-        return findings
+        drift.findings += drift.missingAddresses.map { "address \($0) missing" }
+            + drift.unstoredAddresses.map { "address \($0) not stored" }
+            + drift.missingRoutes.map { "route \($0.destination) missing" }
+            + drift.unstoredRoutes.map { "route \($0.destination) not stored" }
+        return drift
+    }
+
+    /// Puts back what `inspect` found: link settings first (routes need the link up), then addresses,
+    /// then routes. Removing marked leftovers is best effort: they may already be gone.
+    func repair(_ drift: DeviceDrift) throws(TundError) {
+        try kernel { () throws(KernelError) in
+            if drift.settings != LinkSettings() { try links.configure(index: drift.index, drift.settings) }
+            for prefix in drift.missingAddresses { try links.addAddress(prefix, index: drift.index, replace: true) }
+            for route in drift.missingRoutes { try links.addRoute(route, index: drift.index, replace: true) }
+        }
+        for prefix in drift.unstoredAddresses { try? links.deleteAddress(prefix, index: drift.index) }
+        for route in drift.unstoredRoutes { try? links.deleteRoute(route, index: drift.index) }
     }
 
     // MARK: - Drift
@@ -161,12 +161,13 @@ extension DeviceManager {
             let repair = record.spec.policy == .repair
             if let link, owned(link), link.index == managed.index {
                 do {
-                    findings = try converge(record, link: link, apply: false)
+                    let drift = try inspect(record, link: link)
+                    findings = drift.findings
+                    if repair && !findings.isEmpty {
+                        do { try self.repair(drift) } catch { repairError = "\(error)" }
+                    }
                 } catch {
                     findings = ["could not read the device: \(error)"]
-                }
-                if repair && !findings.isEmpty {
-                    do { _ = try converge(record, link: link, apply: true) } catch { repairError = "\(error)" }
                 }
             } else if let link, !owned(link) {
                 findings = ["a device tund does not own now holds the name"]
@@ -237,6 +238,18 @@ extension RouteSpec {
         return destination == other.destination && gateway == other.gateway
             && (metric ?? defaultMetric) == (other.metric ?? defaultMetric)
     }
+}
+
+/// The differences `inspect` found on one link and what `repair` does about them. The alias is put back
+/// silently (it is tund's own mark); everything else is also a finding.
+struct DeviceDrift {
+    let index: Int32
+    var findings: [String] = []
+    var settings = LinkSettings()
+    var missingAddresses: [IPPrefix] = []
+    var unstoredAddresses: [IPPrefix] = []
+    var missingRoutes: [RouteSpec] = []
+    var unstoredRoutes: [RouteSpec] = []
 }
 
 /// What one restore did, by device name.

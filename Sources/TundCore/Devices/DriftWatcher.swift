@@ -10,6 +10,7 @@ public final class DriftWatcher: Sendable {
     private struct Pending {
         var names: Set<String> = []
         var everything = false
+        var stopping = false
     }
 
     private let manager: DeviceManager
@@ -55,7 +56,7 @@ public final class DriftWatcher: Sendable {
     public func stop() {
         notices.stop()
         guard let running = thread.withLock({ thread in defer { thread = nil }; return thread }) else { return }
-        pending.withLock { $0.everything = false; $0.names = ["\u{0}stop"] }
+        pending.withLock { $0.stopping = true }
         signal()
         pthread_join(running, nil)
     }
@@ -70,8 +71,8 @@ public final class DriftWatcher: Sendable {
         while true {
             guard read(wake.read, &buffer, buffer.count) > 0 || errno == EINTR else { return }
             usleep(Self.coalesceMicroseconds)
-            let work = pending.withLock { pending in defer { pending = Pending() }; return pending }
-            if work.names.contains("\u{0}stop") { return }
+            let work = pending.withLock { pending in defer { pending = Pending(stopping: pending.stopping) }; return pending }
+            if work.stopping { return }
             if work.everything {
                 manager.reconcile(nil)
             } else if !work.names.isEmpty {
