@@ -104,19 +104,14 @@ enum DeviceMetrics {
         text.family("tund_ready", "gauge", "1 once every stored device has been restored.")
         text.sample("tund_ready", [], manager.isReady ? 1.0 : 0.0)
 
-        let devices = manager.list()
+        let statistics = manager.listWithStatistics()
         text.family("tund_devices", "gauge", "Devices tund manages.")
-        text.sample("tund_devices", [], Double(devices.count))
+        text.sample("tund_devices", [], Double(statistics.count))
         let restore = manager.lastRestore
         text.family("tund_restore_devices", "gauge", "What the last start's restore did, by outcome.")
         for (outcome, count) in [("reattached", restore.reattached.count), ("recreated", restore.recreated.count),
                                  ("orphan_removed", restore.orphansRemoved.count), ("failed", restore.failed.count)] {
             text.sample("tund_restore_devices", [("outcome", outcome)], Double(count))
-        }
-
-        var statistics: [(DeviceSnapshot, DeviceStatistics)] = []
-        for device in devices {
-            if let stats = try? manager.statistics(device.record.name) { statistics.append((device, stats)) }
         }
         text.family("tund_device_up", "gauge", "1 when the link is administratively up, as the kernel says.")
         for (device, _) in statistics { text.sample("tund_device_up", [("device", device.record.name)], device.link?.up == true ? 1.0 : 0.0) }

@@ -56,7 +56,8 @@ public final class DeviceManager: Sendable {
         guard isReady else { throw .notReady }
         try spec.validate()
         let fingerprint = Self.fingerprint(spec)
-        let outcome = try devices.withLock { (devices) throws(TundError) -> (ManagedDevice, Bool) in
+        // The link as configured comes back with a new device, so its answer needs no further query.
+        let outcome = try devices.withLock { (devices) throws(TundError) -> (ManagedDevice, Bool, LinkState?) in
             if let idempotencyKey, let claim = try store.claim(key: idempotencyKey) {
                 guard claim.fingerprint == fingerprint else {
                     throw .idempotencyKeyReused("Idempotency-Key \(idempotencyKey) was used for a different request")
@@ -64,7 +65,7 @@ public final class DeviceManager: Sendable {
                 guard let made = devices[claim.deviceName] else {
                     throw .idempotencyKeyReused("the device \(claim.deviceName) created with Idempotency-Key \(idempotencyKey) has been deleted since")
                 }
-                return (made, true)
+                return (made, true, nil)
             }
             if let name = spec.name, devices[name] != nil { throw .deviceExists(name: name) }
             guard devices.count < maxDevices else { throw .deviceLimitReached(limit: maxDevices) }
@@ -98,7 +99,7 @@ public final class DeviceManager: Sendable {
                 managed.lastLinkUp = spec.up
                 managed.offloads = offloads
                 devices[record.name] = managed
-                return (managed, false)
+                return (managed, false, link)
             } catch {
                 if persisted { try? opened.setPersistent(false) }
                 opened.close()
@@ -106,13 +107,13 @@ public final class DeviceManager: Sendable {
                 throw error
             }
         }
-        let (managed, replayed) = outcome
+        let (managed, replayed, configured) = outcome
         if !replayed {
             logger.info("device created", metadata: deviceMetadata(managed.record))
             events.publish(.created, device: managed.record.name, [("generation", "\(managed.record.generation)")])
             events.publish(.workerStarted, device: managed.record.name, [("mode", managed.record.spec.workerMode.rawValue)])
         }
-        return (snapshot(managed, link: (try? links.link(named: managed.record.name)) ?? nil), replayed)
+        return (snapshot(managed, link: configured ?? (try? links.link(named: managed.record.name)) ?? nil), replayed)
     }
 
     /// Applies `spec` to an open device: owner and group, alias, MTU, MAC, link state, addresses, routes.
@@ -189,9 +190,18 @@ public final class DeviceManager: Sendable {
 
     /// Every managed device with its live link state, in creation order.
     public func list() -> [DeviceSnapshot] {
+        listWithStatistics().map(\.device)
+    }
+
+    /// Every device with its counters, from one dump of the links (which carries IFLA_STATS64), as
+    /// `/metrics` needs them: no per-device kernel query.
+    public func listWithStatistics() -> [(device: DeviceSnapshot, statistics: DeviceStatistics)] {
         let managed = devices.withLock { Array($0.values) }.sorted { ($0.record.id ?? 0) < ($1.record.id ?? 0) }
         let linksByName = Dictionary((try? links.links())?.map { ($0.name, $0) } ?? [], uniquingKeysWith: { first, _ in first })
-        return managed.map { snapshot($0, link: linksByName[$0.record.name]) }
+        return managed.map { managed in
+            let link = linksByName[managed.record.name]
+            return (snapshot(managed, link: link), statistics(managed, link: link))
+        }
     }
 
     public func get(_ name: String) throws(TundError) -> DeviceSnapshot {
@@ -202,10 +212,13 @@ public final class DeviceManager: Sendable {
     /// The worker's counters and the kernel's IFLA_STATS64 for one device.
     public func statistics(_ name: String) throws(TundError) -> DeviceStatistics {
         let managed = try managedDevice(name)
-        let link = (try? links.link(named: name)) ?? nil
+        return statistics(managed, link: (try? links.link(named: name)) ?? nil)
+    }
+
+    private func statistics(_ managed: ManagedDevice, link: LinkState?) -> DeviceStatistics {
         let worker = managed.worker?.counters()
             ?? WorkerCounters(mode: managed.record.spec.workerMode, running: false, queues: [])
-        return DeviceStatistics(name: name, worker: worker, kernel: link.flatMap { owned($0) ? $0.counters : nil },
+        return DeviceStatistics(name: managed.record.name, worker: worker, kernel: link.flatMap { owned($0) ? $0.counters : nil },
                                 driftDetected: managed.driftDetected, driftRepaired: managed.driftRepaired)
     }
 
