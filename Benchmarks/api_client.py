@@ -31,7 +31,7 @@ import time
 
 
 def address_octets(i):
-    """Same numbering as ../shared/bench/cp_helper.sh: 10.(220+2*(i/256)).(i%256).1/24, route 10.(221+2*(i/256)).(i%256).0/24."""
+    """Same numbering as the `ip` baseline in control-plane.sh: 10.(220+2*(i/256)).(i%256).1/24, route 10.(221+2*(i/256)).(i%256).0/24."""
     return 220 + 2 * (i // 256), 221 + 2 * (i // 256), i % 256
 
 

@@ -41,6 +41,8 @@ log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 [[ "$RUNS" =~ ^[0-9]+$ ]] && (( RUNS >= 1 && RUNS <= 100 )) || die "RUNS must be 1..100, got '$RUNS'"
 [[ "$IPV6" == on || "$IPV6" == off ]] || die "IPV6 must be on or off"
 (( EUID == 0 )) || die "run as root (creates network namespaces and tun devices)"
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/scripts/deps.sh"
+ensure_debian_packages "${RUNTIME_PACKAGES[@]}" iproute2 python3 coreutils
 for tool in ip python3 timeout; do command -v "$tool" >/dev/null || die "$tool not found"; done
 [[ -n "${BASH_VERSINFO:-}" && "${BASH_VERSINFO[0]}" -ge 5 ]] || die "bash 5 needed (EPOCHREALTIME)"
 
@@ -115,7 +117,7 @@ RAW="$OUT/raw.tsv"
 printf 'run\top\tcandidate\tseconds\n' > "$RAW"
 
 # ---------------------------------------------------------------------------------------------------------
-# The work. Address scheme as ../shared/bench/cp_helper.sh: cpI, 10.(220+2*(I/256)).(I%256).1/24, up,
+# The work. Address scheme (the same in the `ip -batch` baseline below): cpI, 10.(220+2*(I/256)).(I%256).1/24, up,
 # route 10.(221+2*(I/256)).(I%256).0/24 dev cpI.
 
 gen_create() {  # N -> ip -batch lines

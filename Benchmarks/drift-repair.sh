@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ITERATIONS="${1:-20}"
+source scripts/deps.sh
+ensure_debian_packages "${RUNTIME_PACKAGES[@]}" iproute2 python3 util-linux
 if [ -z "${TUND_BIN:-}" ]; then
     swift build -c release --product tund >/dev/null
     TUND_BIN="$(swift build -c release --show-bin-path)/tund"

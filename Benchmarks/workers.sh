@@ -1,7 +1,7 @@
 #!/bin/bash
-# Packet-worker benchmark (run by hand, not by CI): tund's workers against the baselines of
-# ../shared/bench, interleaved in the same run, printed as one table with ratios. See Benchmarks/README.md,
-# "Worker benchmarks".
+# Packet-worker benchmark (run by hand, not by CI): tund's workers against baselines, interleaved in the
+# same run, printed as one table with ratios. Everything it needs is in this repository (the C baselines in
+# Benchmarks/baselines/) or installed from Debian by this script. See Benchmarks/README.md, "Worker benchmarks".
 #
 #   1. count    tund `count` mode vs a minimal C read() loop (tunread) on a tun fed by the same UDP flood
 #               (udpflood: sendmmsg, 64-byte payload, FLOWS flows, DUR s): packets read per second, the tun's
@@ -28,7 +28,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
-BASELINE_C="${BASELINE_C:-/work/shared/bench/c}"
+BASELINE_C="$HERE/baselines"
 RUNS="${RUNS:-3}"
 DUR="${DUR:-10}"
 SECTIONS="${SECTIONS:-count tunnel ping}"
@@ -57,12 +57,12 @@ source "$HERE/lib-workers.sh"
 [[ "$RUNS" =~ ^[0-9]+$ ]] && (( RUNS >= 1 && RUNS <= 50 )) || die "RUNS must be 1..50"
 [[ "$DUR" =~ ^[0-9]+$ ]] && (( DUR >= 1 && DUR <= 300 )) || die "DUR must be 1..300 seconds"
 (( EUID == 0 )) || die "run as root (creates network namespaces, veth pairs and tun devices)"
-for tool in ip jq curl python3 timeout gcc ping; do command -v "$tool" >/dev/null || die "$tool not found"; done
-if [[ " $SECTIONS " == *" tunnel "* ]]; then
-    command -v iperf3 >/dev/null || die "iperf3 not found (apt-get install -y iperf3)"
-    [[ " $TUNNEL_CANDIDATES " != *" socat "* ]] || command -v socat >/dev/null || die "socat not found (apt-get install -y socat)"
-    [[ " $TUNNEL_CANDIDATES " != *" openvpn "* ]] || command -v openvpn >/dev/null || die "openvpn not found (apt-get install -y openvpn)"
-fi
+source "$ROOT/scripts/deps.sh"
+ensure_debian_packages "${RUNTIME_PACKAGES[@]}" iproute2 jq curl python3 coreutils gcc libc6-dev iputils-ping util-linux \
+    iperf3 socat openvpn
+for tool in ip jq curl python3 timeout gcc ping taskset iperf3 socat openvpn; do
+    command -v "$tool" >/dev/null || die "$tool not found after installing the packages"
+done
 
 cleanup() {
     local rc=$?

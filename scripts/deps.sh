@@ -26,5 +26,26 @@ ensure_debian_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# require_programs LIST PKG...: stops, naming the program, when a program in LIST ("program package"
+# lines) comes from a package that is not among PKG (the install list has drifted from what the tests
+# run), or is not on PATH. Runs before any test, so a missing tool is named up front, not by a test
+# that dies of it half an hour later.
+require_programs() {
+    local list="$1"
+    shift
+    local program package
+    while read -r program package _; do
+        case "$program" in ''|'#'*) continue ;; esac
+        if [[ " $* " != *" $package "* ]]; then
+            echo "error: the tests run $program, but its Debian package $package is not in the install list of scripts/test.sh" >&2
+            exit 1
+        fi
+        if ! command -v "$program" >/dev/null 2>&1; then
+            echo "error: the tests run $program, which is not on PATH (Debian package $package)" >&2
+            exit 1
+        fi
+    done <"$list"
+}
+
 # What building and running tund needs.
 RUNTIME_PACKAGES=(libmicrohttpd-dev libsqlite3-dev pkg-config iproute2 curl)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds tund and runs the whole test suite: Swift unit and kernel tests, then the end-to-end tests
-# against the real binary. Everything that touches the network runs inside a network namespace made for
+# against the release binaries users run. Everything that touches the network runs inside a network namespace made for
 # this run (unshare --net) that disappears with it. Installs missing Debian and Python packages first.
 #
 # As root (CI): every privileged test runs; none may skip. Not root: unit tests run, and the privileged
@@ -8,14 +8,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
-ensure_debian_packages "${RUNTIME_PACKAGES[@]}" iputils-ping util-linux python3 python3-pip python3-yaml python3-pytest python3-jsonschema prometheus tshark jq
+# What the tests run (every program in scripts/test-programs.txt comes from one of these) and what
+# pytest imports.
+TEST_PACKAGES=(
+    iproute2 iputils-ping iperf3 tshark prometheus jq curl openssl util-linux mount coreutils procps dash
+    python3 python3-pip python3-yaml python3-pytest python3-jsonschema
+)
+ensure_debian_packages "${RUNTIME_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+require_programs scripts/test-programs.txt "${RUNTIME_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 
 python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check --break-system-packages openapi-spec-validator pyyaml jsonschema pytest 2>/dev/null || python3 -m pip install -q --disable-pip-version-check openapi-spec-validator pyyaml jsonschema pytest
 import openapi_spec_validator, yaml, jsonschema, pytest
 PY
 
+# Unit and kernel tests run in the debug build; the end-to-end tests drive the release binaries that
+# scripts/run.sh ships, since the optimizer can change what the code does (undefined behaviour shows there).
 swift build --build-tests
-export TUND_BIN="$(swift build --show-bin-path)/tund"
+swift build -c release
+export TUND_BIN="$(swift build -c release --show-bin-path)/tund"
 
 # The machine's own namespace, so the tests can refuse to run in it (/proc/1 may be unreadable here).
 TUND_HOST_NETNS="$(stat -L -c %i /proc/self/ns/net)"

@@ -36,7 +36,7 @@ enum DeviceJSON {
             ("queues", .integer(Int64(spec.queues))),
             ("mac", .optional(spec.mac?.description)),
             ("addresses", .array(spec.addresses.map { .string($0.description) })),
-            ("routes", .array(record.routes.map(route))),
+            ("routes", .array(record.routes.map { route($0, active: snapshot.activeRouteIDs.contains($0.id)) })),
             ("worker", .object([("mode", .string(spec.workerMode.rawValue))]
                 + (spec.tunnel.map { [("local", JSONValue.string($0.local.description)), ("remote", .string($0.remote.description))] } ?? [])
                 + [("running", .bool(snapshot.workerRunning))])),
@@ -51,12 +51,14 @@ enum DeviceJSON {
         ])
     }
 
-    static func route(_ route: DeviceRoute) -> JSONValue {
+    /// `active`: whether the kernel holds the route now (false while the link is down).
+    static func route(_ route: DeviceRoute, active: Bool) -> JSONValue {
         .object([
             ("id", .integer(route.id)),
             ("destination", .string(route.spec.destination.description)),
             ("gateway", .optional(route.spec.gateway?.description)),
             ("metric", route.spec.metric.map { .integer(Int64($0)) } ?? .null),
+            ("active", .bool(active)),
         ])
     }
 

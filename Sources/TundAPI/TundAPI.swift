@@ -12,7 +12,9 @@ public struct TundAPI: Sendable {
     private let requestMetrics: RequestMetrics
     private let token: [UInt8]?
 
-    /// `token`: when set, every endpoint but `/healthz` requires `Authorization: Bearer <token>`.
+    /// `token`: when set, every endpoint but the probes (`/healthz`, `/readyz`) requires
+    /// `Authorization: Bearer <token>`. Probes cannot carry a secret (a kubelet's httpGet, a load
+    /// balancer's health check) and reveal nothing but "alive" and "ready".
     public init(manager: DeviceManager, logger: Logger, token: String? = nil) {
         self.logger = logger
         self.token = token.map { Array($0.utf8) }
@@ -80,7 +82,8 @@ public struct TundAPI: Sendable {
                 let device = try manager.addRoute(path["name"], route, ifMatch: try ifMatch(request))
                 let created = device.record.routes.last!
                 let location = "/devices/\(device.record.name)/routes/\(created.id)"
-                return jsonResponse(201, DeviceJSON.route(created), headers: [("Location", location), etag(device)])
+                return jsonResponse(201, DeviceJSON.route(created, active: device.activeRouteIDs.contains(created.id)),
+                                    headers: [("Location", location), etag(device)])
             }
         }
         router.add("DELETE", "/devices/{name}/routes/{id}") { request, path in
@@ -103,6 +106,9 @@ public struct TundAPI: Sendable {
         self.router = router
     }
 
+    /// The probes, answered without a token.
+    static let anonymousRoutes: Set<String> = ["/healthz", "/readyz"]
+
     /// Ends every event stream; call before stopping the HTTP server.
     public func closeEventStreams() { eventStreams.closeAll() }
 
@@ -112,7 +118,7 @@ public struct TundAPI: Sendable {
         let response: HTTPResponse
         var route = "unmatched"
         switch router.match(method: request.method, path: request.path) {
-        case .handler(_, _, let pattern) where pattern != "/healthz" && !authorized(request):
+        case .handler(_, _, let pattern) where !Self.anonymousRoutes.contains(pattern) && !authorized(request):
             route = pattern
             response = APIError.unauthorized.response
         case .handler(let handler, let parameters, let pattern):

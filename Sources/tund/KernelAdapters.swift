@@ -74,6 +74,13 @@ struct KernelLinkControl: LinkControl {
         }
     }
 
+    func ownedRoutesByLink() throws(KernelError) -> [Int32: [RouteSpec]] {
+        try mapped { () throws(NetlinkError) in
+            Dictionary(grouping: try netlink.routes().filter { $0.protocol == tundProtocol && $0.outputInterface != nil }) { $0.outputInterface! }
+                .mapValues { $0.map { RouteSpec(destination: $0.destination, gateway: $0.gateway, metric: $0.metric) } }
+        }
+    }
+
     private func request(_ route: RouteSpec, _ index: Int32) -> RouteRequest {
         RouteRequest(destination: route.destination, gateway: route.gateway, interfaceIndex: index,
                      metric: route.metric, protocol: tundProtocol)

@@ -34,7 +34,7 @@ struct Tund: ParsableCommand {
     @Option(help: "Threads serving HTTP connections.")
     var httpThreads: Int = 2
 
-    @Option(help: "File holding the bearer token every endpoint but /healthz then requires (or set TUND_TOKEN).")
+    @Option(help: "File holding the bearer token every endpoint but the /healthz and /readyz probes then requires (or set TUND_TOKEN).")
     var tokenFile: String?
 
     @Option(help: "PEM certificate chain: serve HTTPS (with --tls-key).")

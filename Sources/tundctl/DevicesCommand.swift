@@ -69,7 +69,7 @@ struct SetDevice: TundCommand {
     enum LinkState: String, EnumerableFlag {
         case up, down
         static func help(for value: LinkState) -> ArgumentHelp? {
-            value == .up ? "Set the link up." : "Set the link down (refused while the device has routes)."
+            value == .up ? "Set the link up." : "Set the link down (its routes stay stored and come back when it is up)."
         }
     }
 

@@ -20,9 +20,10 @@ struct ListRoutes: TundCommand {
     func execute(_ api: APIClient) throws {
         let routes = try api.get(APIPaths.device(name)).json()["routes"] ?? .array([])
         if global.json { return try StandardStreams.out(JSONValue.object([("routes", routes)]).serialized() + [0x0a]) }
-        var table = TextTable(["ID", "DESTINATION", "GATEWAY", "METRIC"])
+        var table = TextTable(["ID", "DESTINATION", "GATEWAY", "METRIC", "ACTIVE"])
         for route in routes.arrayValue ?? [] {
-            table.add([DeviceText.text(route["id"]), DeviceText.text(route["destination"]), DeviceText.text(route["gateway"]), DeviceText.text(route["metric"])])
+            table.add([DeviceText.text(route["id"]), DeviceText.text(route["destination"]), DeviceText.text(route["gateway"]),
+                       DeviceText.text(route["metric"]), route["active"] == .bool(true) ? "yes" : "no"])
         }
         try StandardStreams.out(table.rows.isEmpty ? "no routes\n" : table.rendered())
     }

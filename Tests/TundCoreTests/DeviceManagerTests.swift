@@ -41,6 +41,37 @@ import Testing
         manager.shutdown()
     }
 
+    @Test func aLinkGoesDownWithRoutesAndGetsThemBackWhenUp() throws {
+        let manager = try ready()
+        _ = try manager.create(try tunSpec())
+        let down = try manager.update("tun0", DevicePatch(up: false))
+        #expect(!down.record.spec.up && down.record.routes.count == 1 && down.activeRouteIDs.isEmpty)
+        #expect(links.table["tun0"]!.state.up == false && links.table["tun0"]!.routes.isEmpty)
+        // A route added while down is stored only; the kernel would refuse it.
+        let added = try manager.addRoute("tun0", RouteSpec(destination: try IPPrefix.parse("10.30.0.0/16").get()))
+        #expect(added.record.routes.count == 2 && links.table["tun0"]!.routes.isEmpty)
+        // Routes missing from a link that is down are not drift.
+        manager.reconcile(["tun0"])
+        #expect(try manager.get("tun0").driftDetected == 0)
+        let up = try manager.update("tun0", DevicePatch(up: true))
+        #expect(links.table["tun0"]!.routes.count == 2 && up.activeRouteIDs == Set(up.record.routes.map(\.id)))
+        manager.shutdown()
+    }
+
+    @Test func aDeviceStoredDownIsRestoredDownAndComesUpWithItsRoutes() throws {
+        let first = try ready()
+        _ = try first.create(try tunSpec())
+        _ = try first.update("tun0", DevicePatch(up: false))
+        first.shutdown()
+        links.table["tun0"] = nil  // gone (a reboot): restore re-creates it, down, without routes
+        let second = try ready()
+        #expect(second.lastRestore.recreated == ["tun0"])
+        #expect(links.table["tun0"]!.state.up == false && links.table["tun0"]!.routes.isEmpty)
+        _ = try second.update("tun0", DevicePatch(up: true))
+        #expect(links.table["tun0"]!.routes.count == 1)
+        second.shutdown()
+    }
+
     @Test(arguments: ["configure", "addAddress", "addRoute", "setPersistent"])
     func aFailureMidwayLeavesNoDeviceAndNoRow(_ operation: String) throws {
         let manager = try ready()

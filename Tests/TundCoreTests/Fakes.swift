@@ -94,7 +94,10 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
         try lock.locked { () throws(KernelError) in
             try check("configure")
             guard let name = name(of: index) else { throw KernelError(operation: "configure", errno: 19, errnoName: "ENODEV") }
-            if let up = settings.up { table[name]!.state.up = up }
+            if let up = settings.up {
+                table[name]!.state.up = up
+                if !up { table[name]!.routes = [] }  // as the kernel does
+            }
             if let mtu = settings.mtu { table[name]!.state.mtu = mtu }
             if let mac = settings.mac { table[name]!.state.mac = mac }
             if let alias = settings.alias { table[name]!.state.alias = alias }
@@ -124,6 +127,7 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
         try lock.locked { () throws(KernelError) in
             try check("addRoute")
             guard let name = name(of: index) else { throw KernelError(operation: "addRoute", errno: 19, errnoName: "ENODEV") }
+            guard table[name]!.state.up else { throw KernelError(operation: "addRoute", errno: 100, errnoName: "ENETDOWN") }
             if table[name]!.routes.contains(route) {
                 if replace { return }
                 throw KernelError(operation: "addRoute", errno: 17, errnoName: "EEXIST")
@@ -155,6 +159,10 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
 
     func ownedRoutes(index: Int32) throws(KernelError) -> [RouteSpec] {
         lock.locked { table.values.first { $0.state.index == index }?.routes ?? [] }
+    }
+
+    func ownedRoutesByLink() throws(KernelError) -> [Int32: [RouteSpec]] {
+        lock.locked { Dictionary(uniqueKeysWithValues: table.values.map { ($0.state.index, $0.routes) }) }
     }
 
     func setPersistent(_ name: String, _ persistent: Bool) throws(KernelError) {

@@ -17,7 +17,18 @@ import time
 
 import pytest
 
+import programs
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def listed_programs_only():
+    """Every subprocess a test or fixture starts runs only programs that scripts/test-programs.txt lists
+    (and so the test command installs); anything else fails the test, naming the program. Installed for
+    the tests only: pytest itself may run other programs (platform.architecture() runs `file`)."""
+    with programs.guarded_subprocesses():
+        yield
 
 
 def in_private_netns() -> bool:
@@ -32,7 +43,7 @@ def in_private_netns() -> bool:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def netns_guard():
+def netns_guard(listed_programs_only):
     problem = None
     if os.geteuid() != 0:
         problem = "end-to-end tests need root (CAP_NET_ADMIN and /dev/net/tun)"
@@ -42,6 +53,10 @@ def netns_guard():
         if os.environ.get("CI") == "true":
             pytest.fail(problem + " -- privileged tests must run in CI", pytrace=False)
         pytest.skip("SKIPPED LOUDLY: " + problem, allow_module_level=True)
+    missing = programs.missing_from_path()
+    if missing:
+        pytest.exit("the tests run programs that are not on PATH: " + ", ".join(f"{p} (Debian package {d})" for p, d in missing)
+                    + "; scripts/test.sh installs them", returncode=3)
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 
 
@@ -196,3 +211,12 @@ def make_tund():
             daemon.process.kill()
             daemon.process.wait()
     remove_tun_links()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The hostile suite's count, when its cases ran: independent of test order and selection."""
+    import sys
+    hostile = sys.modules.get("test_hostile")
+    text = hostile.summary() if hostile else None
+    if text:
+        terminalreporter.write_line(text)

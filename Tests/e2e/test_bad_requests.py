@@ -42,7 +42,6 @@ BAD_BODIES = [
     ("multicast MAC", b'{"name":"x5","type":"tap","mac":"01:00:5e:00:00:01"}', 422, "invalid_field", "mac"),
     ("unknown field", b'{"name":"x6","type":"tun","mut":1400}', 422, "invalid_field", "mut"),
     ("unknown worker mode", b'{"name":"x6","type":"tun","worker":{"mode":"teleport"}}', 422, "invalid_field", "worker.mode"),
-    ("routes on a down device", b'{"name":"x7","type":"tun","up":false,"routes":[{"destination":"10.9.0.0/16"}]}', 422, "invalid_field", "routes"),
 ]
 
 

@@ -324,10 +324,10 @@ def test_every_operation_is_documented(contract):
             if status >= "400":
                 assert "content" in response, (path, method, status)
     assert len(operation_ids) == len(set(operation_ids)), operation_ids
-    # With a token, every endpoint but /healthz needs it.
+    # With a token, every endpoint but the probes needs it.
     assert contract.document["security"] == [{}, {"bearerToken": []}]
     for path, method in contract.operations():
-        if path == "/healthz":
+        if path in ("/healthz", "/readyz"):
             assert contract.operation(path, method)["security"] == [] and "401" not in contract.responses(path, method)
         else:
             assert contract.operation(path, method)["responses"]["401"] == {"$ref": "#/components/responses/Unauthorized"}, (path, method)
@@ -505,7 +505,7 @@ def test_live_changes_match_the_spec(tund, contract):
     response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live0", body={"mtu": 1400, "policy": None})
     assert response.status == 200 and body["generation"] == 3
     # Bad PATCHes: 422 with the field (rules of the stored configuration name it), 400, 415.
-    for patch, field in (({"mtu": "big"}, "mtu"), ({"name": "x"}, "name"), ({"up": False}, "routes"),
+    for patch, field in (({"mtu": "big"}, "mtu"), ({"name": "x"}, "name"), ({"up": "no"}, "up"),
                          ({"mtu": 1000}, "mtu"), ({"policy": "ignore"}, "policy")):
         response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live0", body=patch)
         assert response.status == 422 and body["error"]["code"] == "invalid_field" and body["error"]["field"] == field, (patch, response)
@@ -592,15 +592,15 @@ def test_live_changes_match_the_spec(tund, contract):
     for missing in (route["id"], other["routes"][0]["id"], 0, 99999, "abc", "-1"):
         response, body = call(tund, contract, "delete", "/devices/{name}/routes/{id}", f"/devices/live0/routes/{missing}")
         assert response.status == 404 and error_code(response) == "route_not_found", (missing, response)
-    # A device with routes cannot go down; without them it can, and routes cannot be added while it is down.
-    response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live1", body={"up": False})
-    assert response.status == 422 and body["error"]["field"] == "routes"
-    response, _ = call(tund, contract, "delete", "/devices/{name}/routes/{id}", f"/devices/live1/routes/{other['routes'][0]['id']}")
-    assert response.status == 204 and etag(response) == '"2"'
+    # A device with routes can go down: they stay stored, inactive; one added while down is stored only,
+    # and all come back with the link.
     response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live1", body={"up": False})
     assert response.status == 200 and body["up"] is False and "UP" not in body["state"]["flags"]
+    assert [r["active"] for r in body["routes"]] == [False] and etag(response) == '"2"'
     response, body = call(tund, contract, "post", "/devices/{name}/routes", "/devices/live1/routes", body={"destination": "10.63.0.0/16"})
-    assert response.status == 422 and body["error"]["field"] == "routes"
+    assert response.status == 201 and body["active"] is False and etag(response) == '"3"'
+    response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/live1", body={"up": True})
+    assert response.status == 200 and [r["active"] for r in body["routes"]] == [True, True]
 
     response, device = call(tund, contract, "get", "/devices/{name}", "/devices/live0")
     assert [r["destination"] for r in device["routes"]] == ["10.61.0.0/16", "10.65.0.0/16"] and device["generation"] == 11
@@ -742,8 +742,10 @@ def test_bearer_token_matches_the_spec(make_tund, contract, tmp_path):
         time.sleep(0.1)
     response, body = call(daemon, contract, "get", "/healthz")
     assert response.status == 200
+    response, body = call(daemon, contract, "get", "/readyz")
+    assert response.status == 200 and body == {"status": "ready"}
     for path, method in contract.operations():
-        if path == "/healthz":
+        if path in ("/healthz", "/readyz"):
             continue
         target = path.replace("{name}", "tun0").replace("{address}", "10.10.0.1").replace("{id}", "1")
         for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": token}):
@@ -869,7 +871,6 @@ REJECTED = [
     ({"type": "tun", "addresses": ["10.0.0.1/24", "10.0.0.1/24"]}, "addresses[1]"),
     ({"type": "tun", "addresses": ["10.0.%d.%d/16" % (index // 200, index % 200 + 1) for index in range(257)]}, "addresses"),
     ({"type": "tun", "mtu": 1279, "addresses": ["fd00::1/64"]}, "addresses[0]"),
-    ({"type": "tun", "up": False, "routes": [{"destination": "10.1.0.0/16"}]}, "routes"),
     ({"type": "tun", "routes": [{}]}, "routes[0].destination"),
     ({"type": "tun", "routes": [{"destination": "10.1.0.0/16", "via": "10.0.0.1"}]}, "routes[0].via"),
     ({"type": "tun", "routes": [{"destination": "10.1.0.0/16", "gateway": "gw"}]}, "routes[0].gateway"),
@@ -899,6 +900,7 @@ ACCEPTED = [
      "addresses": None, "routes": None, "worker": None, "name": None},
     {"type": "tun", "mtu": 65535, "owner": 4294967294, "group": 0, "worker": {"mode": None}},
     {"type": "tun", "up": False, "routes": []},
+    {"type": "tun", "up": False, "routes": [{"destination": "10.84.0.0/16"}]},
     {"type": "tun", "mtu": 1280, "addresses": ["fd00:83::1/64", "10.83.0.1"]},
     {"type": "tap", "mac": "0A:BC:DE:F0:12:34", "worker": {"mode": "count"}},
     {"type": "tun", "worker": {}},

@@ -29,12 +29,15 @@ def run_tund(args, timeout=15, prefix=()):
     return done.returncode, done.stderr
 
 
-def test_token_is_required_everywhere_but_healthz(make_tund):
+def test_token_is_required_everywhere_but_the_probes(make_tund):
     tund = make_tund(["--token-file", token_file(tempfile.mkdtemp())], token=TOKEN)
     bearer = {"Authorization": f"Bearer {TOKEN}"}
     anonymous = {"Authorization": ""}
+    # A kubelet's httpGet probe or a load balancer's health check cannot carry a secret.
     assert tund.request("GET", "/healthz", headers=anonymous).status == 200
-    for method, path in [("GET", "/readyz"), ("GET", "/devices"), ("GET", "/metrics"), ("GET", "/events"),
+    ready = tund.request("GET", "/readyz", headers=anonymous)
+    assert ready.status == 200 and ready.json() == {"status": "ready"}
+    for method, path in [("GET", "/devices"), ("GET", "/metrics"), ("GET", "/events"),
                          ("POST", "/devices"), ("DELETE", "/devices/x"), ("GET", "/devices/x/stats")]:
         response = tund.request(method, path, headers=anonymous)
         assert response.status == 401, (method, path, response)

@@ -8,7 +8,6 @@ independently of, the daemon's side. Every subprocess is bounded with a timeout.
 import http.server
 import json
 import os
-import shutil
 import struct
 import subprocess
 import threading
@@ -88,10 +87,9 @@ def test_json_output_parses_with_json_and_jq(tund):
     assert created["name"] == "tun0" and created["type"] == "tun" and created["generation"] == 1
     listed = ok(tundctl(tund, "devices", "list", "--json"))
     assert [device["name"] for device in json.loads(listed)["devices"]] == ["tun0"]
-    if shutil.which("jq"):
-        names = subprocess.run(["jq", "-r", ".devices[].name"], input=listed, capture_output=True, text=True,
-                               timeout=10, check=True).stdout.split()
-        assert names == ["tun0"]
+    names = subprocess.run(["jq", "-r", ".devices[].name"], input=listed, capture_output=True, text=True,
+                           timeout=10, check=True).stdout.split()
+    assert names == ["tun0"]
     shown = json.loads(ok(tundctl(tund, "devices", "show", "tun0", "--json")))
     assert shown["addresses"] == ["10.10.0.1/24"] and shown["state"]["present"] is True
     stats = json.loads(ok(tundctl(tund, "stats", "tun0", "--json")))
@@ -151,8 +149,8 @@ def test_routes_add_prints_the_id_and_del_removes_it(tund):
     routes = ip_json("-4", "route", "show", "10.30.0.0/16")
     assert routes[0]["gateway"] == "10.10.0.2" and routes[0]["metric"] == 50
     listed = ok(tundctl(tund, "routes", "list", "tun0")).splitlines()
-    assert listed[0].split() == ["ID", "DESTINATION", "GATEWAY", "METRIC"]
-    assert [route_id, "10.30.0.0/16", "10.10.0.2", "50"] in [line.split() for line in listed]
+    assert listed[0].split() == ["ID", "DESTINATION", "GATEWAY", "METRIC", "ACTIVE"]
+    assert [route_id, "10.30.0.0/16", "10.10.0.2", "50", "yes"] in [line.split() for line in listed]
     assert ok(tundctl(tund, "routes", "del", "tun0", route_id)).strip() == f"removed route {route_id} from tun0"
     assert route_destinations("tun0") == ["10.20.0.0/16"]
     unreachable = tundctl(tund, "routes", "add", "tun0", "10.40.0.0/16", "--via", "192.0.2.1")
@@ -182,7 +180,7 @@ def test_stats_watch_json_reports_rates_while_pinging(tund):
     for number, sample in enumerate(samples, start=1):
         assert sample["name"] == "tun0" and sample["sample"] == number
         assert set(sample["rates"]) == {"packets_read_per_s", "bytes_read_per_s", "packets_written_per_s", "bytes_written_per_s"}
-        assert 0.1 < sample["interval_s"] < 3
+        assert sample["interval_s"] > 0
         assert sample["rates"]["packets_written_per_s"] == 0
     assert any(sample["rates"]["packets_read_per_s"] > 0 for sample in samples), samples
     assert any(sample["rates"]["bytes_read_per_s"] > 0 for sample in samples), samples
@@ -203,7 +201,7 @@ def test_events_follow_prints_created_events(tund):
                                  "--server", f"http://127.0.0.1:{tund.port}"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)
+        # No wait for the follower: --last-event-id 0 replays every event from the first, whenever it connects.
         create_tun0(tund)
         out, err = follower.communicate(timeout=15)
     finally:
@@ -266,7 +264,11 @@ def test_capture_against_the_daemon(tund, tmp_path):
                                 "--output", str(output), "--server", f"http://127.0.0.1:{tund.port}"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)
+        # tundctl creates the output file once tund has accepted (and so registered) the capture.
+        deadline = time.monotonic() + 10
+        while not output.exists():
+            assert capture.poll() is None and time.monotonic() < deadline, capture.communicate()
+            time.sleep(0.02)
         subprocess.run(["ping", "-c", "5", "-i", "0.2", "-W", "1", "10.10.0.2"], capture_output=True, timeout=15)
         out, err = capture.communicate(timeout=20)
     finally:
@@ -279,16 +281,18 @@ def test_capture_against_the_daemon(tund, tmp_path):
     # A tun device carries raw IP: some of these are the pings (IPv4, ICMP, to 10.10.0.2).
     assert any(r[0] >> 4 == 4 and r[9] == 1 and r[16:20] == bytes([10, 10, 0, 2]) for r in records), records
 
-    if shutil.which("tshark"):  # the documented pipe: tundctl capture ... | tshark -r -
-        pinger = subprocess.Popen(["ping", "-c", "10", "-i", "0.2", "-W", "1", "10.10.0.2"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            piped = subprocess.run(f"{tundctl_binary()} capture tun0 --count 2 --timeout 5 --server "
-                                   f"http://127.0.0.1:{tund.port} | tshark -r - -T fields -e ip.dst",
-                                   shell=True, capture_output=True, text=True, timeout=30)
-        finally:
-            pinger.wait(timeout=15)
-        assert piped.returncode == 0 and "10.10.0.2" in piped.stdout, piped.stderr
+    # The documented pipe: tundctl capture ... | tshark -r -. The pings go on (bounded: 100, 20 s) until the
+    # pipe has its two packets, wherever in them the capture started.
+    pinger = subprocess.Popen(["ping", "-c", "100", "-i", "0.2", "-W", "1", "10.10.0.2"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        piped = subprocess.run(f"{tundctl_binary()} capture tun0 --count 2 --timeout 15 --server "
+                               f"http://127.0.0.1:{tund.port} | tshark -r - -T fields -e ip.dst",
+                               shell=True, capture_output=True, text=True, timeout=30)
+    finally:
+        pinger.kill()
+        pinger.wait(timeout=15)
+    assert piped.returncode == 0 and "10.10.0.2" in piped.stdout, piped.stderr
 
 
 # --- capture and tokens against a fake server speaking the contract ------------------------------------

@@ -26,6 +26,16 @@ def ping(address, count=5, namespace=None, six=False):
 
 
 @pytest.mark.parametrize("kind", ["tun", "tap"])
+def wait_listening(namespace, port, process, timeout=10.0):
+    """Waits until something listens on TCP `port` in `namespace` (`process` must stay alive meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while not subprocess.run(["ip", "netns", "exec", namespace, "ss", "-Hltn", f"sport = :{port}"],
+                             capture_output=True, text=True).stdout.strip():
+        assert process.poll() is None, f"the server exited with {process.returncode} before listening"
+        assert time.monotonic() < deadline, f"nothing listens on port {port} in {namespace} after {timeout} s"
+        time.sleep(0.02)
+
+
 def test_responder_answers_ping_on_ipv4_and_ipv6(tund, kind):
     body = {"name": f"r{kind}", "type": kind, "addresses": ["10.31.0.1/24", "fd00:31::1/64"], "worker": {"mode": "responder"}}
     assert tund.post("/devices", body).status == 201
@@ -178,10 +188,11 @@ def test_tunnel_between_two_daemons_carries_ping_and_tcp_and_survives_a_restart(
     assert ping("10.202.0.2", 5, namespace=a) == 5
     server = subprocess.Popen(["ip", "netns", "exec", b, "timeout", "30", "iperf3", "-s", "-1", "-B", "10.202.0.2"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    wait_listening(b, 5201, server)
     result = subprocess.run(["ip", "netns", "exec", a, "timeout", "30", "iperf3", "-c", "10.202.0.2", "-t", "2", "-J"],
                             capture_output=True, text=True, timeout=60)
     server.wait(timeout=30)
+    assert result.returncode == 0 and result.stdout.startswith("{"), f"iperf3 failed ({result.returncode}): {result.stderr}"
     report = json.loads(result.stdout)
     assert report["end"]["sum_received"]["bytes"] > 0, result.stdout[-500:]
     code, statistics = two_hosts.curl(a, "GET", "/devices/vpn0/stats")

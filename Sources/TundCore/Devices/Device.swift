@@ -114,6 +114,9 @@ public struct DeviceSnapshot: Equatable, Sendable {
     public var driftRepaired: Int
     /// Offloads the kernel granted the device ("csum", "tso4", "tso6", "uso4", "uso6").
     public var offloads: [String]
+    /// The stored routes the kernel holds now. A link that is down holds none: its routes wait in the
+    /// store and go back when it comes up.
+    public var activeRouteIDs: Set<Int64> = []
 }
 
 /// `GET /devices/{name}/stats`: the worker's counters and the kernel's, side by side.

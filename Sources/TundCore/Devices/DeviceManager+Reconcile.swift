@@ -107,15 +107,17 @@ extension DeviceManager {
         let presentPrefixes = Set(present.map(\.prefix))
         drift.missingAddresses = spec.addresses.filter { !presentPrefixes.contains($0) }
         drift.unstoredAddresses = present.filter { $0.owned && !spec.addresses.contains($0.prefix) }.map(\.prefix)
-        // Routes exist only on a link that is up: the kernel removes them when it goes down.
+        // Routes exist only on a link that is up: the kernel removes them when it goes down. A stored route
+        // the kernel lacks is drift only while the link is up; while it is down (someone set it down),
+        // the link's state is the finding, and repair puts the routes back after setting it up.
         if spec.up {
-            let routes = try kernel { () throws(KernelError) in try links.ownedRoutes(index: link.index) }
+            let routes = link.up ? try kernel { () throws(KernelError) in try links.ownedRoutes(index: link.index) } : []
             drift.missingRoutes = spec.routes.filter { route in !routes.contains { $0.sameRoute(as: route) } }
             drift.unstoredRoutes = routes.filter { route in !spec.routes.contains { $0.sameRoute(as: route) } }
         }
         drift.findings += drift.missingAddresses.map { "address \($0) missing" }
             + drift.unstoredAddresses.map { "address \($0) not stored" }
-            + drift.missingRoutes.map { "route \($0.destination) missing" }
+            + (link.up ? drift.missingRoutes.map { "route \($0.destination) missing" } : [])
             + drift.unstoredRoutes.map { "route \($0.destination) not stored" }
         return drift
     }

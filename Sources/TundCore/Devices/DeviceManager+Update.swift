@@ -67,16 +67,13 @@ extension DeviceManager {
             }
             let index = try liveIndex(managed)
             let linkChange = LinkSettings(up: spec.up != old.up ? spec.up : nil, mtu: spec.mtu != old.mtu ? spec.mtu : nil)
+            let undoLinkChange = LinkSettings(up: linkChange.up.map { _ in old.up }, mtu: linkChange.mtu.map { _ in old.mtu })
             if linkChange != LinkSettings() {
-                try kernel { () throws(KernelError) in
-                    try links.configure(index: index, linkChange)
-                    // Linux drops a link's IPv6 addresses when it goes down (keep_addr_on_down=0): put
-                    // them back at once, so taking the device down is not mistaken for drift.
-                    if linkChange.up == false {
-                        for prefix in spec.addresses where prefix.family == .ipv6 {
-                            try links.addAddress(prefix, index: index, replace: true)
-                        }
-                    }
+                do throws(TundError) {
+                    try applyLinkChange(linkChange, index: index, spec: spec)
+                } catch {
+                    _ = try? applyLinkChange(undoLinkChange, index: index, spec: old)
+                    throw error
                 }
             }
             if spec.workerMode != old.workerMode || spec.tunnel != old.tunnel, let device = managed.device {
@@ -87,16 +84,32 @@ extension DeviceManager {
                     managed.worker = try startWorker(record, device)
                 } catch {
                     // The new worker cannot start (a tunnel's port is taken): the old one goes on.
-                    if linkChange != LinkSettings() {
-                        _ = try? links.configure(index: index, LinkSettings(up: linkChange.up.map { _ in old.up }, mtu: linkChange.mtu.map { _ in old.mtu }))
-                    }
+                    if linkChange != LinkSettings() { _ = try? applyLinkChange(undoLinkChange, index: index, spec: old) }
                     managed.worker = try? startWorker(managed.record, device)
                     throw error
                 }
             }
             managed.record.spec = spec
-            return { [links] in
-                _ = try? links.configure(index: index, LinkSettings(up: linkChange.up.map { _ in old.up }, mtu: linkChange.mtu.map { _ in old.mtu }))
+            return { [self] in _ = try? applyLinkChange(undoLinkChange, index: index, spec: old) }
+        }
+    }
+
+    /// `ip link set` with systemd-networkd's memory: a link that goes down loses its routes to the kernel
+    /// (they stay stored, inactive), and one that comes up gets them back. Linux also drops a link's IPv6
+    /// addresses when it goes down (keep_addr_on_down=0): they are put back at once, so taking the
+    /// device down is not mistaken for drift. `spec` is the state the link is moving to.
+    func applyLinkChange(_ change: LinkSettings, index: Int32, spec: DeviceSpec) throws(TundError) {
+        try kernel { () throws(KernelError) in
+            try links.configure(index: index, change)
+            switch change.up {
+            case false?:
+                for prefix in spec.addresses where prefix.family == .ipv6 {
+                    try links.addAddress(prefix, index: index, replace: true)
+                }
+            case true?:
+                for route in spec.routes { try links.addRoute(route, index: index, replace: true) }
+            case nil:
+                break
             }
         }
     }
@@ -144,6 +157,11 @@ extension DeviceManager {
             spec.routes.append(route)
             try Self.renamingField(to: "destination", from: "routes[") { () throws(TundError) in try spec.validate() }
             let index = try liveIndex(managed)
+            // On a device that is down the route is only stored: the kernel takes it when the link comes up.
+            guard spec.up else {
+                managed.record.setRoutes(managed.record.routes + [DeviceRoute(id: 0, spec: route)])
+                return {}
+            }
             try kernel { () throws(KernelError) in try links.addRoute(route, index: index, replace: false) }
             managed.record.setRoutes(managed.record.routes + [DeviceRoute(id: 0, spec: route)])
             return { [links] in _ = try? links.deleteRoute(route, index: index) }

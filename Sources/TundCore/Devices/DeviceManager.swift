@@ -113,7 +113,9 @@ public final class DeviceManager: Sendable {
             events.publish(.created, device: managed.record.name, [("generation", "\(managed.record.generation)")])
             events.publish(.workerStarted, device: managed.record.name, [("mode", managed.record.spec.workerMode.rawValue)])
         }
-        return (snapshot(managed, link: configured ?? (try? links.link(named: managed.record.name)) ?? nil), replayed)
+        // A fresh create has just installed every route the kernel acknowledged; no need to ask it again.
+        let link = configured ?? (try? links.link(named: managed.record.name)) ?? nil
+        return (snapshot(managed, link: link, kernelRoutes: replayed ? nil : managed.record.spec.routes), replayed)
     }
 
     /// Applies `spec` to an open device: owner and group, alias, MTU, MAC, link state, addresses, routes.
@@ -130,7 +132,10 @@ public final class DeviceManager: Sendable {
         try kernel { () throws(KernelError) in
             try links.configure(index: link.index, LinkSettings(up: spec.up, mtu: spec.mtu, mac: spec.mac, alias: ownerAlias))
             for prefix in spec.addresses { try links.addAddress(prefix, index: link.index, replace: replace) }
-            for route in spec.routes { try links.addRoute(route, index: link.index, replace: replace) }
+            // The kernel refuses routes out of a link that is down; they wait in the store until it is up.
+            if spec.up {
+                for route in spec.routes { try links.addRoute(route, index: link.index, replace: replace) }
+            }
         }
         return try kernel({ () throws(KernelError) in try links.link(index: link.index) }) ?? link
     }
@@ -198,9 +203,12 @@ public final class DeviceManager: Sendable {
     public func listWithStatistics() -> [(device: DeviceSnapshot, statistics: DeviceStatistics)] {
         let managed = devices.withLock { Array($0.values) }.sorted { ($0.record.id ?? 0) < ($1.record.id ?? 0) }
         let linksByName = Dictionary((try? links.links())?.map { ($0.name, $0) } ?? [], uniquingKeysWith: { first, _ in first })
+        // One route dump for every device, and none when no device has routes.
+        let routesByLink = managed.contains { !$0.record.routes.isEmpty } ? (try? links.ownedRoutesByLink()) ?? [:] : [:]
         return managed.map { managed in
             let link = linksByName[managed.record.name]
-            return (snapshot(managed, link: link), statistics(managed, link: link))
+            let kernelRoutes = link.map { routesByLink[$0.index] ?? [] }
+            return (snapshot(managed, link: link, kernelRoutes: kernelRoutes), statistics(managed, link: link))
         }
     }
 
@@ -229,11 +237,19 @@ public final class DeviceManager: Sendable {
 
     func owned(_ link: LinkState) -> Bool { link.alias == ownerAlias }
 
-    func snapshot(_ managed: ManagedDevice, link: LinkState?) -> DeviceSnapshot {
-        DeviceSnapshot(record: managed.record, link: link.flatMap { owned($0) ? $0 : nil },
-                       workerRunning: managed.worker?.isRunning ?? false, restoreError: managed.restoreError,
-                       lastDrift: managed.lastDrift, driftDetected: managed.driftDetected, driftRepaired: managed.driftRepaired,
-                       offloads: managed.offloads)
+    /// The device as the API shows it. `kernelRoutes`: tund's routes out of the link as the kernel holds
+    /// them now; nil asks the kernel, unless the link is absent or down (then it holds none of them).
+    func snapshot(_ managed: ManagedDevice, link: LinkState?, kernelRoutes: [RouteSpec]? = nil) -> DeviceSnapshot {
+        let link = link.flatMap { owned($0) ? $0 : nil }
+        var active = Set<Int64>()
+        if let link, link.up, !managed.record.routes.isEmpty,
+           let installed = kernelRoutes ?? (try? links.ownedRoutes(index: link.index)) {
+            active = Set(managed.record.routes.filter { route in installed.contains { $0.sameRoute(as: route.spec) } }.map(\.id))
+        }
+        return DeviceSnapshot(record: managed.record, link: link,
+                              workerRunning: managed.worker?.isRunning ?? false, restoreError: managed.restoreError,
+                              lastDrift: managed.lastDrift, driftDetected: managed.driftDetected, driftRepaired: managed.driftRepaired,
+                              offloads: managed.offloads, activeRouteIDs: active)
     }
 
     // MARK: - Delete

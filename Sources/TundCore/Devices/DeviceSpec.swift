@@ -216,9 +216,6 @@ public struct DeviceSpec: Equatable, Sendable {
         guard routes.count <= Self.maximumRoutes else {
             throw .invalidField(field: "routes", reason: "at most \(Self.maximumRoutes) routes")
         }
-        if !routes.isEmpty && !up {
-            throw .invalidField(field: "routes", reason: "routes need the device up: the kernel removes the routes of a link that is down")
-        }
         var seen = Set<String>()
         for (index, route) in routes.enumerated() {
             let field = "routes[\(index)]"

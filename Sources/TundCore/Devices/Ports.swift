@@ -51,6 +51,8 @@ public protocol LinkControl: Sendable {
     func addresses(index: Int32) throws(KernelError) -> [(prefix: IPPrefix, owned: Bool)]
     /// Main-table routes out of the link that tund installed (its route protocol).
     func ownedRoutes(index: Int32) throws(KernelError) -> [RouteSpec]
+    /// The same for every link at once, by ifindex: one dump for a pass over all devices.
+    func ownedRoutesByLink() throws(KernelError) -> [Int32: [RouteSpec]]
 }
 
 /// A change in the kernel that may concern a device, as the kernel announced it.
