@@ -563,7 +563,7 @@ def test_live_changes_match_the_spec(tund, contract):
                            body={"destination": "10.64.0.0/16", "gateway": "10.60.0.2", "metric": 7},
                            headers=dict(JSON, **{"If-Match": '"8"'}))
     assert response.status == 201 and etag(response) == '"9"'
-    assert route == {"id": route["id"], "destination": "10.64.0.0/16", "gateway": "10.60.0.2", "metric": 7}
+    assert route == {"id": route["id"], "destination": "10.64.0.0/16", "gateway": "10.60.0.2", "metric": 7, "active": True}
     assert response.headers["Location"] == f"/devices/live0/routes/{route['id']}"
     response, onlink = call(tund, contract, "post", "/devices/{name}/routes", "/devices/live0/routes",
                             body={"destination": "10.65.0.0/16"})

@@ -2,6 +2,7 @@
 and tunnel between two daemons in two namespaces joined by a veth pair."""
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -9,6 +10,7 @@ import time
 import pytest
 
 from conftest import free_port, tund_binary
+from sse import EventClient
 from test_devices import stats, wait_for
 
 JSON = {"Content-Type": "application/json"}
@@ -25,7 +27,6 @@ def ping(address, count=5, namespace=None, six=False):
     return 0
 
 
-@pytest.mark.parametrize("kind", ["tun", "tap"])
 def wait_listening(namespace, port, process, timeout=10.0):
     """Waits until something listens on TCP `port` in `namespace` (`process` must stay alive meanwhile)."""
     deadline = time.monotonic() + timeout
@@ -36,6 +37,7 @@ def wait_listening(namespace, port, process, timeout=10.0):
         time.sleep(0.02)
 
 
+@pytest.mark.parametrize("kind", ["tun", "tap"])
 def test_responder_answers_ping_on_ipv4_and_ipv6(tund, kind):
     body = {"name": f"r{kind}", "type": kind, "addresses": ["10.31.0.1/24", "fd00:31::1/64"], "worker": {"mode": "responder"}}
     assert tund.post("/devices", body).status == 201
@@ -242,3 +244,47 @@ def test_tunnel_drops_datagrams_from_unexpected_sources(two_hosts):
         time.sleep(0.1)
     assert statistics["worker"]["dropped_reasons"]["unexpected_source"] == 5
     assert statistics["worker"]["peer"]["packets_received"] == 0 and statistics["worker"]["packets_written"] == 0
+
+
+def udp_bound(port):
+    """The UDP sockets bound to `port` in this namespace."""
+    return subprocess.run(["ss", "-Hlun", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout.strip().splitlines()
+
+
+LOOP_TUNNEL = {"name": "lt0", "type": "tun", "addresses": ["10.151.0.1/24"],
+               "worker": {"mode": "tunnel", "local": "127.0.0.1:7100", "remote": "127.0.0.1:7101"}}
+
+
+def test_a_tunnel_switches_to_a_new_remote_on_the_same_local(tund):
+    """Regression: the old worker's socket stayed bound after stop(), so the switch failed with
+    EADDRINUSE and took the old worker down with it."""
+    assert tund.post("/devices", LOOP_TUNNEL).status == 201
+    response = tund.request("PATCH", "/devices/lt0", body={"worker": {"mode": "tunnel", "local": "127.0.0.1:7100", "remote": "127.0.0.1:7102"}})
+    assert response.status == 200, response
+    assert response.json()["worker"] == {"mode": "tunnel", "local": "127.0.0.1:7100", "remote": "127.0.0.1:7102", "running": True}
+    assert len(udp_bound(7100)) == 1
+
+
+def test_a_failed_tunnel_switch_leaves_the_old_worker_running(tund):
+    assert tund.post("/devices", LOOP_TUNNEL).status == 201
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 7200))
+        response = tund.request("PATCH", "/devices/lt0", body={"worker": {"mode": "tunnel", "local": "127.0.0.1:7200", "remote": "127.0.0.1:7101"}})
+        assert response.status == 409 and response.json()["error"]["errno"] == "EADDRINUSE", response
+    device = tund.get("/devices/lt0").json()
+    assert device["worker"] == {"mode": "tunnel", "local": "127.0.0.1:7100", "remote": "127.0.0.1:7101", "running": True}
+    assert device["generation"] == 1 and len(udp_bound(7100)) == 1
+
+
+def test_a_tunnel_device_deleted_behind_tunds_back_comes_back_with_its_worker(tund):
+    created = tund.post("/devices", LOOP_TUNNEL).json()
+    events = EventClient(tund.port, last_event_id=0)
+    try:
+        subprocess.run(["ip", "link", "del", "lt0"], check=True)
+        _, seen = events.wait_for(lambda event: event[1] in ("drift.repaired", "worker.failed") and event[2]["device"] == "lt0")
+    finally:
+        events.close()
+    assert "worker.failed" not in [event[1] for event in seen], seen
+    device = tund.get("/devices/lt0").json()
+    assert device["worker"]["running"] is True and device["state"]["ifindex"] != created["state"]["ifindex"]
+    assert len(udp_bound(7100)) == 1

@@ -83,14 +83,27 @@ extension DeviceManager {
                 do throws(TundError) {
                     managed.worker = try startWorker(record, device)
                 } catch {
-                    // The new worker cannot start (a tunnel's port is taken): the old one goes on.
+                    // The new worker cannot start (a tunnel's port is taken): the old one goes on. stop()
+                    // closed the old socket, so its port is free again.
                     if linkChange != LinkSettings() { _ = try? applyLinkChange(undoLinkChange, index: index, spec: old) }
-                    managed.worker = try? startWorker(managed.record, device)
+                    managed.worker = restartWorker(managed.record, device)
                     throw error
                 }
             }
             managed.record.spec = spec
             return { [self] in _ = try? applyLinkChange(undoLinkChange, index: index, spec: old) }
+        }
+    }
+
+    /// Starts the previous worker again after a failed switch. If even that fails, it is said in the log
+    /// and as a `worker.failed` event, never hidden.
+    func restartWorker(_ record: DeviceRecord, _ device: any OpenDevice) -> PacketWorker? {
+        do throws(TundError) {
+            return try startWorker(record, device)
+        } catch {
+            logger.error("could not restart the previous worker", metadata: deviceMetadata(record).merging(["error": "\(error)"]) { $1 })
+            events.publish(.workerFailed, device: record.name, [("error", error.description)])
+            return nil
         }
     }
 
@@ -210,7 +223,7 @@ extension DeviceManager {
                     // The worker was restarted for the new mode: give the old mode back.
                     managed.worker?.stop()
                     var restored = before
-                    restored.worker = try? startWorker(before.record, device)
+                    restored.worker = restartWorker(before.record, device)
                     devices[name] = restored
                 }
                 throw error

@@ -15,11 +15,12 @@ import Synchronization
 public final class PacketWorker: Sendable {
     public let mode: WorkerMode
     private let loops: [QueueLoop]
-    private let threads: Mutex<[pthread_t]>
+    /// The running threads and the tunnel's UDP socket (shared by them; -1 in other modes, and once
+    /// stopped). `stop` joins the threads and closes the socket under this lock, so the port is free for
+    /// a successor (a new remote on the same local) as soon as `stop` returns.
+    private let running: Mutex<(threads: [pthread_t], tunnelSocket: Int32)>
     /// A pipe: writing its end wakes every queue thread, which poll its read end.
     private let stopSignal: (read: Int32, write: Int32)
-    /// The tunnel's UDP socket, shared by the queue threads; -1 in other modes.
-    private let tunnelSocket: Int32
 
     /// Starts one thread per descriptor. The descriptors stay owned by the caller and must outlive `stop`.
     /// A tunnel binds `tunnel.local` first (EADDRINUSE and the like fail here).
@@ -49,7 +50,6 @@ public final class PacketWorker: Sendable {
             }
             peer = SocketAddressStorage(tunnel.remote)
         }
-        tunnelSocket = socketFD
         loops = descriptors.enumerated().map {
             QueueLoop(queue: $0.offset, descriptor: $0.element, stopSignal: pipeEnds[0], kind: kind, mode: mode,
                       tunnelSocket: socketFD, peer: peer, capture: capture, threadName: "\(name)/\($0.offset)", vnetHeader: vnetHeader)
@@ -61,27 +61,28 @@ public final class PacketWorker: Sendable {
             let code = pthread_create(&thread, nil, runQueueLoop, context)
             guard code == 0 else {
                 Unmanaged<QueueLoop>.fromOpaque(context).release()
-                threads = Mutex(started)
+                running = Mutex((started, socketFD))
                 stop()
                 throw KernelError(operation: "pthread_create", errno: code, errnoName: "errno \(code)")
             }
             started.append(thread)
         }
-        threads = Mutex(started)
+        running = Mutex((started, socketFD))
     }
 
-    /// Wakes every queue thread and waits for it to finish. Idempotent.
+    /// Wakes every queue thread, waits for it to finish and closes the tunnel's socket. Idempotent.
     public func stop() {
         var one: UInt8 = 1
         _ = write(stopSignal.write, &one, 1)
-        let joining = threads.withLock { threads in
-            defer { threads = [] }
-            return threads
+        running.withLock { running in
+            for thread in running.threads { pthread_join(thread, nil) }
+            running.threads = []
+            if running.tunnelSocket >= 0 { close(running.tunnelSocket) }
+            running.tunnelSocket = -1
         }
-        for thread in joining { pthread_join(thread, nil) }
     }
 
-    public var isRunning: Bool { threads.withLock { !$0.isEmpty } }
+    public var isRunning: Bool { running.withLock { !$0.threads.isEmpty } }
 
     public func counters() -> WorkerCounters {
         WorkerCounters(mode: mode, running: isRunning, queues: loops.map { $0.counters.snapshot(queue: $0.queue) })
@@ -91,7 +92,6 @@ public final class PacketWorker: Sendable {
         stop()
         close(stopSignal.read)
         close(stopSignal.write)
-        if tunnelSocket >= 0 { close(tunnelSocket) }
     }
 }
 
@@ -135,14 +135,22 @@ struct SocketAddressStorage: Sendable {
             raw.sin_port = address.port.bigEndian
             raw.sin_addr = in_addr(s_addr: value.bigEndian)
             length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: withUnsafeBytes(of: raw) { UnsafeRawBufferPointer($0) }) }
+            Self.copy(raw, into: &storage)
         case .v6(let bytes):
             var raw = sockaddr_in6()
             raw.sin6_family = sa_family_t(AF_INET6)
             raw.sin6_port = address.port.bigEndian
             withUnsafeMutableBytes(of: &raw.sin6_addr) { $0.copyBytes(from: bytes) }
             length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: withUnsafeBytes(of: raw) { UnsafeRawBufferPointer($0) }) }
+            Self.copy(raw, into: &storage)
+        }
+    }
+
+    /// The source's bytes are read only inside its own `withUnsafeBytes`: a pointer that left that
+    /// closure would be undefined behaviour, and the optimizer made one into a garbage sockaddr.
+    private static func copy<Raw>(_ raw: Raw, into storage: inout sockaddr_storage) {
+        withUnsafeBytes(of: raw) { source in
+            withUnsafeMutableBytes(of: &storage) { destination in destination.copyMemory(from: source) }
         }
     }
 
