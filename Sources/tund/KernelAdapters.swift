@@ -74,6 +74,10 @@ struct KernelLinkControl: LinkControl {
         }
     }
 
+    func outputInterface(to address: IPAddress) throws(KernelError) -> Int32? {
+        try mapped { () throws(NetlinkError) in try netlink.outputInterface(to: address) }
+    }
+
     func ownedRoutesByLink() throws(KernelError) -> [Int32: [RouteSpec]] {
         try mapped { () throws(NetlinkError) in
             Dictionary(grouping: try netlink.routes().filter { $0.protocol == tundProtocol && $0.outputInterface != nil }) { $0.outputInterface! }

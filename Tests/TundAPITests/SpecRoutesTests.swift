@@ -87,6 +87,7 @@ struct UnusedLinks: LinkControl {
     func addresses(index: Int32) throws(KernelError) -> [(prefix: IPPrefix, owned: Bool)] { throw Self.unused }
     func ownedRoutes(index: Int32) throws(KernelError) -> [RouteSpec] { throw Self.unused }
     func ownedRoutesByLink() throws(KernelError) -> [Int32: [RouteSpec]] { throw Self.unused }
+    func outputInterface(to address: IPAddress) throws(KernelError) -> Int32? { throw Self.unused }
 }
 
 struct UnusedStore: DeviceStore {

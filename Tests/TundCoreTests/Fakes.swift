@@ -161,6 +161,19 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
         lock.locked { table.values.first { $0.state.index == index }?.routes ?? [] }
     }
 
+    /// Longest prefix over the links that are up: their addresses' prefixes and their routes.
+    func outputInterface(to address: IPAddress) throws(KernelError) -> Int32? {
+        lock.locked {
+            var best: (length: Int, index: Int32)?
+            for link in table.values where link.state.up {
+                for prefix in link.addresses.map(\.network) + link.routes.map(\.destination) where prefix.contains(address) {
+                    if best == nil || prefix.length > best!.length { best = (prefix.length, link.state.index) }
+                }
+            }
+            return best?.index
+        }
+    }
+
     func ownedRoutesByLink() throws(KernelError) -> [Int32: [RouteSpec]] {
         lock.locked { Dictionary(uniqueKeysWithValues: table.values.map { ($0.state.index, $0.routes) }) }
     }

@@ -354,3 +354,19 @@ def test_drift_repair_setting_a_link_up_puts_its_routes_back(tund):
     assert eventually(lambda: "UP" in link("tun0")["flags"] and routes_via("tun0") == [("10.20.0.0/16", "10.10.0.2", None)])
     device = tund.get("/devices/tun0").json()
     assert device["routes"][0]["active"] is True and device["drift"]["repaired"] >= 1
+
+
+def test_an_ipv6_route_with_metric_0_settles(tund):
+    """Regression: the kernel stores IPv6 metric 0 as 1024; tund saw drift and "repaired" it ~20 times a
+    second, forever. It is stored as the kernel holds it, and drift compares normalized routes."""
+    body = {"name": "m0", "type": "tun", "addresses": ["fd00:70::1/64"], "routes": [{"destination": "fd00:71::/64", "metric": 0}]}
+    response = tund.post("/devices", body)
+    assert response.status == 201 and response.json()["routes"][0]["metric"] == 1024, response
+    route = tund.post("/devices/m0/routes", {"destination": "fd00:72::/64", "metric": 0})
+    assert route.status == 201 and route.json()["metric"] == 1024 and route.json()["active"] is True
+    device = drift_seen_after_a_marker(tund, "m0")
+    assert device["drift"]["detected"] == 1 and device["drift"]["last"]["findings"] == ["mtu 1499, stored 1500"]
+    assert [r["active"] for r in device["routes"]] == [True, True]
+    # Listed twice in the kernel's terms (0 and 1024 are one IPv6 route): refused.
+    response = tund.post("/devices/m0/routes", {"destination": "fd00:71::/64", "metric": 1024})
+    assert response.status == 422, response

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import free_port, tund_binary
+from conftest import free_port, ip_json, link_names, tund_binary
 from sse import EventClient
 from test_devices import stats, wait_for
 
@@ -288,3 +288,66 @@ def test_a_tunnel_device_deleted_behind_tunds_back_comes_back_with_its_worker(tu
     device = tund.get("/devices/lt0").json()
     assert device["worker"]["running"] is True and device["state"]["ifindex"] != created["state"]["ifindex"]
     assert len(udp_bound(7100)) == 1
+
+
+def test_a_tunnel_whose_remote_is_routed_through_itself_is_refused(tund):
+    """Regression: the remote in the device's own connected prefix made a tunnel that sent its datagrams
+    into itself forever. The kernel's answer (ip route get) decides, at create and at every change."""
+    response = tund.post("/devices", {"name": "self0", "type": "tun", "addresses": ["10.150.0.1/24"],
+                                      "worker": {"mode": "tunnel", "local": "10.150.0.1:7030", "remote": "10.150.0.2:7030"}})
+    assert response.status == 422 and response.json()["error"]["field"] == "worker.remote", response
+    assert "ip route get" in response.json()["error"]["message"]
+    assert tund.get("/devices/self0").status == 404 and "self0" not in link_names()
+    # Created down, the loop would only begin when it comes up: that PATCH is refused and changes nothing.
+    response = tund.post("/devices", {"name": "self0", "type": "tun", "addresses": ["10.150.0.1/24"], "up": False,
+                                      "worker": {"mode": "tunnel", "local": "10.150.0.1:7030", "remote": "10.150.0.2:7030"}})
+    assert response.status == 201, response
+    response = tund.request("PATCH", "/devices/self0", body={"up": True})
+    assert response.status == 422 and response.json()["error"]["field"] == "worker.remote", response
+    device = tund.get("/devices/self0").json()
+    assert device["up"] is False and device["generation"] == 1 and "UP" not in ip_json("link", "show", "self0")[0]["flags"]
+
+
+@pytest.fixture
+def underlay():
+    """A veth pair in the test's namespace: ve0 10.160.0.1/24 <-> ve1, the way to a tunnel's remote."""
+    subprocess.run(["ip", "link", "add", "ve0", "type", "veth", "peer", "name", "ve1"], check=True)
+    subprocess.run(["ip", "addr", "add", "10.160.0.1/24", "dev", "ve0"], check=True)
+    for name in ("ve0", "ve1"):
+        subprocess.run(["ip", "link", "set", name, "up"], check=True)
+    yield
+    subprocess.run(["ip", "link", "del", "ve0"], capture_output=True)
+
+
+def test_a_full_tunnel_is_accepted_while_its_remote_has_a_more_specific_route(tund, underlay):
+    """Regression: 0.0.0.0/0 through the tunnel was refused although the remote's own route is more specific."""
+    response = tund.post("/devices", {"name": "vpn0", "type": "tun", "addresses": ["10.161.0.1/24"],
+                                      "routes": [{"destination": "0.0.0.0/0"}],
+                                      "worker": {"mode": "tunnel", "local": "10.160.0.1:7000", "remote": "10.160.0.2:7000"}})
+    assert response.status == 201, response
+    assert [r["dst"] for r in ip_json("route", "show", "dev", "vpn0") if r.get("protocol") in ("212", 212)] == ["default"]
+    # A route that would carry the tunnel's own datagrams into it is refused, and not left in the kernel.
+    response = tund.post("/devices/vpn0/routes", {"destination": "10.160.0.2/32"})
+    assert response.status == 422 and response.json()["error"]["field"] == "worker.remote", response
+    assert [r["dst"] for r in ip_json("route", "show", "dev", "vpn0") if r.get("protocol") in ("212", 212)] == ["default"]
+    assert tund.get("/devices/vpn0").json()["generation"] == 1
+
+
+def test_a_tunnel_that_reads_its_own_datagrams_stops_instead_of_spinning(tund):
+    """A loop made behind tund's back (a route to the remote through the tunnel's device): the worker sees
+    its own datagram come back, stops, and says so with a worker.failed event."""
+    response = tund.post("/devices", {"name": "loop0", "type": "tun", "addresses": ["10.151.0.1/24"],
+                                      "worker": {"mode": "tunnel", "local": "10.151.0.1:7100", "remote": "10.152.0.2:7101"}})
+    assert response.status == 201, response
+    events = EventClient(tund.port, last_event_id=0)
+    try:
+        subprocess.run(["ip", "route", "add", "10.152.0.2/32", "dev", "loop0"], check=True)
+        subprocess.run(["ping", "-c", "1", "-W", "1", "10.151.0.2"], capture_output=True, timeout=10)
+        event, _ = events.wait_for(lambda event: event[1] == "worker.failed" and event[2]["device"] == "loop0")
+    finally:
+        events.close()
+    assert "routing loop" in event[2]["detail"]["error"], event
+    device = tund.get("/devices/loop0").json()
+    assert device["worker"]["running"] is False
+    read = stats(tund, "loop0")["worker"]["packets_read"]
+    assert read <= 3, read  # the ping, and at most a datagram or two of its own, before it stopped

@@ -74,6 +74,17 @@ public final class RouteNetlink: Sendable {
         _ = try socket.request(RouteRequests.deleteRoute(route), operation: "RTM_DELROUTE \(route.destination)")
     }
 
+    /// `ip route get ADDRESS`: the ifindex the kernel would send a packet for `address` out of; nil when
+    /// it has no route (ENETUNREACH, EHOSTUNREACH) or the answer names no interface.
+    public func outputInterface(to address: IPAddress) throws(NetlinkError) -> Int32? {
+        do {
+            return try socket.request(RouteRequests.lookupRoute(to: address), operation: "RTM_GETROUTE \(address)")
+                .lazy.compactMap(RouteReplies.lookedUpInterface).first
+        } catch where error.errno == ENETUNREACH || error.errno == EHOSTUNREACH {
+            return nil
+        }
+    }
+
     /// `ip route show table main` for both families.
     public func routes() throws(NetlinkError) -> [RouteInfo] {
         var all: [RouteInfo] = []

@@ -94,6 +94,16 @@ public enum RouteRequests {
         return message
     }
 
+    /// `ip route get ADDRESS`: the kernel's own choice of route for one destination, policy rules, the
+    /// local table and longest prefix included.
+    public static func lookupRoute(to address: IPAddress) -> NetlinkMessageBuilder {
+        var message = NetlinkMessageBuilder(type: RouteMessage.getRoute, flags: RouteMessage.request | RouteMessage.ack)  // the answer, then the ACK that ends it
+        message.appendHeader(RouteMessage.rtmsg(family: address.family.kernelValue, destinationLength: UInt8(address.bytes.count * 8),
+                                                protocol: 0, scope: 0, type: 0))
+        message.appendAttribute(RouteMessage.rtaDst, address.bytes)
+        return message
+    }
+
     /// `ip route show table main` for one family (dump).
     public static func dumpRoutes(family: AddressFamily) -> NetlinkMessageBuilder {
         var message = NetlinkMessageBuilder(type: RouteMessage.getRoute, flags: RouteMessage.request | RouteMessage.dump)
@@ -153,6 +163,13 @@ public enum RouteReplies {
         else { return nil }
         return AddressInfo(interfaceIndex: Int32(bitPattern: payload.readInteger(UInt32.self, at: payload.startIndex + 4)),
                            prefix: prefix, protocol: attributes.uint8(RouteMessage.ifaProto) ?? 0)
+    }
+
+    /// The output interface of the answer to `lookupRoute`, whatever table it came from.
+    public static func lookedUpInterface(_ message: NetlinkMessage) -> Int32? {
+        let payload = message.payload[...]
+        guard message.type == RouteMessage.newRoute, payload.count >= 12 else { return nil }
+        return NetlinkAttributes(payload[(payload.startIndex + 12)...]).uint32(RouteMessage.rtaOif).map { Int32(bitPattern: $0) }
     }
 
     /// Routes of the main table only; other tables (local, policy tables) are not tund's business.

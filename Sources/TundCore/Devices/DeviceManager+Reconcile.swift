@@ -232,16 +232,6 @@ extension DeviceManager {
     }
 }
 
-extension RouteSpec {
-    /// The kernel keys a route by destination and metric (table and family aside); the gateway is its
-    /// content. No metric means the kernel's default: 0 for IPv4, 1024 for IPv6.
-    func sameRoute(as other: RouteSpec) -> Bool {
-        let defaultMetric: UInt32 = destination.family == .ipv4 ? 0 : 1024
-        return destination == other.destination && gateway == other.gateway
-            && (metric ?? defaultMetric) == (other.metric ?? defaultMetric)
-    }
-}
-
 /// The differences `inspect` found on one link and what `repair` does about them. The alias is put back
 /// silently (it is tund's own mark); everything else is also a finding.
 struct DeviceDrift {

@@ -68,13 +68,12 @@ extension DeviceManager {
             let index = try liveIndex(managed)
             let linkChange = LinkSettings(up: spec.up != old.up ? spec.up : nil, mtu: spec.mtu != old.mtu ? spec.mtu : nil)
             let undoLinkChange = LinkSettings(up: linkChange.up.map { _ in old.up }, mtu: linkChange.mtu.map { _ in old.mtu })
-            if linkChange != LinkSettings() {
-                do throws(TundError) {
-                    try applyLinkChange(linkChange, index: index, spec: spec)
-                } catch {
-                    _ = try? applyLinkChange(undoLinkChange, index: index, spec: old)
-                    throw error
-                }
+            do throws(TundError) {
+                if linkChange != LinkSettings() { try applyLinkChange(linkChange, index: index, spec: spec) }
+                try checkTunnelPath(spec, index: index)
+            } catch {
+                if linkChange != LinkSettings() { _ = try? applyLinkChange(undoLinkChange, index: index, spec: old) }
+                throw error
             }
             if spec.workerMode != old.workerMode || spec.tunnel != old.tunnel, let device = managed.device {
                 managed.worker?.stop()
@@ -135,6 +134,12 @@ extension DeviceManager {
             try Self.renamingField(to: "address", from: "addresses[") { () throws(TundError) in try spec.validate() }
             let index = try liveIndex(managed)
             try kernel { () throws(KernelError) in try links.addAddress(prefix, index: index, replace: false) }
+            do throws(TundError) {
+                try checkTunnelPath(spec, index: index)
+            } catch {
+                _ = try? links.deleteAddress(prefix, index: index)
+                throw error
+            }
             managed.record.spec = spec
             return { [links] in _ = try? links.deleteAddress(prefix, index: index) }
         }
@@ -176,6 +181,12 @@ extension DeviceManager {
                 return {}
             }
             try kernel { () throws(KernelError) in try links.addRoute(route, index: index, replace: false) }
+            do throws(TundError) {
+                try checkTunnelPath(spec, index: index)
+            } catch {
+                _ = try? links.deleteRoute(route, index: index)
+                throw error
+            }
             managed.record.setRoutes(managed.record.routes + [DeviceRoute(id: 0, spec: route)])
             return { [links] in _ = try? links.deleteRoute(route, index: index) }
         }

@@ -84,6 +84,7 @@ public final class DeviceManager: Sendable {
             do throws(TundError) {
                 let now = Timestamp.now()
                 let link = try bringUp(opened, spec: spec, replace: false)
+                try checkTunnelPath(spec, index: link.index)
                 var record = DeviceRecord(name: opened.name, spec: spec, createdAt: now, updatedAt: now)
                 record.spec.name = opened.name
                 record.setRoutes(spec.routes.map { DeviceRoute(id: 0, spec: $0) })
@@ -140,6 +141,19 @@ public final class DeviceManager: Sendable {
         return try kernel({ () throws(KernelError) in try links.link(index: link.index) }) ?? link
     }
 
+    /// A tunnel whose remote the kernel would reach through the tunnel's own device sends its datagrams
+    /// into itself, forever. Asked of the kernel (`ip route get REMOTE`) once the device is configured
+    /// as it will be, so longest prefix, the local table, the device's connected prefixes and every
+    /// other route count: a full tunnel (0.0.0.0/0 through it) is fine while the remote has a more
+    /// specific route elsewhere.
+    func checkTunnelPath(_ spec: DeviceSpec, index: Int32) throws(TundError) {
+        guard spec.workerMode == .tunnel, let tunnel = spec.tunnel, spec.up else { return }
+        let remote = tunnel.remote.address
+        if try kernel({ () throws(KernelError) in try links.outputInterface(to: remote) }) == index {
+            throw .invalidField(field: "worker.remote", reason: "the kernel routes \(remote) through this device itself (ip route get \(remote)): the tunnel's datagrams would loop back into it; route the remote through another interface")
+        }
+    }
+
     func startWorker(_ record: DeviceRecord, _ device: any OpenDevice) throws(TundError) -> PacketWorker {
         let hub = captureHubs.withLock { hubs in
             if let hub = hubs[record.name] { return hub }
@@ -147,9 +161,16 @@ public final class DeviceManager: Sendable {
             hubs[record.name] = hub
             return hub
         }
+        let name = record.name, logger = logger, events = events
+        // Runs on the failing worker's thread, once: it must not stop (join) the worker itself.
+        let onFailure: @Sendable (String) -> Void = { reason in
+            logger.error("worker stopped", metadata: ["device": "\(name)", "reason": "\(reason)"])
+            events.publish(.workerFailed, device: name, [("error", reason)])
+        }
         return try kernel { () throws(KernelError) in
             try PacketWorker(mode: record.spec.workerMode, kind: record.spec.kind, descriptors: device.queueDescriptors,
-                             tunnel: record.spec.tunnel, capture: hub, name: record.name, vnetHeader: record.spec.offload)
+                             tunnel: record.spec.tunnel, capture: hub, name: record.name, vnetHeader: record.spec.offload,
+                             onFailure: onFailure)
         }
     }
 

@@ -45,13 +45,26 @@ public struct RouteSpec: Equatable, Sendable {
     /// A network prefix, host bits clear (`10.20.0.0/16`).
     public var destination: IPPrefix
     public var gateway: IPAddress?
-    /// nil: the kernel's default (0 for IPv4, 1024 for IPv6).
+    /// nil: the kernel's default (0 for IPv4, 1024 for IPv6). An IPv6 metric of 0 is stored as 1024,
+    /// which is what the kernel makes of it: kept as 0, the route would never match the kernel's and be
+    /// "repaired" forever.
     public var metric: UInt32?
 
     public init(destination: IPPrefix, gateway: IPAddress? = nil, metric: UInt32? = nil) {
         self.destination = destination
         self.gateway = gateway
-        self.metric = metric
+        self.metric = destination.family == .ipv6 && metric == 0 ? Self.ipv6DefaultMetric : metric
+    }
+
+    static let ipv6DefaultMetric: UInt32 = 1024
+
+    /// The metric as the kernel holds it: the family's default when none was given.
+    public var kernelMetric: UInt32 { metric ?? (destination.family == .ipv4 ? 0 : Self.ipv6DefaultMetric) }
+
+    /// The kernel keys a route by destination and metric (table and family aside); the gateway is its
+    /// content. Compared in the kernel's normalized form.
+    public func sameRoute(as other: RouteSpec) -> Bool {
+        destination == other.destination && gateway == other.gateway && kernelMetric == other.kernelMetric
     }
 }
 
@@ -164,10 +177,8 @@ public struct DeviceSpec: Equatable, Sendable {
             if let reason = tunnel.remote.address.unusableAsInterfaceAddressReason, !reason.contains("loopback") {
                 throw .invalidField(field: "worker.remote", reason: "\(tunnel.remote.address) is \(reason)")
             }
-            // The tunnel's own traffic must not be routed into the tunnel.
-            for route in routes where route.destination.contains(tunnel.remote.address) {
-                throw .invalidField(field: "worker.remote", reason: "\(tunnel.remote.address) would be routed into the tunnel itself by \(route.destination)")
-            }
+            // Whether the tunnel's own datagrams would be routed into the tunnel is the kernel's answer,
+            // asked once the device is configured (DeviceManager.checkTunnelPath), not a guess from here.
         case (_, .some):
             throw .invalidField(field: "worker.local", reason: "only the tunnel mode takes local and remote addresses")
         default:
@@ -220,7 +231,7 @@ public struct DeviceSpec: Equatable, Sendable {
         for (index, route) in routes.enumerated() {
             let field = "routes[\(index)]"
             try route.validate(fieldPrefix: "\(field).")
-            guard seen.insert("\(route.destination) \(route.metric.map(String.init) ?? "-")").inserted else {
+            guard seen.insert("\(route.destination) \(route.kernelMetric)").inserted else {
                 throw .invalidField(field: field, reason: "route to \(route.destination) is listed twice")
             }
         }

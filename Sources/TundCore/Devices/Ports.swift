@@ -51,6 +51,9 @@ public protocol LinkControl: Sendable {
     func addresses(index: Int32) throws(KernelError) -> [(prefix: IPPrefix, owned: Bool)]
     /// Main-table routes out of the link that tund installed (its route protocol).
     func ownedRoutes(index: Int32) throws(KernelError) -> [RouteSpec]
+    /// `ip route get ADDRESS`: the ifindex the kernel would send a packet to `address` out of (policy
+    /// rules, the local table and longest prefix included); nil when it has no route.
+    func outputInterface(to address: IPAddress) throws(KernelError) -> Int32?
     /// The same for every link at once, by ifindex: one dump for a pass over all devices.
     func ownedRoutesByLink() throws(KernelError) -> [Int32: [RouteSpec]]
 }

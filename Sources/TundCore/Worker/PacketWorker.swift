@@ -21,13 +21,17 @@ public final class PacketWorker: Sendable {
     private let running: Mutex<(threads: [pthread_t], tunnelSocket: Int32)>
     /// A pipe: writing its end wakes every queue thread, which poll its read end.
     private let stopSignal: (read: Int32, write: Int32)
+    private let health: WorkerHealth
 
     /// Starts one thread per descriptor. The descriptors stay owned by the caller and must outlive `stop`.
     /// A tunnel binds `tunnel.local` first (EADDRINUSE and the like fail here).
     /// `name` (the device's) names the threads `tund:<name>/<queue>` for `top -H` and `perf`.
     /// `vnetHeader`: the descriptors carry a virtio header on every packet (the device has offloads).
+    /// `onFailure` runs once, on the worker's own thread, when the worker stops by itself (a tunnel that
+    /// reads its own datagrams back from its device: a routing loop).
     public init(mode: WorkerMode, kind: DeviceKind, descriptors: [Int32], tunnel: TunnelSpec? = nil,
-                capture: CaptureHub = CaptureHub(), name: String = "", vnetHeader: Bool = false) throws(KernelError) {
+                capture: CaptureHub = CaptureHub(), name: String = "", vnetHeader: Bool = false,
+                onFailure: @escaping @Sendable (String) -> Void = { _ in }) throws(KernelError) {
         self.mode = mode
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else {
@@ -50,9 +54,13 @@ public final class PacketWorker: Sendable {
             }
             peer = SocketAddressStorage(tunnel.remote)
         }
+        let health = WorkerHealth(wake: pipeEnds[1], report: onFailure)
+        self.health = health
+        let ownDatagrams = tunnel.map(OwnDatagram.init)
         loops = descriptors.enumerated().map {
             QueueLoop(queue: $0.offset, descriptor: $0.element, stopSignal: pipeEnds[0], kind: kind, mode: mode,
-                      tunnelSocket: socketFD, peer: peer, capture: capture, threadName: "\(name)/\($0.offset)", vnetHeader: vnetHeader)
+                      tunnelSocket: socketFD, peer: peer, capture: capture, threadName: "\(name)/\($0.offset)", vnetHeader: vnetHeader,
+                      health: health, ownDatagram: mode == .tunnel ? ownDatagrams : nil)
         }
         var started: [pthread_t] = []
         for loop in loops {
@@ -82,7 +90,8 @@ public final class PacketWorker: Sendable {
         }
     }
 
-    public var isRunning: Bool { running.withLock { !$0.threads.isEmpty } }
+    /// False once stopped, or once it stopped by itself (see `onFailure`).
+    public var isRunning: Bool { running.withLock { !$0.threads.isEmpty } && !health.failed.load(ordering: .acquiring) }
 
     public func counters() -> WorkerCounters {
         WorkerCounters(mode: mode, running: isRunning, queues: loops.map { $0.counters.snapshot(queue: $0.queue) })
@@ -171,6 +180,65 @@ struct SocketAddressStorage: Sendable {
     }
 }
 
+/// A worker's failure, shared by its queue threads: the first to fail wakes the others (they all stop)
+/// and reports once.
+final class WorkerHealth: Sendable {
+    let failed = Atomic<Bool>(false)
+    private let wake: Int32
+    private let report: @Sendable (String) -> Void
+
+    init(wake: Int32, report: @escaping @Sendable (String) -> Void) {
+        self.wake = wake
+        self.report = report
+    }
+
+    func fail(_ reason: String) {
+        guard failed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        var one: UInt8 = 1
+        _ = write(wake, &one, 1)
+        report(reason)
+    }
+}
+
+/// Recognises the tunnel's own datagrams (from its local port to its remote) among the packets its device
+/// hands over: the kernel routed the underlay into the tunnel, and every packet sent would come back
+/// to be sent again. Looked at only in tunnel mode, on the header bytes already in cache.
+struct OwnDatagram: Sendable {
+    let remote: [UInt8]
+    let remotePort: UInt16
+    let localPort: UInt16
+    let remoteDescription: String
+
+    init(_ tunnel: TunnelSpec) {
+        remoteDescription = tunnel.remote.description
+        remote = tunnel.remote.address.bytes
+        remotePort = tunnel.remote.port
+        localPort = tunnel.local.port
+    }
+
+    func matches(_ packet: UnsafeRawBufferPointer) -> Bool {
+        guard let first = packet.first else { return false }
+        let udp: Int
+        let destination: Int
+        switch first >> 4 {
+        case 4 where remote.count == 4:
+            udp = Int(first & 0x0f) * 4
+            guard udp >= 20, packet.count >= udp + 8, packet[9] == 17 else { return false }
+            destination = 16
+        case 6 where remote.count == 16:
+            udp = 40
+            guard packet.count >= udp + 8, packet[6] == 17 else { return false }
+            destination = 24
+        default:
+            return false
+        }
+        for (offset, byte) in remote.enumerated() where packet[destination + offset] != byte { return false }
+        let source = UInt16(packet[udp]) << 8 | UInt16(packet[udp + 1])
+        let target = UInt16(packet[udp + 2]) << 8 | UInt16(packet[udp + 3])
+        return source == localPort && target == remotePort
+    }
+}
+
 /// The state of one queue's thread.
 final class QueueLoop: @unchecked Sendable {
     let queue: Int
@@ -185,13 +253,18 @@ final class QueueLoop: @unchecked Sendable {
     /// Every read starts with, and every write needs, a `VirtioNetHeader`.
     let vnetHeader: Bool
     let counters = QueueCounters()
+    let health: WorkerHealth
+    let ownDatagram: OwnDatagram?
     /// Packets handled per wakeup and per direction before the stop signal is looked at again.
     static let batchLimit = 64
     /// Large enough for any frame: 65535 bytes of MTU plus Ethernet and VLAN headers.
     static let bufferSize = 65536 + 64
 
     init(queue: Int, descriptor: Int32, stopSignal: Int32, kind: DeviceKind, mode: WorkerMode, tunnelSocket: Int32,
-         peer: SocketAddressStorage?, capture: CaptureHub, threadName: String, vnetHeader: Bool) {
+         peer: SocketAddressStorage?, capture: CaptureHub, threadName: String, vnetHeader: Bool,
+         health: WorkerHealth, ownDatagram: OwnDatagram?) {
+        self.health = health
+        self.ownDatagram = ownDatagram
         self.threadName = threadName
         self.vnetHeader = vnetHeader
         self.queue = queue
@@ -274,6 +347,11 @@ final class QueueLoop: @unchecked Sendable {
                     tally.ignored &+= 1
                 }
             case .tunnel:
+                if let ownDatagram, ownDatagram.matches(UnsafeRawBufferPointer(packet)) {
+                    health.fail("routing loop: the tunnel's own datagram to \(ownDatagram.remoteDescription) came back through its device; stopped instead of spinning (route the remote through another interface, then PATCH the worker to restart it)")
+                    tally.dropped &+= 1
+                    return false
+                }
                 if prefix > 0 {
                     let header = VirtioNetHeader(slot.baseAddress!)
                     var accepted = segmentIntoQueue(packet, header, sendQueue)
