@@ -160,6 +160,19 @@ public struct TundAPI: Sendable {
         return error.response
     }
 
+    /// The answer to a request refused from its head: stable codes, statuses as RFC 9110 and 9112 say.
+    public static func rejected(_ rejection: HeadRejection) -> HTTPResponse {
+        switch rejection {
+        case .ambiguousFraming(let reason): APIError(status: 400, code: "ambiguous_framing", message: reason).response
+        case .malformedHeader(let reason): APIError(status: 400, code: "malformed_header", message: reason).response
+        case .invalidHost(let reason): APIError(status: 400, code: "invalid_host", message: reason).response
+        case .foreignHost(let reason):
+            APIError(status: 421, code: "misdirected_request", message: reason + "; without a token tund answers only to its listen address, localhost, 127.0.0.1 and [::1]").response
+        case .foreignOrigin(let reason):
+            APIError(status: 403, code: "forbidden_origin", message: reason + "; without a token tund serves no web page but its own").response
+        }
+    }
+
     /// The 400 answer for a request the HTTP server refuses before routing.
     public static func badRequest(_ reason: String) -> HTTPResponse {
         APIError(status: 400, code: "invalid_path", message: reason).response

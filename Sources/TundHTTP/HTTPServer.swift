@@ -28,6 +28,11 @@ public final class HTTPServer: Sendable {
         public var tlsKeyPEM: String?
         /// Permissions of a Unix socket (`unix:` listen addresses).
         public var unixSocketMode: UInt32 = 0o660
+        /// The names a request may use in Host and Origin; nil admits any (see `HostPolicy`).
+        public var hostPolicy: HostPolicy?
+        /// Builds the answer to a request refused from its head (framing, Host, Origin); the server adds
+        /// `Connection: close`, since what follows on the connection cannot be trusted to be a request.
+        public var rejected: @Sendable (HeadRejection) -> HTTPResponse = { _ in HTTPResponse(status: 400) }
 
         public init(tooLarge: @escaping @Sendable (_ limit: Int) -> HTTPResponse,
                     badRequest: @escaping @Sendable (_ reason: String) -> HTTPResponse,
@@ -177,6 +182,12 @@ private func handleAccess(
                .contains(where: { $0 != 0x20 }) {
             return queue(server.configuration.badRequest("the request-target contains a NUL byte"), on: connection)
         }
+        let http10 = version.map { String(cString: $0) == "HTTP/1.0" } ?? false
+        if let rejection = RequestHead.check(headerLines(connection), http10: http10, policy: server.configuration.hostPolicy) {
+            var response = server.configuration.rejected(rejection)
+            response.headers.append(("Connection", "close"))
+            return queue(response, on: connection)
+        }
         if let declared = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length"),
            let length = Int(String(cString: declared)), length > limit {
             state.tooLarge = true
@@ -252,6 +263,15 @@ private func freeStream(_ context: UnsafeMutableRawPointer?) {
     Unmanaged<HTTPStream>.fromOpaque(context).takeRetainedValue().closed()
 }
 
+/// The header lines as sent: names as written, duplicates kept, in order.
+private func headerLines(_ connection: OpaquePointer) -> [(name: String, value: String)] {
+    let collector = ValueCollector(lowercasedKeys: false, decode: false)
+    withExtendedLifetime(collector) {
+        _ = MHD_get_connection_values(connection, .HEADER_KIND, collectValue, Unmanaged.passUnretained(collector).toOpaque())
+    }
+    return collector.lines
+}
+
 /// Collects one kind of connection values (headers, query arguments) into a dictionary.
 private func connectionValues(_ connection: OpaquePointer, _ kind: MHD_ValueKind, lowercasedKeys: Bool, decode: Bool) -> [String: String] {
     let collector = ValueCollector(lowercasedKeys: lowercasedKeys, decode: decode)
@@ -263,6 +283,7 @@ private func connectionValues(_ connection: OpaquePointer, _ kind: MHD_ValueKind
 
 final class ValueCollector {
     var values: [String: String] = [:]
+    var lines: [(name: String, value: String)] = []
     let lowercasedKeys: Bool
     let decode: Bool
 
@@ -282,6 +303,7 @@ private func collectValue(_ context: UnsafeMutableRawPointer?, _ kind: MHD_Value
         text = percentDecode(Substring(text.replacingPlus())) ?? text
     }
     collector.values[collector.lowercasedKeys ? name.lowercased() : name] = text
+    collector.lines.append((name, text))
     return .YES
 }
 

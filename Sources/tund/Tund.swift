@@ -126,6 +126,12 @@ struct Tund: ParsableCommand {
         httpConfiguration.tlsCertificatePEM = tlsCertificatePEM
         httpConfiguration.tlsKeyPEM = tlsKeyPEM
         httpConfiguration.unixSocketMode = UInt32(socketMode, radix: 8)!
+        httpConfiguration.rejected = TundAPI.rejected
+        // Without a token, a browser on this host is a client too: only requests that name this server
+        // (DNS rebinding) from no foreign web origin are served. A Unix socket is out of a browser's reach.
+        if token == nil, address.unixPath == nil {
+            httpConfiguration.hostPolicy = .loopback(listeningOn: address.isIPv6 ? "[\(address.host)]" : address.host, port: Int(address.port))
+        }
         let server: HTTPServer
         do {
             server = try HTTPServer(address: address, configuration: httpConfiguration) { api.respond(to: $0) }
