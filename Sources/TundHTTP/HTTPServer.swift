@@ -53,6 +53,8 @@ public final class HTTPServer: Sendable {
     /// the limit get a 503 that says so instead of being closed without a word at accept.
     static let connectionHeadroom = 64
     private let tlsMaterial: TLSMaterial
+    /// Ends streamed responses whose clients left while they were idle.
+    let hangups = HangupWatcher()
 
     /// Binds `address` and starts serving on the pool's threads.
     public init(address: ListenAddress, configuration: Configuration,
@@ -94,6 +96,7 @@ public final class HTTPServer: Sendable {
         }
         // Closes the listening socket, ends every connection, joins the pool's threads.
         if let running = running?.pointer { MHD_stop_daemon(running) }
+        hangups.stop()
     }
 
     deinit {
@@ -221,7 +224,7 @@ private func handleAccess(
         headers: connectionValues(connection, .HEADER_KIND, lowercasedKeys: true, decode: false),
         body: state.body)
     state.body = []
-    return queue(server.handler(request), on: connection)
+    return queue(server.handler(request), on: connection, watcher: server.hangups)
 }
 
 private func handleCompleted(
@@ -233,10 +236,11 @@ private func handleCompleted(
     requestContext.pointee = nil
 }
 
-private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
+private func queue(_ response: HTTPResponse, on connection: OpaquePointer, watcher: HangupWatcher? = nil) -> MHD_Result {
     let created: OpaquePointer?
     if let stream = response.stream {
         stream.attach(connection)
+        watcher?.watch(tund_mhd_connection_fd(connection), stream)
         // The response holds the stream until MHD frees it (freeStream), after the connection is done.
         created = MHD_create_response_from_callback(UInt64.max, 16 * 1024, readStream,
                                                     Unmanaged.passRetained(stream).toOpaque(), freeStream)

@@ -62,6 +62,12 @@ public final class HTTPStream: Sendable {
 
     public var isClosed: Bool { state.withLock { $0.closed } }
 
+    /// The client hung up: end the body, so libmicrohttpd takes the connection back, finds it gone and
+    /// closes the stream (running `onClose`).
+    func clientLeft() {
+        finish()
+    }
+
     // MARK: - Server side
 
     func attach(_ connection: OpaquePointer) {

@@ -1,5 +1,6 @@
 """Metrics (Prometheus text, checked by promtool), packet capture (pcap, read back by tshark), logs."""
 import http.client
+import socket
 import struct
 import subprocess
 import threading
@@ -105,3 +106,26 @@ def test_requests_and_changes_are_logged(tund):
     assert 'msg="device updated"' in log and "mtu=1300" in log
     tund.start()
     assert 'msg="device restored"' in tund.log()
+
+
+def test_a_capture_ends_when_its_client_leaves(make_tund):
+    """Regression: an abandoned capture held its connection slot until its timeout (up to an hour), so a
+    few clients that left locked everyone else out with 503. It now ends when its client hangs up."""
+    tund = make_tund(["--max-connections", "2"])
+    assert tund.post("/devices", {"name": "tun0", "type": "tun"}).status == 201
+    clients = []
+    for _ in range(2):
+        client = socket.create_connection(("127.0.0.1", tund.port), timeout=10)
+        client.sendall(b"GET /devices/tun0/capture?count=1000&timeout=3600 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:  # the capture is registered once its answer has begun
+            chunk = client.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        clients.append(client)
+    assert tund.get("/devices").status == 503  # both slots held, as they should be while the clients stay
+    for client in clients:
+        client.close()
+    # Bounded wait for the condition: the slots come back long before the captures' timeout.
+    assert wait_for(lambda: tund.get("/devices").status == 200, attempts=100)

@@ -31,4 +31,7 @@ struct MHD_Daemon *tund_mhd_start(const struct tund_mhd_options *options,
 
 /// 1 when this libmicrohttpd was built with TLS support.
 int tund_mhd_supports_tls(void);
+
+/// The connection's socket (MHD_get_connection_info is C-variadic); -1 when MHD does not say.
+int tund_mhd_connection_fd(struct MHD_Connection *connection);
 #endif
