@@ -22,6 +22,7 @@ let package = Package(
         .target(name: "CBatchIO"),
 
         .target(name: "NetAddress"),
+        .target(name: "TundVersion"),
         .target(name: "TunKit", dependencies: ["CLinux", "NetAddress"]),
         .executableTarget(name: "EmbedMigrationsTool"),
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["EmbedMigrationsTool"]),
@@ -29,11 +30,11 @@ let package = Package(
         .target(name: "TundCore", dependencies: ["NetAddress", "CBatchIO", .product(name: "Logging", package: "swift-log")]),
         .target(name: "TundHTTP", dependencies: ["CMicroHTTPD"]),
         .target(name: "TundJSON"),
-        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "TundJSON", "NetAddress", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "TundJSON", "NetAddress", "TundVersion", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "tund",
             dependencies: [
-                "TundAPI", "TundCore", "TundHTTP", "TundStore", "TunKit", "NetAddress",
+                "TundAPI", "TundCore", "TundHTTP", "TundStore", "TunKit", "NetAddress", "TundVersion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -42,7 +43,7 @@ let package = Package(
         // The command-line client: talks to the daemon over the HTTP API only.
         .executableTarget(
             name: "tundctl",
-            dependencies: ["TundJSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["TundJSON", "TundVersion", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"]),

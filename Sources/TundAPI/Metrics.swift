@@ -1,5 +1,6 @@
 import Synchronization
 import TundCore
+import TundVersion
 
 /// Prometheus text exposition (format 0.0.4), written by hand: a few families, no dependency.
 struct MetricsText {
@@ -95,7 +96,7 @@ final class RequestMetrics: Sendable {
 /// `GET /metrics`: every device's worker and kernel counters, drift and restore counts, API metrics,
 /// build info.
 enum DeviceMetrics {
-    static let version = "0.1.0"
+    static let version = TundVersion.current
 
     static func render(manager: DeviceManager, requests: RequestMetrics, eventStreams: Int) -> String {
         var text = MetricsText()

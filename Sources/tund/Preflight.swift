@@ -43,6 +43,12 @@ enum Preflight {
                 return "cannot create the database directory \(partial): \(String(cString: strerror(errno)))"
             }
         }
+        // SQLite creates its WAL and shared-memory files beside the database, so the directory itself must
+        // be writable even when the database exists; otherwise SQLite only says "unable to open database file".
+        if access(directory, W_OK) != 0 {
+            let reason = errno == EROFS ? "it is on a read-only file system" : String(cString: strerror(errno))
+            return "the database directory \(directory) is not writable (\(reason)): tund keeps its database and SQLite's WAL files there; make it writable or choose another --database"
+        }
         return nil
     }
 

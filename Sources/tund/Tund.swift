@@ -8,6 +8,7 @@ import TundCore
 import TundHTTP
 import TundStore
 import TunKit
+import TundVersion
 
 @main
 struct Tund: ParsableCommand {
@@ -17,7 +18,8 @@ struct Tund: ParsableCommand {
         discussion: """
             Devices are stored in SQLite and restored on start; /readyz answers 200 once they are.
             Needs CAP_NET_ADMIN and read/write access to /dev/net/tun.
-            """)
+            """,
+        version: TundVersion.current)
 
     @Option(help: "Where to serve the API: HOST:PORT, [IPv6]:PORT, or unix:/path/to/socket. Addresses other than loopback need a token.")
     var listen: String = "127.0.0.1:8080"

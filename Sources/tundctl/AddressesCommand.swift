@@ -20,7 +20,8 @@ struct ListAddresses: TundCommand {
     func execute(_ api: APIClient) throws {
         let addresses = try api.get(APIPaths.device(name)).json()["addresses"] ?? .array([])
         if global.json { return try StandardStreams.out(JSONValue.object([("addresses", addresses)]).serialized() + [0x0a]) }
-        try StandardStreams.out((addresses.arrayValue ?? []).map { DeviceText.text($0) + "\n" }.joined())
+        let lines = (addresses.arrayValue ?? []).map { DeviceText.text($0) + "\n" }
+        try StandardStreams.out(lines.isEmpty ? "no addresses\n" : lines.joined())
     }
 }
 

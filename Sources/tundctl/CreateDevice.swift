@@ -12,6 +12,8 @@ struct CreateDevice: TundCommand {
               tundctl devices create tun0 --mtu 1400 --address 10.10.0.1/24 \\
                   --route 10.20.0.0/16,via=10.10.0.2
               tundctl devices create --type tap --mac 02:00:00:00:00:42 --queues 2
+              tundctl devices create vpn0 --address 10.202.0.1/24 \\
+                  --local 10.201.0.1:7000 --remote 10.201.0.2:7000
             """)
 
     enum DeviceType: String, ExpressibleByArgument, CaseIterable {
@@ -22,7 +24,7 @@ struct CreateDevice: TundCommand {
     @Argument(help: "The device's name (at most 15 bytes of letters, digits, _ - .). Omitted, the kernel picks tunN or tapN.")
     var name: String?
     @Option(help: "tun (IP packets) or tap (Ethernet frames).") var type: DeviceType = .tun
-    @Option(help: "The MTU (68 to 65535). Default 1500.") var mtu: Int?
+    @Option(help: "The MTU (68 to 65535 for tun, 68 to 65521 for tap). Default 1500.") var mtu: Int?
     @Flag(help: "Leave the link down (it is set up by default).") var down = false
     @Option(name: .customLong("address"), help: ArgumentHelp("An address with its prefix length, like 10.10.0.1/24 or fd00::1/64. Repeatable.", valueName: "cidr"))
     var addresses: [String] = []
@@ -33,6 +35,7 @@ struct CreateDevice: TundCommand {
     @Option(help: "The user id allowed to open the device.") var owner: Int64?
     @Option(help: "The group id allowed to open the device.") var group: Int64?
     @Option(help: "What tund does with drift: repair (the default) or report.") var policy: DriftPolicyArgument?
+    @OptionGroup var worker: WorkerArguments
     @Option(name: .customLong("idempotency-key"), help: ArgumentHelp("Makes retries safe: the same key and request answer with the device the first one made.", valueName: "key"))
     var idempotencyKey: String?
 
@@ -50,6 +53,7 @@ struct CreateDevice: TundCommand {
         if !addresses.isEmpty { fields.append(("addresses", .array(addresses.map(JSONValue.string)))) }
         if !routes.isEmpty { fields.append(("routes", .array(routes.map(\.json)))) }
         if let policy { fields.append(("policy", .string(policy.rawValue))) }
+        if let worker = worker.json { fields.append(("worker", worker)) }
         return .object(fields)
     }
 
@@ -61,6 +65,26 @@ struct CreateDevice: TundCommand {
         }
         if global.json { return try printJSON(response) }
         try StandardStreams.out(DeviceText.detail(try response.json()))
+    }
+}
+
+/// `--worker-mode`, `--local`, `--remote`: the packet worker, for create and set. A tunnel endpoint
+/// alone implies `--worker-mode tunnel`.
+struct WorkerArguments: ParsableArguments {
+    @Option(name: .customLong("worker-mode"), help: ArgumentHelp("The packet worker's mode: count, echo, responder or tunnel.", valueName: "mode"))
+    var mode: String?
+    @Option(help: ArgumentHelp("A tunnel's local UDP endpoint, IPv4:PORT or [IPv6]:PORT (implies --worker-mode tunnel).", valueName: "address:port"))
+    var local: String?
+    @Option(help: ArgumentHelp("A tunnel's peer, IPv4:PORT or [IPv6]:PORT (implies --worker-mode tunnel).", valueName: "address:port"))
+    var remote: String?
+
+    /// The `worker` object, or nil when no option was given.
+    var json: JSONValue? {
+        guard mode != nil || local != nil || remote != nil else { return nil }
+        var fields: [(String, JSONValue)] = [("mode", .string(mode ?? "tunnel"))]
+        if let local { fields.append(("local", .string(local))) }
+        if let remote { fields.append(("remote", .string(remote))) }
+        return .object(fields)
     }
 }
 

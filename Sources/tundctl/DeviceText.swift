@@ -38,7 +38,8 @@ enum DeviceText {
         block.add("group", text(device["group"]))
         block.add("policy", text(device["policy"]))
         block.add("generation", text(device["generation"]))
-        block.add("worker", "\(text(device["worker"]?["mode"])), \(worker(device["worker"]))")
+        block.add("worker", "\(text(device["worker"]?["mode"])), \(worker(device["worker"]))"
+                  + (device["worker"]?["remote"]?.stringValue.map { ", \(text(device["worker"]?["local"])) -> \($0)" } ?? ""))
         block.add("addresses", lines: device["addresses"]?.arrayValue?.map { text($0) } ?? [])
         block.add("routes", lines: device["routes"]?.arrayValue?.map(route) ?? [])
         block.add("state", lines: state(device["state"]))
@@ -53,6 +54,7 @@ enum DeviceText {
         var line = "#\(text(route["id"])) \(text(route["destination"]))"
         if let gateway = route["gateway"]?.stringValue { line += " via \(gateway)" }
         if let metric = route["metric"]?.integerValue { line += " metric \(metric)" }
+        if route["active"] == .bool(false) { line += " (inactive)" }
         return line
     }
 

@@ -18,6 +18,16 @@ struct ListDevices: TundCommand {
         aliases: ["ls"])
 
     @OptionGroup var global: GlobalOptions
+    /// `list` is the default subcommand, so `tundctl devices lst` lands here with "lst" as an argument;
+    /// caught, it is named as the mistyped subcommand it is, instead of printing list's usage.
+    @Argument(help: .hidden) var stray: [String] = []
+
+    func validate() throws {
+        guard let word = stray.first else { return }
+        let names = DevicesCommand.configuration.subcommands.map { $0.configuration.commandName ?? "" }
+        StandardStreams.err("error: '\(word)' is not a subcommand of 'tundctl devices' (those are: \(names.joined(separator: ", "))); see 'tundctl devices --help'\n")
+        throw ExitCode(ExitStatus.usage.rawValue)
+    }
 
     func execute(_ api: APIClient) throws {
         let response = try api.get(APIPaths.devices)
@@ -63,8 +73,11 @@ struct DeleteDevice: TundCommand {
 /// `devices set NAME ...`: PATCH /devices/{name} with only the fields given.
 struct SetDevice: TundCommand {
     static let configuration = CommandConfiguration(
-        commandName: "set", abstract: "Change a live device's MTU, link state, drift policy or worker mode (never re-created).",
-        discussion: "Prints the device as it is after the change, like `devices show`.")
+        commandName: "set", abstract: "Change a live device's MTU, link state, drift policy or worker (never re-created).",
+        discussion: """
+            Prints the device as it is after the change, like `devices show`. A worker option replaces the
+            whole worker: give --local and --remote together to move a tunnel.
+            """)
 
     enum LinkState: String, EnumerableFlag {
         case up, down
@@ -75,16 +88,16 @@ struct SetDevice: TundCommand {
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The device's name.") var name: String
-    @Option(help: "The new MTU (68 to 65535; at least 1280 with IPv6 addresses).") var mtu: Int?
+    @Option(help: "The new MTU (68 to 65535 for tun, 68 to 65521 for tap; at least 1280 with IPv6 addresses).") var mtu: Int?
     @Flag var linkState: LinkState?
     @Option(help: "What tund does with drift: repair or report.") var policy: DriftPolicyArgument?
-    @Option(name: .customLong("worker-mode"), help: ArgumentHelp("The packet worker's mode.", valueName: "mode")) var workerMode: String?
+    @OptionGroup var worker: WorkerArguments
     @Option(name: .customLong("if-match"), help: ArgumentHelp("Only if the device is still at this generation (else 412 precondition_failed).", valueName: "generation"))
     var ifMatch: Int64?
 
     func validate() throws {
-        if mtu == nil && linkState == nil && policy == nil && workerMode == nil {
-            throw ValidationError("nothing to change: give --mtu, --up, --down, --policy or --worker-mode")
+        if mtu == nil && linkState == nil && policy == nil && worker.json == nil {
+            throw ValidationError("nothing to change: give --mtu, --up, --down, --policy, --worker-mode, --local or --remote")
         }
     }
 
@@ -93,7 +106,7 @@ struct SetDevice: TundCommand {
         if let mtu { fields.append(("mtu", .integer(Int64(mtu)))) }
         if let linkState { fields.append(("up", .bool(linkState == .up))) }
         if let policy { fields.append(("policy", .string(policy.rawValue))) }
-        if let workerMode { fields.append(("worker", .object([("mode", .string(workerMode))]))) }
+        if let worker = worker.json { fields.append(("worker", worker)) }
         let response = try api.send("PATCH", APIPaths.device(name), json: .object(fields), headers: ifMatchHeader(ifMatch))
         if global.json { return try printJSON(response) }
         try StandardStreams.out(DeviceText.detail(try response.json()))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TundVersion
 
 /// The tundctl command: a client for tund's HTTP API, and nothing else (it never touches the kernel).
 @main
@@ -19,6 +20,6 @@ struct Tundctl: ParsableCommand {
 
             \(ExitStatus.helpText)
             """,
-        version: "1",
+        version: TundVersion.current,
         subcommands: [DevicesCommand.self, AddressesCommand.self, RoutesCommand.self, StatsCommand.self, EventsCommand.self, CaptureCommand.self])
 }

@@ -115,6 +115,18 @@ import Testing
         #expect(throws: TundError.deviceNotFound(name: "tun0")) { try manager.delete("tun0") }
     }
 
+    @Test func aDeleteTheStoreRefusesChangesNothing() throws {
+        let manager = try ready()
+        let created = try manager.create(try tunSpec()).device
+        store.failDelete = true
+        #expect(throws: TundError.storageFailed("disk full")) { try manager.delete("tun0") }
+        let kept = try manager.get("tun0")
+        #expect(links.table["tun0"] != nil && kept.workerRunning && kept.link?.index == created.link?.index)
+        store.failDelete = false
+        try manager.delete("tun0")
+        #expect(links.table["tun0"] == nil && store.records.isEmpty)
+    }
+
     @Test func restoreReattachesRecreatesAndRemovesOrphans() throws {
         let first = try ready()
         _ = try first.create(try tunSpec("kept0"))

@@ -265,8 +265,13 @@ final class FakeStore: DeviceStore, @unchecked Sendable {
         }
     }
 
+    var failDelete = false
+
     func delete(name: String) throws(TundError) -> Bool {
-        lock.locked { records.removeValue(forKey: name) != nil }
+        try lock.locked { () throws(TundError) in
+            if failDelete { throw .storageFailed("disk full") }
+            return records.removeValue(forKey: name) != nil
+        }
     }
 }
 

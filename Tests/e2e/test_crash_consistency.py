@@ -24,6 +24,8 @@ import subprocess
 import threading
 import time
 
+from conftest import ip_json, link_names
+
 from consistency import address_key, check, database_view, describe_kernel, device_view, route_key
 
 KILLS = 100
@@ -347,3 +349,23 @@ def test_the_consistency_check_sees_each_kind_of_disagreement(tund):
     subprocess.run(["ip", "link", "del", "c0"], check=True)  # report only: tund leaves it gone
     problems, _ = check(tund)
     assert any(p.startswith("c0: stored but") for p in problems), problems
+
+
+def test_a_delete_the_store_refuses_leaves_the_device_working(tund):
+    """Regression: DELETE removed the link, then failed to store (disk full), and drift repair re-created
+    the link (new ifindex, counters reset). The row goes first now: a refused DELETE changes nothing."""
+    import sqlite3
+    assert tund.post("/devices", {"name": "d0", "type": "tun", "addresses": ["10.90.0.1/24"]}).status == 201
+    ifindex = ip_json("link", "show", "d0")[0]["ifindex"]
+    holder = sqlite3.connect(tund.database, timeout=1, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # every other writer waits, then gives up (SQLITE_BUSY)
+        response = tund.delete("/devices/d0")
+        assert response.status == 500 and response.json()["error"]["code"] == "storage_error", response
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert ip_json("link", "show", "d0")[0]["ifindex"] == ifindex
+    device = tund.get("/devices/d0").json()
+    assert device["state"]["present"] is True and device["worker"]["running"] is True and device["drift"]["detected"] == 0
+    assert tund.delete("/devices/d0").status == 204 and "d0" not in link_names()

@@ -262,3 +262,14 @@ def test_sigterm_stops_cleanly_and_keeps_devices(tund):
     assert tund.stop() == 0
     assert "tun0" in link_names() and global_addresses("tun0") == ["10.10.0.1/24", "fd00:10::1/64"]
     assert "shutting down" in tund.log()
+
+
+def test_a_tap_mtu_over_the_kernels_maximum_is_a_validation_error(tund):
+    """Regression: a tap with mtu 65535 reached the kernel and came back as EINVAL (kernel_rejected)."""
+    response = tund.post("/devices", {"name": "bigtap", "type": "tap", "mtu": 65535})
+    assert response.status == 422 and response.json()["error"]["field"] == "mtu", response
+    assert "65521" in response.json()["error"]["message"] and "bigtap" not in link_names()
+    assert tund.post("/devices", {"name": "bigtap", "type": "tap", "mtu": 65521}).status == 201
+    response = tund.request("PATCH", "/devices/bigtap", body={"mtu": 65522})
+    assert response.status == 422 and response.json()["error"]["field"] == "mtu", response
+    assert tund.post("/devices", {"name": "bigtun", "type": "tun", "mtu": 65535}).status == 201

@@ -1068,3 +1068,15 @@ def test_each_path_serves_exactly_the_methods_in_the_spec(tund, contract, spec):
         assert response.status == 405 and error_code(response) == "method_not_allowed", f"{probe} {target}: {response!r}"
         allowed = {method.strip() for method in response.headers.get("Allow", "").split(",") if method.strip()}
         assert allowed == declared, f"{path}: the daemon serves {sorted(allowed)}, the spec lists {sorted(declared)}"
+
+
+def test_if_match_lists_match_the_spec(tund, contract):
+    """Regression: the spec said only the first tag of a list counts, while tund (rightly, RFC 9110
+    13.1.1) takes any tag that matches. The spec now says what the daemon does."""
+    description = contract.document["components"]["parameters"]["IfMatch"]["description"]
+    assert "any of" in description and "Only the first tag" not in description
+    assert "Only the first tag" not in contract.document["info"]["description"]
+    create(tund, contract, {"name": "im0", "type": "tun"})
+    response, body = call(tund, contract, "patch", "/devices/{name}", "/devices/im0", body={"mtu": 1400},
+                          headers=dict(JSON, **{"If-Match": '"201", "1"'}))
+    assert response.status == 200 and body["generation"] == 2

@@ -181,6 +181,18 @@ def test_port_taken_and_unwritable_database_are_named():
     assert done.returncode != 0 and "database" in done.stderr
 
 
+def test_a_read_only_database_directory_is_named_as_such():
+    """Regression: a read-only directory failed with SQLite's "unable to open database file (code 14)".
+    The directory is made read-only by a bind mount in a mount namespace of the daemon's own."""
+    directory = tempfile.mkdtemp(prefix="tund-ro-")
+    script = (f"mount --bind {directory} {directory} && mount -o remount,bind,ro {directory} && "
+              f"exec {tund_binary()} --listen 127.0.0.1:{free_port()} --database {directory}/tund.db")
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=15)
+    assert done.returncode != 0 and f"the database directory {directory} is not writable" in done.stderr, done.stderr
+    assert "read-only file system" in done.stderr and "code 14" not in done.stderr
+
+
 def test_device_limit_answers_409(make_tund):
     tund = make_tund(["--max-devices", "2"])
     assert tund.post("/devices", {"name": "l0", "type": "tun"}).status == 201

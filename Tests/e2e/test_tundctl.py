@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, free_port, ip_json, link_names
+from conftest import ROOT, free_port, ip_json, link_names, tund_binary
 
 
 def tundctl_binary() -> str:
@@ -403,3 +403,35 @@ def test_token_flag_and_file_together_are_refused(fake_tund, tmp_path):
 def test_unreadable_token_file_exits_3(fake_tund, tmp_path):
     result = tundctl(fake_tund.url, "devices", "list", "--token-file", str(tmp_path / "missing"))
     assert result.returncode == 3 and "token file" in result.stderr
+
+
+# --- regressions ----------------------------------------------------------------------------------------
+
+def test_tundctl_creates_and_moves_a_tunnel(tund):
+    """Regression: tundctl had no --local/--remote, so it could neither create nor change a tunnel."""
+    shown = json.loads(ok(tundctl(tund, "devices", "create", "vpn0", "--address", "10.202.0.1/24",
+                                  "--local", "127.0.0.1:7300", "--remote", "127.0.0.1:7301", "--json")))
+    assert shown["worker"] == {"mode": "tunnel", "local": "127.0.0.1:7300", "remote": "127.0.0.1:7301", "running": True}
+    text = ok(tundctl(tund, "devices", "set", "vpn0", "--local", "127.0.0.1:7300", "--remote", "127.0.0.1:7302"))
+    assert "127.0.0.1:7300 -> 127.0.0.1:7302" in text, text
+    shown = json.loads(ok(tundctl(tund, "devices", "set", "vpn0", "--worker-mode", "echo", "--json")))
+    assert shown["worker"] == {"mode": "echo", "running": True}
+
+
+def test_a_mistyped_subcommand_is_named_not_answered_with_another_usage(tund):
+    result = tundctl(tund, "devices", "lst")
+    assert result.returncode == 64 and "'lst' is not a subcommand of 'tundctl devices'" in result.stderr, result.stderr
+    assert "Usage: tundctl devices list" not in result.stderr
+
+
+def test_empty_lists_say_so(tund):
+    ok(tundctl(tund, "devices", "create", "tun0"))
+    assert ok(tundctl(tund, "addresses", "list", "tun0")).strip() == "no addresses"
+    assert ok(tundctl(tund, "routes", "list", "tun0")).strip() == "no routes"
+
+
+def test_one_version_everywhere(tund):
+    tundctl_version = ok(tundctl(None, "--version")).strip()
+    tund_version = subprocess.run([tund_binary(), "--version"], capture_output=True, text=True, timeout=10)
+    assert tund_version.returncode == 0 and tund_version.stdout.strip() == tundctl_version
+    assert f'tund_build_info{{version="{tundctl_version}"}}' in tund.get("/metrics").body.decode()

@@ -282,17 +282,23 @@ public final class DeviceManager: Sendable {
         let record = try devices.withLock { (devices) throws(TundError) -> DeviceRecord in
             guard let managed = devices[name] else { throw .deviceNotFound(name: name) }
             try Self.check(ifMatch, managed.record)
+            // The row goes first: if the store refuses (disk full, locked), nothing has changed and the
+            // device goes on working. Removing the link first would leave a row whose link is gone, which
+            // drift repair would then re-create.
+            _ = try store.delete(name: name)
+            devices[name] = nil
             managed.worker?.stop()
             if let device = managed.device {
                 try? device.setPersistent(false)
                 device.close()
             }
             // Still there when another process holds a queue descriptor, or restore never opened it.
-            if let link = try kernel({ () throws(KernelError) in try links.link(named: name) }), owned(link) {
-                try kernel { () throws(KernelError) in try links.deleteLink(index: link.index) }
+            do throws(KernelError) {
+                if let link = try links.link(named: name), owned(link) { try links.deleteLink(index: link.index) }
+            } catch {
+                logger.error("device forgotten, but its link could not be removed; it carries tund's alias, so the next start removes it",
+                             metadata: deviceMetadata(managed.record).merging(["error": "\(error)"]) { $1 })
             }
-            _ = try store.delete(name: name)
-            devices[name] = nil
             captureHubs.withLock { $0.removeValue(forKey: name) }?.finishAll()
             return managed.record
         }

@@ -111,6 +111,9 @@ public struct DeviceSpec: Equatable, Sendable {
 
     public static let defaultMTU = 1500
     public static let mtuRange = 68...65535
+    /// The kernel's own maximum per type: a tap's frames carry a 14-byte Ethernet header within the
+    /// 65535 bytes (tun.c: max_mtu = MAX_MTU - hard_header_len), so 65535 on a tap is EINVAL.
+    public static func maximumMTU(_ kind: DeviceKind) -> Int { kind == .tap ? 65535 - 14 : 65535 }
     /// IPv6 needs links of at least 1280 bytes (RFC 8200); the kernel disables IPv6 below that.
     public static let ipv6MinimumMTU = 1280
     public static let queueRange = 1...64
@@ -140,8 +143,8 @@ public struct DeviceSpec: Equatable, Sendable {
     /// Checks everything that can be known without the kernel; throws the first problem, naming the field.
     public func validate() throws(TundError) {
         if let name { try Self.validateName(name) }
-        guard Self.mtuRange.contains(mtu) else {
-            throw .invalidField(field: "mtu", reason: "must be between \(Self.mtuRange.lowerBound) and \(Self.mtuRange.upperBound), got \(mtu)")
+        guard Self.mtuRange.lowerBound...Self.maximumMTU(kind) ~= mtu else {
+            throw .invalidField(field: "mtu", reason: "must be between \(Self.mtuRange.lowerBound) and \(Self.maximumMTU(kind)) for a \(kind.rawValue) device, got \(mtu)")
         }
         guard Self.queueRange.contains(queues) else {
             throw .invalidField(field: "queues", reason: "must be between \(Self.queueRange.lowerBound) and \(Self.queueRange.upperBound), got \(queues)")
