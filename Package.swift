@@ -23,18 +23,19 @@ let package = Package(
 
         .target(name: "NetAddress"),
         .target(name: "TundVersion"),
-        .target(name: "TunKit", dependencies: ["CLinux", "NetAddress"]),
+        .target(name: "Errno"),
+        .target(name: "TunKit", dependencies: ["CLinux", "NetAddress", "Errno"]),
         .executableTarget(name: "EmbedMigrationsTool"),
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["EmbedMigrationsTool"]),
         .target(name: "TundStore", dependencies: ["CSQLite"], plugins: ["EmbedMigrations"]),
-        .target(name: "TundCore", dependencies: ["NetAddress", "CBatchIO", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "TundCore", dependencies: ["NetAddress", "CBatchIO", "Errno", .product(name: "Logging", package: "swift-log")]),
         .target(name: "TundHTTP", dependencies: ["CMicroHTTPD"]),
         .target(name: "TundJSON"),
-        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "TundJSON", "NetAddress", "TundVersion", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "TundJSON", "NetAddress", "TundVersion", "Errno", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "tund",
             dependencies: [
-                "TundAPI", "TundCore", "TundHTTP", "TundStore", "TunKit", "NetAddress", "TundVersion",
+                "TundAPI", "TundCore", "TundHTTP", "TundStore", "TunKit", "NetAddress", "TundVersion", "Errno",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -49,8 +50,8 @@ let package = Package(
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"]),
         .testTarget(name: "TunKitTests", dependencies: ["TunKit", "NetAddress", "CLinux"]),
         .testTarget(name: "TundStoreTests", dependencies: ["TundStore"]),
-        .testTarget(name: "TundCoreTests", dependencies: ["TundCore", "NetAddress"]),
+        .testTarget(name: "TundCoreTests", dependencies: ["TundCore", "NetAddress", "Errno"]),
         .testTarget(name: "TundHTTPTests", dependencies: ["TundHTTP"]),
-        .testTarget(name: "TundAPITests", dependencies: ["TundAPI", "TundCore", "TundHTTP", "TundJSON", "NetAddress"]),
+        .testTarget(name: "TundAPITests", dependencies: ["TundAPI", "TundCore", "TundHTTP", "TundJSON", "NetAddress", "Errno"]),
     ]
 )

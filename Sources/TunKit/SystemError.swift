@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Errno
 
 /// A failed system call: which one, and the errno it left.
 public struct SystemError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -19,41 +20,8 @@ public struct SystemError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String { "\(function): \(errnoName) (\(String(cString: strerror(errno))))" }
 }
 
-/// `EEXIST` for 17, and so on for the errnos tund can meet; `errno N` otherwise.
-public func errnoSymbol(_ code: Int32) -> String {
-    switch code {
-    case EPERM: "EPERM"
-    case ENOENT: "ENOENT"
-    case EINTR: "EINTR"
-    case EIO: "EIO"
-    case EBADF: "EBADF"
-    case EAGAIN: "EAGAIN"
-    case ENOMEM: "ENOMEM"
-    case EACCES: "EACCES"
-    case EBUSY: "EBUSY"
-    case EEXIST: "EEXIST"
-    case ENODEV: "ENODEV"
-    case EINVAL: "EINVAL"
-    case ENFILE: "ENFILE"
-    case EMFILE: "EMFILE"
-    case ENOSPC: "ENOSPC"
-    case ERANGE: "ERANGE"
-    case EOPNOTSUPP: "EOPNOTSUPP"
-    case EADDRINUSE: "EADDRINUSE"
-    case EADDRNOTAVAIL: "EADDRNOTAVAIL"
-    case ENETDOWN: "ENETDOWN"
-    case ENETUNREACH: "ENETUNREACH"
-    case ENOBUFS: "ENOBUFS"
-    case ETIMEDOUT: "ETIMEDOUT"
-    case EHOSTUNREACH: "EHOSTUNREACH"
-    case ESRCH: "ESRCH"
-    case EAFNOSUPPORT: "EAFNOSUPPORT"
-    case EPROTONOSUPPORT: "EPROTONOSUPPORT"
-    case ENOTSUP: "ENOTSUP"
-    case EMSGSIZE: "EMSGSIZE"
-    default: "errno \(code)"
-    }
-}
+/// `EEXIST` for 17, and so on (the one table is `Errno.name`).
+public func errnoSymbol(_ code: Int32) -> String { Errno(code).name }
 
 /// Runs a system call, retrying on EINTR; throws `SystemError` naming `function` on -1.
 @discardableResult

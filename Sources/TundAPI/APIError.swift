@@ -1,3 +1,4 @@
+import Errno
 import TundJSON
 import TundCore
 import TundHTTP
@@ -35,7 +36,7 @@ public struct APIError: Error, Sendable, Equatable {
             self.init(status: 404, code: "device_not_found", message: error.description)
         case .kernelRejected(let kernel):
             // EEXIST: a route or address another device holds already; EADDRINUSE: a tunnel's port is taken.
-            self.init(status: ["EEXIST", "EADDRINUSE"].contains(kernel.errnoName) ? 409 : 422, code: "kernel_rejected",
+            self.init(status: [Errno.EEXIST, .EADDRINUSE].contains(kernel.errno) ? 409 : 422, code: "kernel_rejected",
                       message: error.description, errno: kernel.errnoName)
         case .permissionDenied(let kernel):
             self.init(status: 500, code: "permission_denied", message: error.description, errno: kernel.errnoName)

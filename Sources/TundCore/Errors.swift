@@ -1,18 +1,20 @@
+@_exported import Errno
+
 /// A kernel call that failed, as the adapters report it: which operation, its errno, and the kernel's
 /// own explanation when netlink gave one.
 public struct KernelError: Error, Equatable, Sendable, CustomStringConvertible {
     public let operation: String
-    public let errno: Int32
-    /// Symbolic errno, e.g. `EEXIST`.
-    public let errnoName: String
+    public let errno: Errno
     public let kernelMessage: String?
 
-    public init(operation: String, errno: Int32, errnoName: String, kernelMessage: String? = nil) {
+    public init(operation: String, errno: Errno, kernelMessage: String? = nil) {
         self.operation = operation
         self.errno = errno
-        self.errnoName = errnoName
         self.kernelMessage = kernelMessage
     }
+
+    /// Symbolic errno, e.g. `EEXIST`, for messages and the API's `errno` field.
+    public var errnoName: String { errno.name }
 
     public var description: String {
         "\(operation) failed with \(errnoName)" + (kernelMessage.map { ": \($0)" } ?? "")
@@ -53,10 +55,10 @@ public enum TundError: Error, Equatable, Sendable {
     /// Maps a kernel failure to the domain: errnos that mean "the request does not fit the system"
     /// become rejections, privilege errors stand apart, the rest are failures.
     public static func kernel(_ error: KernelError) -> TundError {
-        switch error.errnoName {
-        case "EPERM", "EACCES": .permissionDenied(error)
-        case "EEXIST", "EBUSY", "EINVAL", "ENETUNREACH", "EHOSTUNREACH", "EADDRNOTAVAIL", "EADDRINUSE", "ENETDOWN", "ERANGE",
-             "EAFNOSUPPORT", "EOPNOTSUPP", "ENOTSUP", "ESRCH", "ENODEV", "ENOENT":
+        switch error.errno {
+        case .EPERM, .EACCES: .permissionDenied(error)
+        case .EEXIST, .EBUSY, .EINVAL, .ENETUNREACH, .EHOSTUNREACH, .EADDRNOTAVAIL, .EADDRINUSE, .ENETDOWN, .ERANGE,
+             .EAFNOSUPPORT, .EOPNOTSUPP, .ESRCH, .ENODEV, .ENOENT:
             .kernelRejected(error)
         default: .kernelFailed(error)
         }

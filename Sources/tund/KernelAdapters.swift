@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Errno
 import NetAddress
 import TunKit
 import TundCore
@@ -123,11 +124,11 @@ final class KernelOpenDevice: OpenDevice {
 
 extension KernelError {
     init(_ error: SystemError) {
-        self.init(operation: error.function, errno: error.errno, errnoName: error.errnoName)
+        self.init(operation: error.function, errno: Errno(error.errno))
     }
 
     init(_ error: NetlinkError) {
-        self.init(operation: error.operation, errno: error.errno, errnoName: error.errnoName, kernelMessage: error.kernelMessage)
+        self.init(operation: error.operation, errno: Errno(error.errno), kernelMessage: error.kernelMessage)
     }
 }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Errno
 import Logging
 import NetAddress
 import Testing
@@ -73,7 +74,7 @@ func readText(_ path: String) -> String? {
 
 /// Ports that are never called: building the router needs a manager, not a kernel.
 struct UnusedLinks: LinkControl {
-    static let unused = KernelError(operation: "unused", errno: 38, errnoName: "ENOSYS")
+    static let unused = KernelError(operation: "unused", errno: .ENOSYS)
     func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool, vnetHeader: Bool) throws(KernelError) -> any OpenDevice { throw Self.unused }
     func link(named name: String) throws(KernelError) -> LinkState? { throw Self.unused }
     func link(index: Int32) throws(KernelError) -> LinkState? { throw Self.unused }

@@ -1,3 +1,4 @@
+import Errno
 import Logging
 import NetAddress
 import Testing
@@ -113,10 +114,10 @@ extension TundError {
         (TundError.deviceExists(name: "a"), 409, "device_exists"),
         (TundError.nameInUse(name: "a"), 409, "name_in_use"),
         (TundError.deviceNotFound(name: "a"), 404, "device_not_found"),
-        (TundError.kernelRejected(KernelError(operation: "o", errno: 101, errnoName: "ENETUNREACH")), 422, "kernel_rejected"),
-        (TundError.kernelRejected(KernelError(operation: "o", errno: 17, errnoName: "EEXIST")), 409, "kernel_rejected"),
-        (TundError.permissionDenied(KernelError(operation: "o", errno: 1, errnoName: "EPERM")), 500, "permission_denied"),
-        (TundError.kernelFailed(KernelError(operation: "o", errno: 12, errnoName: "ENOMEM")), 500, "kernel_error"),
+        (TundError.kernelRejected(KernelError(operation: "o", errno: .ENETUNREACH)), 422, "kernel_rejected"),
+        (TundError.kernelRejected(KernelError(operation: "o", errno: .EEXIST)), 409, "kernel_rejected"),
+        (TundError.permissionDenied(KernelError(operation: "o", errno: .EPERM)), 500, "permission_denied"),
+        (TundError.kernelFailed(KernelError(operation: "o", errno: .ENOMEM)), 500, "kernel_error"),
         (TundError.storageFailed("x"), 500, "storage_error"),
         (TundError.notReady, 503, "not_ready"),
     ])
@@ -129,8 +130,8 @@ extension TundError {
     }
 
     @Test func kernelErrnoIsMappedToTheDomain() {
-        #expect(TundError.kernel(KernelError(operation: "o", errno: 1, errnoName: "EPERM")) == .permissionDenied(KernelError(operation: "o", errno: 1, errnoName: "EPERM")))
-        #expect(TundError.kernel(KernelError(operation: "o", errno: 17, errnoName: "EEXIST")) == .kernelRejected(KernelError(operation: "o", errno: 17, errnoName: "EEXIST")))
-        #expect(TundError.kernel(KernelError(operation: "o", errno: 12, errnoName: "ENOMEM")) == .kernelFailed(KernelError(operation: "o", errno: 12, errnoName: "ENOMEM")))
+        #expect(TundError.kernel(KernelError(operation: "o", errno: .EPERM)) == .permissionDenied(KernelError(operation: "o", errno: .EPERM)))
+        #expect(TundError.kernel(KernelError(operation: "o", errno: .EEXIST)) == .kernelRejected(KernelError(operation: "o", errno: .EEXIST)))
+        #expect(TundError.kernel(KernelError(operation: "o", errno: .ENOMEM)) == .kernelFailed(KernelError(operation: "o", errno: .ENOMEM)))
     }
 }

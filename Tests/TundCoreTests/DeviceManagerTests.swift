@@ -75,7 +75,7 @@ import Testing
     @Test(arguments: ["configure", "addAddress", "addRoute", "setPersistent"])
     func aFailureMidwayLeavesNoDeviceAndNoRow(_ operation: String) throws {
         let manager = try ready()
-        links.fail(operation, "ENETUNREACH")
+        links.fail(operation, .ENETUNREACH)
         #expect(throws: TundError.self) { try manager.create(try tunSpec()) }
         #expect(links.table["tun0"] == nil)
         #expect(store.records.isEmpty)

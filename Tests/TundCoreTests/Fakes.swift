@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Errno
 import NetAddress
 import Synchronization
 @testable import TundCore
@@ -23,8 +24,8 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
     var nextIndex: Int32 = 10
     var peers: [String: [Int32]] = [:]
 
-    func fail(_ operation: String, _ errnoName: String = "EINVAL") {
-        failures[operation] = KernelError(operation: operation, errno: 22, errnoName: errnoName)
+    func fail(_ operation: String, _ errno: Errno = .EINVAL) {
+        failures[operation] = KernelError(operation: operation, errno: errno)
     }
 
     private func check(_ operation: String) throws(KernelError) {
@@ -46,7 +47,7 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
         try lock.locked { () throws(KernelError) in
             try check("open")
             let actual = name ?? "\(kind.rawValue)\(table.count)"
-            if table[actual] != nil && exclusive { throw KernelError(operation: "ioctl(TUNSETIFF)", errno: 16, errnoName: "EBUSY") }
+            if table[actual] != nil && exclusive { throw KernelError(operation: "ioctl(TUNSETIFF)", errno: .EBUSY) }
             if table[actual] == nil {
                 var link = Link(state: state(actual, alias: nil))
                 if kind == .tap { link.state.mac = MACAddress("02:aa:bb:cc:dd:ee") }
@@ -93,7 +94,7 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
     func configure(index: Int32, _ settings: LinkSettings) throws(KernelError) {
         try lock.locked { () throws(KernelError) in
             try check("configure")
-            guard let name = name(of: index) else { throw KernelError(operation: "configure", errno: 19, errnoName: "ENODEV") }
+            guard let name = name(of: index) else { throw KernelError(operation: "configure", errno: .ENODEV) }
             if let up = settings.up {
                 table[name]!.state.up = up
                 if !up { table[name]!.routes = [] }  // as the kernel does
@@ -114,10 +115,10 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
     func addAddress(_ prefix: IPPrefix, index: Int32, replace: Bool) throws(KernelError) {
         try lock.locked { () throws(KernelError) in
             try check("addAddress")
-            guard let name = name(of: index) else { throw KernelError(operation: "addAddress", errno: 19, errnoName: "ENODEV") }
+            guard let name = name(of: index) else { throw KernelError(operation: "addAddress", errno: .ENODEV) }
             if table[name]!.addresses.contains(prefix) {
                 if replace { return }
-                throw KernelError(operation: "addAddress", errno: 17, errnoName: "EEXIST")
+                throw KernelError(operation: "addAddress", errno: .EEXIST)
             }
             table[name]!.addresses.append(prefix)
         }
@@ -126,11 +127,11 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
     func addRoute(_ route: RouteSpec, index: Int32, replace: Bool) throws(KernelError) {
         try lock.locked { () throws(KernelError) in
             try check("addRoute")
-            guard let name = name(of: index) else { throw KernelError(operation: "addRoute", errno: 19, errnoName: "ENODEV") }
-            guard table[name]!.state.up else { throw KernelError(operation: "addRoute", errno: 100, errnoName: "ENETDOWN") }
+            guard let name = name(of: index) else { throw KernelError(operation: "addRoute", errno: .ENODEV) }
+            guard table[name]!.state.up else { throw KernelError(operation: "addRoute", errno: .ENETDOWN) }
             if table[name]!.routes.contains(route) {
                 if replace { return }
-                throw KernelError(operation: "addRoute", errno: 17, errnoName: "EEXIST")
+                throw KernelError(operation: "addRoute", errno: .EEXIST)
             }
             table[name]!.routes.append(route)
         }
@@ -139,7 +140,7 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
     func deleteAddress(_ prefix: IPPrefix, index: Int32) throws(KernelError) {
         try lock.locked { () throws(KernelError) in
             try check("deleteAddress")
-            guard let name = name(of: index) else { throw KernelError(operation: "deleteAddress", errno: 19, errnoName: "ENODEV") }
+            guard let name = name(of: index) else { throw KernelError(operation: "deleteAddress", errno: .ENODEV) }
             table[name]!.addresses.removeAll { $0 == prefix }
         }
     }
@@ -147,7 +148,7 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
     func deleteRoute(_ route: RouteSpec, index: Int32) throws(KernelError) {
         try lock.locked { () throws(KernelError) in
             try check("deleteRoute")
-            guard let name = name(of: index) else { throw KernelError(operation: "deleteRoute", errno: 19, errnoName: "ENODEV") }
+            guard let name = name(of: index) else { throw KernelError(operation: "deleteRoute", errno: .ENODEV) }
             table[name]!.routes.removeAll { $0 == route }
         }
     }

@@ -1,3 +1,4 @@
+import Errno
 import NetAddress
 import Synchronization
 
@@ -68,7 +69,7 @@ extension DeviceManager {
                 if let group = record.spec.group { try opened.setGroup(group) }
             }
             guard let link = try kernel({ () throws(KernelError) in try links.link(named: record.name) }) else {
-                throw .kernelFailed(KernelError(operation: "RTM_GETLINK \(record.name)", errno: 19, errnoName: "ENODEV"))
+                throw .kernelFailed(KernelError(operation: "RTM_GETLINK \(record.name)", errno: .ENODEV))
             }
             try repair(try inspect(record, link: link))
             try kernel { () throws(KernelError) in try opened.setPersistent(true) }

@@ -1,3 +1,4 @@
+import Errno
 import NetAddress
 
 /// Changes to one setting group of a live device; nil fields stay as they are.
@@ -270,7 +271,7 @@ extension DeviceManager {
     /// The ifindex of a device whose link tund holds; a device that failed to restore has none.
     private func liveIndex(_ managed: ManagedDevice) throws(TundError) -> Int32 {
         guard let index = managed.index, managed.device != nil else {
-            throw .kernelRejected(KernelError(operation: "change \(managed.record.name)", errno: 19, errnoName: "ENODEV",
+            throw .kernelRejected(KernelError(operation: "change \(managed.record.name)", errno: .ENODEV,
                                               kernelMessage: "the device is not present" + (managed.restoreError.map { ": \($0)" } ?? "")))
         }
         return index
@@ -280,7 +281,7 @@ extension DeviceManager {
     private func ignoringAbsence(_ body: () throws(KernelError) -> Void) throws(TundError) {
         do {
             try body()
-        } catch where ["ESRCH", "ENOENT", "EADDRNOTAVAIL", "ENODEV"].contains(error.errnoName) {
+        } catch where [Errno.ESRCH, .ENOENT, .EADDRNOTAVAIL, .ENODEV].contains(error.errno) {
             return
         } catch {
             throw .kernel(error)

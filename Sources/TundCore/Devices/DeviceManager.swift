@@ -1,3 +1,4 @@
+import Errno
 import Logging
 import NetAddress
 import Synchronization
@@ -77,7 +78,7 @@ public final class DeviceManager: Sendable {
                 opened = try links.open(name: spec.name, kind: spec.kind, queues: spec.queues, exclusive: true, vnetHeader: spec.offload)
             } catch {
                 // EBUSY: someone made a link of that name between our check and the ioctl.
-                throw error.errnoName == "EBUSY" ? .nameInUse(name: spec.name ?? "") : .kernel(error)
+                throw error.errno == .EBUSY ? .nameInUse(name: spec.name ?? "") : .kernel(error)
             }
             var persisted = false
             var stored: DeviceRecord?
@@ -127,7 +128,7 @@ public final class DeviceManager: Sendable {
             if let group = spec.group { try device.setGroup(group) }
         }
         guard let link = try kernel({ () throws(KernelError) in try links.link(named: device.name) }) else {
-            throw .kernelFailed(KernelError(operation: "RTM_GETLINK \(device.name)", errno: 19, errnoName: "ENODEV",
+            throw .kernelFailed(KernelError(operation: "RTM_GETLINK \(device.name)", errno: .ENODEV,
                                             kernelMessage: "the device vanished while being configured"))
         }
         try kernel { () throws(KernelError) in
@@ -192,7 +193,7 @@ public final class DeviceManager: Sendable {
         }
         let managed = try managedDevice(name)
         guard managed.worker != nil, let hub = captureHubs.withLock({ $0[name] }) else {
-            throw .kernelRejected(KernelError(operation: "capture \(name)", errno: 19, errnoName: "ENODEV",
+            throw .kernelRejected(KernelError(operation: "capture \(name)", errno: .ENODEV,
                                               kernelMessage: "the device has no running worker"))
         }
         let session = CaptureSession(limit: limit, kind: managed.record.spec.kind, sink: sink, onFinish: onFinish)

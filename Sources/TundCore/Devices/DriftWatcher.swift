@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Errno
 import Synchronization
 
 /// Turns kernel notices into reconciliations: collects the devices they concern and, on its own thread,
@@ -38,7 +39,7 @@ public final class DriftWatcher: Sendable {
         let code = pthread_create(&created, nil, runDriftWatcher, context)
         guard code == 0 else {
             Unmanaged<DriftWatcher>.fromOpaque(context).release()
-            throw KernelError(operation: "pthread_create", errno: code, errnoName: "errno \(code)")
+            throw KernelError(operation: "pthread_create", errno: Errno(code))
         }
         thread.withLock { $0 = created }
         try notices.start { [self] notice in

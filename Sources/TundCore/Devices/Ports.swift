@@ -1,3 +1,4 @@
+import Errno
 import NetAddress
 
 /// An open TUN/TAP device: its kernel name and one descriptor per queue, owned by the object.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Errno
 import CBatchIO
 import NetAddress
 import Synchronization
@@ -35,7 +36,7 @@ public final class PacketWorker: Sendable {
         self.mode = mode
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else {
-            throw KernelError(operation: "pipe", errno: errno, errnoName: "errno \(errno)")
+            throw KernelError(operation: "pipe", errno: Errno(errno))
         }
         for end in pipeEnds {
             _ = fcntl(end, F_SETFD, FD_CLOEXEC)
@@ -71,7 +72,7 @@ public final class PacketWorker: Sendable {
                 Unmanaged<QueueLoop>.fromOpaque(context).release()
                 running = Mutex((started, socketFD))
                 stop()
-                throw KernelError(operation: "pthread_create", errno: code, errnoName: "errno \(code)")
+                throw KernelError(operation: "pthread_create", errno: Errno(code))
             }
             started.append(thread)
         }
@@ -108,7 +109,7 @@ public final class PacketWorker: Sendable {
 /// kernel to hand over runs of datagrams from one source as one buffer (UDP_GRO), when it can.
 private func openTunnelSocket(_ local: SocketAddress, gro: Bool) throws(KernelError) -> Int32 {
     func failure(_ operation: String, _ code: Int32) -> KernelError {
-        KernelError(operation: "\(operation) \(local)", errno: code, errnoName: code == EADDRINUSE ? "EADDRINUSE" : code == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : "errno \(code)")
+        KernelError(operation: "\(operation) \(local)", errno: Errno(code))
     }
     let family = local.address.family == .ipv4 ? AF_INET : AF_INET6
     let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
