@@ -24,14 +24,16 @@ let package = Package(
         .target(name: "NetAddress"),
         .target(name: "TundVersion"),
         .target(name: "Errno"),
-        .target(name: "TunKit", dependencies: ["CLinux", "NetAddress", "Errno"]),
+        // Every background thread of the daemon: start, wake, join.
+        .target(name: "BackgroundThread", dependencies: ["CBatchIO", "Errno"]),
+        .target(name: "TunKit", dependencies: ["CLinux", "NetAddress", "Errno", "BackgroundThread"]),
         .executableTarget(name: "EmbedMigrationsTool"),
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["EmbedMigrationsTool"]),
         .target(name: "TundStore", dependencies: ["CSQLite"], plugins: ["EmbedMigrations"]),
-        .target(name: "TundCore", dependencies: ["NetAddress", "CBatchIO", "Errno", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "TundHTTP", dependencies: ["CMicroHTTPD"]),
+        .target(name: "TundCore", dependencies: ["NetAddress", "CBatchIO", "Errno", "BackgroundThread", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "TundHTTP", dependencies: ["CMicroHTTPD", "BackgroundThread"]),
         .target(name: "TundJSON"),
-        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "TundJSON", "NetAddress", "TundVersion", "Errno", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "TundJSON", "NetAddress", "TundVersion", "Errno", "BackgroundThread", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "tund",
             dependencies: [

@@ -4,7 +4,7 @@ import Glibc
 
 /// An errno as a value: compared as a number, named once (`EEXIST`) for logs and the API. The adapters
 /// (TunKit) and the core share it, so no code compares errno names as strings.
-public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: Int32
 
     public init(rawValue: Int32) { self.rawValue = rawValue }

@@ -1,3 +1,4 @@
+import BackgroundThread
 import TundJSON
 #if canImport(Glibc)
 import Glibc
@@ -16,17 +17,13 @@ import TundHTTP
 final class EventStreams: Sendable {
     private let log: EventLog
     private let streams = Mutex<[ObjectIdentifier: HTTPStream]>([:])
-    private let stopPipe: (read: Int32, write: Int32)
-    private let heartbeat = Mutex<pthread_t?>(nil)
+    /// Started with the first stream; nil again once closed.
+    private let heartbeat = Mutex<(thread: BackgroundThread?, closed: Bool)>((nil, false))
     let heartbeatSeconds: Int32
 
     init(log: EventLog, heartbeatSeconds: Int32 = 15) {
         self.log = log
         self.heartbeatSeconds = heartbeatSeconds
-        var ends: [Int32] = [0, 0]
-        _ = pipe(&ends)
-        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
-        stopPipe = (ends[0], ends[1])
     }
 
     func open(_ request: HTTPRequest) -> HTTPResponse {
@@ -60,42 +57,28 @@ final class EventStreams: Sendable {
 
     /// Ends every stream (before the HTTP server stops) and the heartbeat.
     func closeAll() {
-        var one: UInt8 = 1
-        _ = write(stopPipe.write, &one, 1)
-        if let thread = heartbeat.withLock({ thread in defer { thread = nil }; return thread }) { pthread_join(thread, nil) }
+        heartbeat.withLock { heartbeat in
+            defer { heartbeat = (nil, true) }
+            return heartbeat.thread
+        }?.stop()
         for stream in streams.withLock({ Array($0.values) }) { stream.finish() }
         // Give libmicrohttpd a moment to send each stream's last chunk before the server stops (bounded:
         // a client that stopped reading does not hold the shutdown).
         for _ in 0..<100 where openCount > 0 { usleep(10_000) }
     }
 
+    /// A comment line on every stream every `heartbeatSeconds`; a stream that cannot take it has lost its client.
     private func startHeartbeat() {
-        heartbeat.withLock { thread in
-            guard thread == nil else { return }
-            var created = pthread_t()
-            let context = Unmanaged.passRetained(self).toOpaque()
-            if pthread_create(&created, nil, runHeartbeat, context) == 0 {
-                thread = created
-            } else {
-                Unmanaged<EventStreams>.fromOpaque(context).release()
+        heartbeat.withLock { heartbeat in
+            guard heartbeat.thread == nil, !heartbeat.closed else { return }
+            // Without the thread, streams still work; only idle clients that left are noticed later.
+            heartbeat.thread = try? BackgroundThread(name: "tund:heartbeat") { [self] thread in
+                while !thread.isStopping {
+                    if thread.poll([], timeoutMilliseconds: heartbeatSeconds * 1000) == nil {
+                        for stream in streams.withLock({ Array($0.values) }) { stream.send(Array(":\n\n".utf8)) }
+                    }
+                }
             }
         }
     }
-
-    fileprivate func beat() {
-        var fds = [pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)]
-        while poll(&fds, 1, heartbeatSeconds * 1000) == 0 {
-            for stream in streams.withLock({ Array($0.values) }) { stream.send(Array(":\n\n".utf8)) }
-        }
-    }
-
-    deinit {
-        close(stopPipe.read)
-        close(stopPipe.write)
-    }
-}
-
-private func runHeartbeat(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    Unmanaged<EventStreams>.fromOpaque(context!).takeRetainedValue().beat()
-    return nil
 }

@@ -772,8 +772,13 @@ def test_counters_after_traffic_match_the_spec(tund, contract):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         for _ in range(3):
             sender.sendto(b"x" * 100, ("10.82.0.2", 9))
-    response, stats = call(tund, contract, "get", "/devices/{name}/stats", "/devices/spec4/stats")
-    assert response.status == 200
+    # The worker publishes its counters once per batch: wait (bounded) until it has read the three.
+    for _ in range(50):
+        response, stats = call(tund, contract, "get", "/devices/{name}/stats", "/devices/spec4/stats")
+        assert response.status == 200
+        if stats["worker"]["protocols"]["udp"] >= 3:
+            break
+        time.sleep(0.1)
     worker = stats["worker"]
     assert worker["protocols"]["udp"] >= 3 and worker["protocols"]["ipv4"] >= 3
     assert worker["last_packet_at"] is not None

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BackgroundThread
 import CLinux
 import Synchronization
 
@@ -18,18 +19,10 @@ public enum NetlinkNotice: Sendable, Equatable {
 /// socket and thread, and hands each notice to `handler`. Equivalent to `ip monitor link address route`.
 public final class NetlinkMonitor: Sendable {
     private let fd: Int32
-    private let stopPipe: (read: Int32, write: Int32)
-    private let thread = Mutex<pthread_t?>(nil)
+    private let thread = Mutex<BackgroundThread?>(nil)
 
     public init() throws(SystemError) {
         fd = try syscall("socket(AF_NETLINK)") { socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_ROUTE) }
-        var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else {
-            let code = errno
-            close(fd)
-            throw SystemError("pipe", errno: code)
-        }
-        stopPipe = (ends[0], ends[1])
         do {
             // A burst (hundreds of devices changing at once) should fit; past it, ENOBUFS and a resync.
             var size: Int32 = 4 << 20
@@ -44,59 +37,35 @@ public final class NetlinkMonitor: Sendable {
             }
         } catch {
             close(fd)
-            close(ends[0])
-            close(ends[1])
             throw error
         }
     }
 
     /// Starts the listening thread. `handler` runs on it, one notice at a time.
     public func start(_ handler: @escaping @Sendable (NetlinkNotice) -> Void) throws(SystemError) {
-        let context = Unmanaged.passRetained(MonitorLoop(fd: fd, stop: stopPipe.read, handler: handler)).toOpaque()
-        var created = pthread_t()
-        let code = pthread_create(&created, nil, runMonitorLoop, context)
-        guard code == 0 else {
-            Unmanaged<MonitorLoop>.fromOpaque(context).release()
-            throw SystemError("pthread_create", errno: code)
+        let fd = fd
+        do {
+            let started = try BackgroundThread(name: "tund:netlink") { thread in Self.listen(fd, thread, handler) }
+            thread.withLock { $0 = started }
+        } catch {
+            throw SystemError("starting the netlink listener thread", errno: error.rawValue)
         }
-        thread.withLock { $0 = created }
     }
 
     /// Stops the thread and waits for it. Idempotent.
     public func stop() {
-        var one: UInt8 = 1
-        _ = write(stopPipe.write, &one, 1)
-        if let running = thread.withLock({ thread in defer { thread = nil }; return thread }) {
-            pthread_join(running, nil)
-        }
+        thread.withLock { thread in defer { thread = nil }; return thread }?.stop()
     }
 
     deinit {
         stop()
         close(fd)
-        close(stopPipe.read)
-        close(stopPipe.write)
-    }
-}
-
-final class MonitorLoop: @unchecked Sendable {
-    let fd: Int32
-    let stop: Int32
-    let handler: @Sendable (NetlinkNotice) -> Void
-
-    init(fd: Int32, stop: Int32, handler: @escaping @Sendable (NetlinkNotice) -> Void) {
-        self.fd = fd
-        self.stop = stop
-        self.handler = handler
     }
 
-    func run() {
+    private static func listen(_ fd: Int32, _ thread: BackgroundThread, _ handler: @Sendable (NetlinkNotice) -> Void) {
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
-        while true {
-            guard poll(&fds, 2, -1) >= 0 || errno == EINTR else { return }
-            if fds[1].revents != 0 { return }
-            guard fds[0].revents != 0 else { continue }
+        while !thread.isStopping {
+            guard let (events, _) = thread.poll([(fd, Int16(POLLIN))]), events[0] != 0 else { continue }
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if count < 0 {
                 if errno == ENOBUFS { handler(.overflow) }
@@ -127,9 +96,4 @@ final class MonitorLoop: @unchecked Sendable {
             return nil
         }
     }
-}
-
-private func runMonitorLoop(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    Unmanaged<MonitorLoop>.fromOpaque(context!).takeRetainedValue().run()
-    return nil
 }

@@ -25,6 +25,7 @@ public final class DeviceManager: Sendable {
     let devices = Mutex<[String: ManagedDevice]>([:])
     /// Per device, outliving worker restarts (drift repair re-creates the worker, not the captures).
     let captureHubs = Mutex<[String: CaptureHub]>([:])
+    let captureTimer = CaptureTimer()
     let ready = Atomic<Bool>(false)
     let restoreReport = Mutex(RestoreReport())
 
@@ -198,7 +199,12 @@ public final class DeviceManager: Sendable {
         }
         let session = CaptureSession(limit: limit, kind: managed.record.spec.kind, sink: sink, onFinish: onFinish)
         hub.add(session)
-        session.startTimer(seconds: timeoutSeconds)
+        do throws(Errno) {
+            try captureTimer.schedule(session, seconds: timeoutSeconds)
+        } catch {
+            session.finish()
+            throw .kernelFailed(KernelError(operation: "starting the capture timer thread", errno: error))
+        }
         logger.info("capture started", metadata: ["device": "\(name)", "count": "\(limit)", "timeout": "\(timeoutSeconds)"])
         return session
     }
@@ -330,6 +336,7 @@ public final class DeviceManager: Sendable {
             managed.device?.close()
         }
         for hub in captureHubs.withLock({ hubs in defer { hubs = [:] }; return Array(hubs.values) }) { hub.finishAll() }
+        captureTimer.stop()
     }
 
     func deviceMetadata(_ record: DeviceRecord) -> Logger.Metadata {

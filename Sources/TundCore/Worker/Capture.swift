@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import BackgroundThread
 import Synchronization
 
 /// Packet capture: copies of what a device's worker reads, written as a pcap file (libpcap format,
@@ -48,8 +46,6 @@ public final class CaptureSession: Sendable {
     private let state = Mutex(State())
     /// The hub delivering to this session; it lets go of the session when the session ends.
     let hub = Mutex<CaptureHub?>(nil)
-    /// Written once by `finish` so the timeout thread ends at once instead of sleeping on.
-    private let wake: (read: Int32, write: Int32)
     private let sink: @Sendable ([UInt8]) -> Bool
     private let onFinish: @Sendable () -> Void
 
@@ -63,10 +59,6 @@ public final class CaptureSession: Sendable {
         self.limit = limit
         self.sink = sink
         self.onFinish = onFinish
-        var ends: [Int32] = [0, 0]
-        _ = pipe(&ends)
-        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
-        wake = (ends[0], ends[1])
         _ = sink(Self.fileHeader(linkType: kind == .tun ? Self.linkTypeRaw : Self.linkTypeEthernet))
     }
 
@@ -116,50 +108,55 @@ public final class CaptureSession: Sendable {
         if first { ended() }
     }
 
-    /// Wakes the timer thread (so it exits now) and tells the owner.
+    /// Lets go of the hub and tells the owner.
     private func ended() {
-        var one: UInt8 = 1
-        _ = write(wake.write, &one, 1)
         hub.withLock { hub in defer { hub = nil }; return hub }?.remove(self)
         onFinish()
     }
 
-    /// Finishes the session after `seconds` unless it ends sooner. The timer thread is detached and holds
-    /// the session until it exits, which `ended` makes it do at once.
-    func startTimer(seconds: Int) {
-        let context = Unmanaged.passRetained(TimerContext(session: self, milliseconds: Int32(seconds * 1000))).toOpaque()
-        var thread = pthread_t()
-        if pthread_create(&thread, nil, runCaptureTimer, context) == 0 {
-            pthread_detach(thread)
-        } else {
-            Unmanaged<TimerContext>.fromOpaque(context).release()
-        }
-    }
-
-    fileprivate func waitForTimeout(milliseconds: Int32) {
-        var fds = [pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
-        if poll(&fds, 1, milliseconds) == 0 { finish() }
-    }
-
-    deinit {
-        Glibc.close(wake.read)
-        Glibc.close(wake.write)
-    }
+    public var isFinished: Bool { state.withLock { $0.finished } }
 
     public var capturedCount: Int { state.withLock { $0.captured } }
 }
 
-private final class TimerContext {
-    let session: CaptureSession
-    let milliseconds: Int32
-    init(session: CaptureSession, milliseconds: Int32) {
-        self.session = session
-        self.milliseconds = milliseconds
+/// The captures' timeouts, on one thread for all of them: it sleeps until the nearest deadline and
+/// finishes the sessions that reach theirs. A capture costs no thread of its own.
+final class CaptureTimer: Sendable {
+    private struct State {
+        var deadlines: [(at: ContinuousClock.Instant, session: CaptureSession)] = []
+        var thread: BackgroundThread?
     }
-}
 
-private func runCaptureTimer(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    let timer = Unmanaged<TimerContext>.fromOpaque(context!).takeRetainedValue()
-    timer.session.waitForTimeout(milliseconds: timer.milliseconds)
-    return nil
+    private let state = Mutex(State())
+
+    /// Finishes `session` after `seconds` unless it ends sooner.
+    func schedule(_ session: CaptureSession, seconds: Int) throws(Errno) {
+        let thread = try state.withLock { (state) throws(Errno) -> BackgroundThread in
+            state.deadlines.append((ContinuousClock.now + .seconds(seconds), session))
+            if let thread = state.thread { return thread }
+            let thread = try BackgroundThread(name: "tund:capture") { [self] thread in run(thread) }
+            state.thread = thread
+            return thread
+        }
+        thread.wakeUp()
+    }
+
+    func stop() {
+        state.withLock { state in defer { state.thread = nil }; return state.thread }?.stop()
+    }
+
+    private func run(_ thread: BackgroundThread) {
+        while !thread.isStopping {
+            let now = ContinuousClock.now
+            let (due, next) = state.withLock { state in
+                let due = state.deadlines.filter { $0.at <= now }.map(\.session)
+                state.deadlines.removeAll { $0.at <= now || $0.session.isFinished }
+                return (due, state.deadlines.map(\.at).min())
+            }
+            due.forEach { $0.finish() }
+            let wait = next.map { Int32(clamping: ($0 - now).components.seconds * 1000 + ($0 - now).components.attoseconds / 1_000_000_000_000_000 + 1) } ?? -1
+            _ = thread.poll([], timeoutMilliseconds: wait)
+            thread.wake.drain()
+        }
+    }
 }

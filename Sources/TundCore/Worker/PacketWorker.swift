@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Errno
+import BackgroundThread
 import CBatchIO
 import NetAddress
 import Synchronization
@@ -19,9 +20,7 @@ public final class PacketWorker: Sendable {
     /// The running threads and the tunnel's UDP socket (shared by them; -1 in other modes, and once
     /// stopped). `stop` joins the threads and closes the socket under this lock, so the port is free for
     /// a successor (a new remote on the same local) as soon as `stop` returns.
-    private let running: Mutex<(threads: [pthread_t], tunnelSocket: Int32)>
-    /// A pipe: writing its end wakes every queue thread, which poll its read end.
-    private let stopSignal: (read: Int32, write: Int32)
+    private let running: Mutex<(threads: [BackgroundThread], tunnelSocket: Int32)>
     private let health: WorkerHealth
 
     /// Starts one thread per descriptor. The descriptors stay owned by the caller and must outlive `stop`.
@@ -34,57 +33,41 @@ public final class PacketWorker: Sendable {
                 capture: CaptureHub = CaptureHub(), name: String = "", vnetHeader: Bool = false,
                 onFailure: @escaping @Sendable (String) -> Void = { _ in }) throws(KernelError) {
         self.mode = mode
-        var pipeEnds: [Int32] = [0, 0]
-        guard pipe(&pipeEnds) == 0 else {
-            throw KernelError(operation: "pipe", errno: Errno(errno))
-        }
-        for end in pipeEnds {
-            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(end, F_SETFL, O_NONBLOCK)
-        }
-        stopSignal = (pipeEnds[0], pipeEnds[1])
+        // One signal for all the queue threads, never drained: once raised, every one of them wakes and ends.
+        let stop: WakeSignal
+        do { stop = try WakeSignal() } catch { throw KernelError(operation: "pipe (worker stop signal)", errno: error) }
         var socketFD: Int32 = -1
         var peer: SocketAddressStorage?
         if mode == .tunnel, let tunnel {
-            do {
-                socketFD = try openTunnelSocket(tunnel.local, gro: vnetHeader)
-            } catch {
-                close(pipeEnds[0])
-                close(pipeEnds[1])
-                throw error
-            }
+            socketFD = try openTunnelSocket(tunnel.local, gro: vnetHeader)
             peer = SocketAddressStorage(tunnel.remote)
         }
-        let health = WorkerHealth(wake: pipeEnds[1], report: onFailure)
+        let health = WorkerHealth(stop: stop, report: onFailure)
         self.health = health
         let ownDatagrams = tunnel.map(OwnDatagram.init)
         loops = descriptors.enumerated().map {
-            QueueLoop(queue: $0.offset, descriptor: $0.element, stopSignal: pipeEnds[0], kind: kind, mode: mode,
-                      tunnelSocket: socketFD, peer: peer, capture: capture, threadName: "\(name)/\($0.offset)", vnetHeader: vnetHeader,
+            QueueLoop(queue: $0.offset, descriptor: $0.element, stopSignal: stop.descriptor, kind: kind, mode: mode,
+                      tunnelSocket: socketFD, peer: peer, capture: capture, vnetHeader: vnetHeader,
                       health: health, ownDatagram: mode == .tunnel ? ownDatagrams : nil)
         }
-        var started: [pthread_t] = []
+        var started: [BackgroundThread] = []
         for loop in loops {
-            var thread = pthread_t()
-            let context = Unmanaged.passRetained(loop).toOpaque()
-            let code = pthread_create(&thread, nil, runQueueLoop, context)
-            guard code == 0 else {
-                Unmanaged<QueueLoop>.fromOpaque(context).release()
+            do {
+                // Otherwise the thread would keep the name of the HTTP thread that started it ("MHD-worker").
+                started.append(try BackgroundThread(name: "\(name)/\(loop.queue)", wake: stop) { _ in loop.run() })
+            } catch {
                 running = Mutex((started, socketFD))
-                stop()
-                throw KernelError(operation: "pthread_create", errno: Errno(code))
+                self.stop()
+                throw KernelError(operation: "starting a worker thread", errno: error)
             }
-            started.append(thread)
         }
         running = Mutex((started, socketFD))
     }
 
     /// Wakes every queue thread, waits for it to finish and closes the tunnel's socket. Idempotent.
     public func stop() {
-        var one: UInt8 = 1
-        _ = write(stopSignal.write, &one, 1)
         running.withLock { running in
-            for thread in running.threads { pthread_join(thread, nil) }
+            for thread in running.threads { thread.stop() }
             running.threads = []
             if running.tunnelSocket >= 0 { close(running.tunnelSocket) }
             running.tunnelSocket = -1
@@ -100,8 +83,6 @@ public final class PacketWorker: Sendable {
 
     deinit {
         stop()
-        close(stopSignal.read)
-        close(stopSignal.write)
     }
 }
 
@@ -185,18 +166,17 @@ struct SocketAddressStorage: Sendable {
 /// and reports once.
 final class WorkerHealth: Sendable {
     let failed = Atomic<Bool>(false)
-    private let wake: Int32
+    private let stop: WakeSignal
     private let report: @Sendable (String) -> Void
 
-    init(wake: Int32, report: @escaping @Sendable (String) -> Void) {
-        self.wake = wake
+    init(stop: WakeSignal, report: @escaping @Sendable (String) -> Void) {
+        self.stop = stop
         self.report = report
     }
 
     func fail(_ reason: String) {
         guard failed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
-        var one: UInt8 = 1
-        _ = write(wake, &one, 1)
+        stop.raise()
         report(reason)
     }
 }
@@ -250,7 +230,6 @@ final class QueueLoop: @unchecked Sendable {
     let tunnelSocket: Int32
     let peer: SocketAddressStorage?
     let capture: CaptureHub
-    let threadName: String
     /// Every read starts with, and every write needs, a `VirtioNetHeader`.
     let vnetHeader: Bool
     let counters = QueueCounters()
@@ -262,11 +241,10 @@ final class QueueLoop: @unchecked Sendable {
     static let bufferSize = 65536 + 64
 
     init(queue: Int, descriptor: Int32, stopSignal: Int32, kind: DeviceKind, mode: WorkerMode, tunnelSocket: Int32,
-         peer: SocketAddressStorage?, capture: CaptureHub, threadName: String, vnetHeader: Bool,
+         peer: SocketAddressStorage?, capture: CaptureHub, vnetHeader: Bool,
          health: WorkerHealth, ownDatagram: OwnDatagram?) {
         self.health = health
         self.ownDatagram = ownDatagram
-        self.threadName = threadName
         self.vnetHeader = vnetHeader
         self.queue = queue
         self.descriptor = descriptor
@@ -279,8 +257,6 @@ final class QueueLoop: @unchecked Sendable {
     }
 
     func run() {
-        // Otherwise the thread keeps the name of the HTTP thread that started it ("MHD-worker").
-        tund_set_thread_name(threadName)
         // One buffer per batch slot, reused for the life of the thread; pages are touched only when used.
         let slots = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize * Self.batchLimit, alignment: 64)
         defer { slots.deallocate() }
@@ -714,8 +690,3 @@ final class SendQueue {
 }
 
 /// pthread entry point; a free function so no actor isolation leaks into a foreign thread.
-private func runQueueLoop(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    let loop = Unmanaged<QueueLoop>.fromOpaque(context!).takeRetainedValue()
-    loop.run()
-    return nil
-}
