@@ -23,6 +23,20 @@ import Testing
         return packet
     }
 
+    /// The same packet with its IPv4 header and TCP checksums filled in, as a sender would send it.
+    static func withChecksums(_ packet: [UInt8]) -> [UInt8] {
+        var packet = packet
+        packet.withUnsafeMutableBytes { raw in
+            let base = raw.baseAddress!
+            Checksum.ipv4Header(base, length: 20)
+            base.storeBytes(of: UInt16(0), toByteOffset: 36, as: UInt16.self)
+            let tcpLength = raw.count - 20
+            let sum = Checksum.add(base + 20, tcpLength, to: Checksum.pseudoHeader(base, isIPv6: false, protocol: 6, length: tcpLength))
+            base.storeBytes(of: ~Checksum.fold(sum), toByteOffset: 36, as: UInt16.self)
+        }
+        return packet
+    }
+
     static func verifies(_ packet: [UInt8]) -> Bool {
         packet.withUnsafeBytes { raw in
             let base = raw.baseAddress!
@@ -108,12 +122,27 @@ import Testing
         #expect(!zeroSize && !tooMany && !wrongProtocol)
     }
 
+    /// A segment whose payload was damaged on the way is never merged: merging would give it a fresh,
+    /// valid checksum. Alone, it reaches the kernel as it came and is dropped there.
+    @Test func aSegmentWithABadChecksumIsNotMerged() {
+        let good = Self.withChecksums(Self.tcpSuperPacket(payload: 1000, flags: 0x10))
+        #expect(good.withUnsafeBytes { Offload.TCPSegment($0.baseAddress!, length: $0.count) } != nil)
+        var damagedPayload = good
+        damagedPayload[700] ^= 0x01
+        #expect(damagedPayload.withUnsafeBytes { Offload.TCPSegment($0.baseAddress!, length: $0.count) } == nil)
+        var damagedHeader = good
+        damagedHeader[8] = 63  // TTL changed, IPv4 header checksum not updated
+        #expect(damagedHeader.withUnsafeBytes { Offload.TCPSegment($0.baseAddress!, length: $0.count) } == nil)
+    }
+
     @Test func segmentsOfOneFlowMergeAndOthersDoNot() {
-        let first = Self.tcpSuperPacket(payload: 1000, flags: 0x10)
+        let first = Self.withChecksums(Self.tcpSuperPacket(payload: 1000, flags: 0x10))
         var second = Self.tcpSuperPacket(payload: 1000, flags: 0x18)
         second[24...27] = [0, 0, 0x13, 0xe8]  // seq 4096 + 1000
         var otherFlow = second
         otherFlow[23] = 0x52                  // another port
+        second = Self.withChecksums(second)
+        otherFlow = Self.withChecksums(otherFlow)
         let segments = [first, second, otherFlow].map { bytes in
             bytes.withUnsafeBytes { Offload.TCPSegment($0.baseAddress!, length: $0.count)! }
         }
@@ -124,7 +153,7 @@ import Testing
         #expect(segments[1].sequence == segments[0].sequence + 1000)
         var syn = first
         syn[33] = 0x02
-        #expect(syn.withUnsafeBytes { Offload.TCPSegment($0.baseAddress!, length: $0.count) } == nil)
+        #expect(Self.withChecksums(syn).withUnsafeBytes { Offload.TCPSegment($0.baseAddress!, length: $0.count) } == nil)
 
         // The merged super-packet: a virtio header asking for TSO at 1000, total length fixed.
         var merged = [UInt8](repeating: 0, count: VirtioNetHeader.size) + first + Array(second[40...])

@@ -185,7 +185,9 @@ enum Offload {
         let isIPv6: Bool
 
         /// nil for anything that is not a plain TCP segment with data (fragments, IPv4 options, IPv6
-        /// extension headers, SYN/FIN/RST/URG, no payload).
+        /// extension headers, SYN/FIN/RST/URG, no payload), and for one whose checksums do not verify:
+        /// merged, it would get a fresh, valid checksum that hides the corruption; written alone, it
+        /// reaches the kernel as it came, and the kernel drops it.
         init?(_ packet: UnsafeRawPointer, length: Int) {
             guard length >= 40 else { return nil }
             let version = packet.load(as: UInt8.self) >> 4
@@ -211,6 +213,9 @@ enum Offload {
             guard tcpLength >= 20, length > headerLength, flags & 0x27 == 0 else { return nil }  // FIN, SYN, RST, URG
             payloadLength = length - headerLength
             sequence = UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: ipLength + 4, as: UInt32.self))
+            if !isIPv6 && Checksum.fold(Checksum.add(packet, 20, to: 0)) != 0xffff { return nil }
+            let segmentSum = Checksum.pseudoHeader(packet, isIPv6: isIPv6, protocol: 6, length: length - ipLength)
+            guard Checksum.fold(Checksum.add(packet + ipLength, length - ipLength, to: segmentSum)) == 0xffff else { return nil }
         }
 
         /// Same flow and same header fields as `first` (at `firstPacket`), apart from what segmentation changes.
