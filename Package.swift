@@ -52,8 +52,10 @@ let package = Package(
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"]),
         .testTarget(name: "TunKitTests", dependencies: ["TunKit", "NetAddress", "CLinux"]),
         .testTarget(name: "TundStoreTests", dependencies: ["TundStore"]),
-        .testTarget(name: "TundCoreTests", dependencies: ["TundCore", "NetAddress", "Errno"]),
+        // In-memory kernel, store and notices for tests of the core and of the API in process.
+        .target(name: "TundFakes", dependencies: ["TundCore", "NetAddress", "Errno"], path: "Tests/TundFakes"),
+        .testTarget(name: "TundCoreTests", dependencies: ["TundCore", "NetAddress", "Errno", "TundFakes"]),
         .testTarget(name: "TundHTTPTests", dependencies: ["TundHTTP"]),
-        .testTarget(name: "TundAPITests", dependencies: ["TundAPI", "TundCore", "TundHTTP", "TundJSON", "NetAddress", "Errno"]),
+        .testTarget(name: "TundAPITests", dependencies: ["TundAPI", "TundCore", "TundHTTP", "TundJSON", "NetAddress", "Errno", "TundFakes"]),
     ]
 )

@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import NetAddress
 import Testing
+import TundFakes
 @testable import TundCore
 
 @Suite struct DeviceManagerTests {

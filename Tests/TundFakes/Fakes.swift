@@ -4,27 +4,37 @@ import Glibc
 import Errno
 import NetAddress
 import Synchronization
-@testable import TundCore
+import TundCore
 
 /// An in-memory kernel: links by name, with failures injected per operation. Open devices get a
 /// SOCK_SEQPACKET socket pair per queue, so the worker reads real descriptors with packet boundaries and
 /// the test writes packets into the peer end.
-final class FakeLinks: LinkControl, @unchecked Sendable {
-    struct Link {
-        var state: LinkState
-        var persistent = false
-        var openCount = 0
-        var addresses: [IPPrefix] = []
-        var routes: [RouteSpec] = []
+public final class FakeLinks: LinkControl, @unchecked Sendable {
+    public init() {}
+
+    public struct Link {
+        public var state: LinkState
+        public var persistent = false
+        public var openCount = 0
+        public var addresses: [IPPrefix] = []
+        public var routes: [RouteSpec] = []
+
+        public init(state: LinkState, persistent: Bool = false, openCount: Int = 0, addresses: [IPPrefix] = [], routes: [RouteSpec] = []) {
+            self.state = state
+            self.persistent = persistent
+            self.openCount = openCount
+            self.addresses = addresses
+            self.routes = routes
+        }
     }
 
-    let lock = NSLockish()
-    var table: [String: Link] = [:]
-    var failures: [String: KernelError] = [:]
-    var nextIndex: Int32 = 10
-    var peers: [String: [Int32]] = [:]
+    public let lock = NSLockish()
+    public var table: [String: Link] = [:]
+    public var failures: [String: KernelError] = [:]
+    public var nextIndex: Int32 = 10
+    public var peers: [String: [Int32]] = [:]
 
-    func fail(_ operation: String, _ errno: Errno = .EINVAL) {
+    public func fail(_ operation: String, _ errno: Errno = .EINVAL) {
         failures[operation] = KernelError(operation: operation, errno: errno)
     }
 
@@ -32,18 +42,18 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
         if let failure = failures[operation] { throw failure }
     }
 
-    func addForeign(_ name: String) {
+    public func addForeign(_ name: String) {
         table[name] = Link(state: state(name, alias: nil))
         table[name]!.persistent = true
     }
 
-    func state(_ name: String, alias: String?) -> LinkState {
+    public func state(_ name: String, alias: String?) -> LinkState {
         nextIndex += 1
         return LinkState(index: nextIndex, name: name, mtu: 1500, up: false, operState: "down", flags: [], mac: nil,
                          alias: alias, isTunTap: true, multiQueue: false, counters: nil)
     }
 
-    func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool, vnetHeader: Bool) throws(KernelError) -> any OpenDevice {
+    public func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool, vnetHeader: Bool) throws(KernelError) -> any OpenDevice {
         try lock.locked { () throws(KernelError) in
             try check("open")
             let actual = name ?? "\(kind.rawValue)\(table.count)"
@@ -68,7 +78,7 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
         }
     }
 
-    func closed(_ name: String) {
+    public func closed(_ name: String) {
         lock.locked {
             guard var link = table[name] else { return }
             link.openCount -= 1
@@ -79,19 +89,19 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
         }
     }
 
-    func link(named name: String) throws(KernelError) -> LinkState? {
+    public func link(named name: String) throws(KernelError) -> LinkState? {
         try lock.locked { () throws(KernelError) in try check("link"); return table[name]?.state }
     }
 
-    func link(index: Int32) throws(KernelError) -> LinkState? {
+    public func link(index: Int32) throws(KernelError) -> LinkState? {
         lock.locked { table.values.first { $0.state.index == index }?.state }
     }
 
-    func links() throws(KernelError) -> [LinkState] { lock.locked { table.values.map(\.state) } }
+    public func links() throws(KernelError) -> [LinkState] { lock.locked { table.values.map(\.state) } }
 
     private func name(of index: Int32) -> String? { table.first { $0.value.state.index == index }?.key }
 
-    func configure(index: Int32, _ settings: LinkSettings) throws(KernelError) {
+    public func configure(index: Int32, _ settings: LinkSettings) throws(KernelError) {
         try lock.locked { () throws(KernelError) in
             try check("configure")
             guard let name = name(of: index) else { throw KernelError(operation: "configure", errno: .ENODEV) }
@@ -105,14 +115,14 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
         }
     }
 
-    func deleteLink(index: Int32) throws(KernelError) {
+    public func deleteLink(index: Int32) throws(KernelError) {
         try lock.locked { () throws(KernelError) in
             try check("deleteLink")
             if let name = name(of: index) { table[name] = nil }
         }
     }
 
-    func addAddress(_ prefix: IPPrefix, index: Int32, replace: Bool) throws(KernelError) {
+    public func addAddress(_ prefix: IPPrefix, index: Int32, replace: Bool) throws(KernelError) {
         try lock.locked { () throws(KernelError) in
             try check("addAddress")
             guard let name = name(of: index) else { throw KernelError(operation: "addAddress", errno: .ENODEV) }
@@ -124,7 +134,7 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
         }
     }
 
-    func addRoute(_ route: RouteSpec, index: Int32, replace: Bool) throws(KernelError) {
+    public func addRoute(_ route: RouteSpec, index: Int32, replace: Bool) throws(KernelError) {
         try lock.locked { () throws(KernelError) in
             try check("addRoute")
             guard let name = name(of: index) else { throw KernelError(operation: "addRoute", errno: .ENODEV) }
@@ -137,7 +147,7 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
         }
     }
 
-    func deleteAddress(_ prefix: IPPrefix, index: Int32) throws(KernelError) {
+    public func deleteAddress(_ prefix: IPPrefix, index: Int32) throws(KernelError) {
         try lock.locked { () throws(KernelError) in
             try check("deleteAddress")
             guard let name = name(of: index) else { throw KernelError(operation: "deleteAddress", errno: .ENODEV) }
@@ -145,7 +155,7 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
         }
     }
 
-    func deleteRoute(_ route: RouteSpec, index: Int32) throws(KernelError) {
+    public func deleteRoute(_ route: RouteSpec, index: Int32) throws(KernelError) {
         try lock.locked { () throws(KernelError) in
             try check("deleteRoute")
             guard let name = name(of: index) else { throw KernelError(operation: "deleteRoute", errno: .ENODEV) }
@@ -154,16 +164,16 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
     }
 
     /// Every address the fake holds counts as tund's (the fake has no foreign writers).
-    func addresses(index: Int32) throws(KernelError) -> [(prefix: IPPrefix, owned: Bool)] {
+    public func addresses(index: Int32) throws(KernelError) -> [(prefix: IPPrefix, owned: Bool)] {
         lock.locked { table.values.first { $0.state.index == index }?.addresses.map { ($0, true) } ?? [] }
     }
 
-    func ownedRoutes(index: Int32) throws(KernelError) -> [RouteSpec] {
+    public func ownedRoutes(index: Int32) throws(KernelError) -> [RouteSpec] {
         lock.locked { table.values.first { $0.state.index == index }?.routes ?? [] }
     }
 
     /// Longest prefix over the links that are up: their addresses' prefixes and their routes.
-    func outputInterface(to address: IPAddress) throws(KernelError) -> Int32? {
+    public func outputInterface(to address: IPAddress) throws(KernelError) -> Int32? {
         lock.locked {
             var best: (length: Int, index: Int32)?
             for link in table.values where link.state.up {
@@ -175,11 +185,11 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
         }
     }
 
-    func ownedRoutesByLink() throws(KernelError) -> [Int32: [RouteSpec]] {
+    public func ownedRoutesByLink() throws(KernelError) -> [Int32: [RouteSpec]] {
         lock.locked { Dictionary(uniqueKeysWithValues: table.values.map { ($0.state.index, $0.routes) }) }
     }
 
-    func setPersistent(_ name: String, _ persistent: Bool) throws(KernelError) {
+    public func setPersistent(_ name: String, _ persistent: Bool) throws(KernelError) {
         try lock.locked { () throws(KernelError) in
             try check("setPersistent")
             table[name]?.persistent = persistent
@@ -187,30 +197,30 @@ final class FakeLinks: LinkControl, @unchecked Sendable {
     }
 
     /// Writes one packet into queue `queue` of `name`, as the kernel would hand it to the reader.
-    func inject(_ packet: [UInt8], into name: String, queue: Int = 0) {
+    public func inject(_ packet: [UInt8], into name: String, queue: Int = 0) {
         let peer = lock.locked { peers[name]![queue] }
         _ = packet.withUnsafeBytes { Glibc.write(peer, $0.baseAddress, $0.count) }
     }
 }
 
-final class FakeDevice: OpenDevice, @unchecked Sendable {
-    let name: String
-    let queueDescriptors: [Int32]
-    let links: FakeLinks
-    var isClosed = false
+public final class FakeDevice: OpenDevice, @unchecked Sendable {
+    public let name: String
+    public let queueDescriptors: [Int32]
+    public let links: FakeLinks
+    public var isClosed = false
 
-    init(name: String, descriptors: [Int32], links: FakeLinks) {
+    public init(name: String, descriptors: [Int32], links: FakeLinks) {
         self.name = name
         queueDescriptors = descriptors
         self.links = links
     }
 
-    func setPersistent(_ persistent: Bool) throws(KernelError) { try links.setPersistent(name, persistent) }
-    func setOwner(_ uid: Int64) throws(KernelError) {}
-    func setGroup(_ gid: Int64) throws(KernelError) {}
-    func enableOffloads() -> [String] { ["csum"] }
+    public func setPersistent(_ persistent: Bool) throws(KernelError) { try links.setPersistent(name, persistent) }
+    public func setOwner(_ uid: Int64) throws(KernelError) {}
+    public func setGroup(_ gid: Int64) throws(KernelError) {}
+    public func enableOffloads() -> [String] { ["csum"] }
 
-    func close() {
+    public func close() {
         guard !isClosed else { return }
         isClosed = true
         queueDescriptors.forEach { _ = Glibc.close($0) }
@@ -218,22 +228,24 @@ final class FakeDevice: OpenDevice, @unchecked Sendable {
     }
 }
 
-final class FakeStore: DeviceStore, @unchecked Sendable {
-    let instanceID = "cafe0001"
-    let lock = NSLockish()
-    var records: [String: DeviceRecord] = [:]
-    var nextID: Int64 = 1
-    var failInsert = false
+public final class FakeStore: DeviceStore, @unchecked Sendable {
+    public init() {}
 
-    func allDevices() throws(TundError) -> [DeviceRecord] {
+    public let instanceID = "cafe0001"
+    public let lock = NSLockish()
+    public var records: [String: DeviceRecord] = [:]
+    public var nextID: Int64 = 1
+    public var failInsert = false
+
+    public func allDevices() throws(TundError) -> [DeviceRecord] {
         lock.locked { records.values.sorted { $0.id! < $1.id! } }
     }
 
-    var claims: [String: IdempotencyClaim] = [:]
-    var failUpdate = false
-    var nextRouteID: Int64 = 1
+    public var claims: [String: IdempotencyClaim] = [:]
+    public var failUpdate = false
+    public var nextRouteID: Int64 = 1
 
-    func insert(_ record: DeviceRecord, claim: IdempotencyClaim?) throws(TundError) -> DeviceRecord {
+    public func insert(_ record: DeviceRecord, claim: IdempotencyClaim?) throws(TundError) -> DeviceRecord {
         try lock.locked { () throws(TundError) in
             if failInsert { throw .storageFailed("disk full") }
             if records[record.name] != nil { throw .deviceExists(name: record.name) }
@@ -247,7 +259,7 @@ final class FakeStore: DeviceStore, @unchecked Sendable {
         }
     }
 
-    func update(_ record: DeviceRecord) throws(TundError) -> DeviceRecord {
+    public func update(_ record: DeviceRecord) throws(TundError) -> DeviceRecord {
         try lock.locked { () throws(TundError) in
             if failUpdate { throw .storageFailed("disk full") }
             var stored = record
@@ -257,7 +269,7 @@ final class FakeStore: DeviceStore, @unchecked Sendable {
         }
     }
 
-    func claim(key: String) throws(TundError) -> IdempotencyClaim? { lock.locked { claims[key] } }
+    public func claim(key: String) throws(TundError) -> IdempotencyClaim? { lock.locked { claims[key] } }
 
     private func assignRouteIDs(_ record: inout DeviceRecord) {
         for index in record.routes.indices where record.routes[index].id == 0 {
@@ -266,9 +278,9 @@ final class FakeStore: DeviceStore, @unchecked Sendable {
         }
     }
 
-    var failDelete = false
+    public var failDelete = false
 
-    func delete(name: String) throws(TundError) -> Bool {
+    public func delete(name: String) throws(TundError) -> Bool {
         try lock.locked { () throws(TundError) in
             if failDelete { throw .storageFailed("disk full") }
             return records.removeValue(forKey: name) != nil
@@ -277,19 +289,23 @@ final class FakeStore: DeviceStore, @unchecked Sendable {
 }
 
 /// A tiny lock for the fakes (tests only).
-final class NSLockish: @unchecked Sendable {
+public final class NSLockish: @unchecked Sendable {
+    public init() {}
+
     private let mutex = Mutex(())
-    func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    public func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         try mutex.withLock { (_) throws(E) -> T in try body() }
     }
 }
 
 /// Kernel notices on demand: the test calls `emit`.
-final class FakeNotices: KernelNotices, @unchecked Sendable {
-    let lock = NSLockish()
-    var handler: (@Sendable (KernelNotice) -> Void)?
+public final class FakeNotices: KernelNotices, @unchecked Sendable {
+    public init() {}
 
-    func start(_ handler: @escaping @Sendable (KernelNotice) -> Void) throws(KernelError) { lock.locked { self.handler = handler } }
-    func stop() { lock.locked { handler = nil } }
-    func emit(_ notice: KernelNotice) { lock.locked { handler }?(notice) }
+    public let lock = NSLockish()
+    public var handler: (@Sendable (KernelNotice) -> Void)?
+
+    public func start(_ handler: @escaping @Sendable (KernelNotice) -> Void) throws(KernelError) { lock.locked { self.handler = handler } }
+    public func stop() { lock.locked { handler = nil } }
+    public func emit(_ notice: KernelNotice) { lock.locked { handler }?(notice) }
 }
