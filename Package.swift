@@ -30,14 +30,20 @@ let package = Package(
         .executableTarget(name: "EmbedMigrationsTool"),
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["EmbedMigrationsTool"]),
         .target(name: "TundStore", dependencies: ["CSQLite"], plugins: ["EmbedMigrations"]),
-        .target(name: "TundCore", dependencies: ["NetAddress", "CBatchIO", "Errno", "BackgroundThread", .product(name: "Logging", package: "swift-log")]),
+        // Counter values shared by the data plane that counts, the core that sums, the API that shows.
+        .target(name: "PacketCounters"),
+        // The packet path: a pool of epoll threads serving every device's queues, one file per mode.
+        .target(name: "TundDataPlane", dependencies: ["NetAddress", "CBatchIO", "Errno", "BackgroundThread", "PacketCounters"]),
+        .target(name: "TundCore", dependencies: ["NetAddress", "Errno", "BackgroundThread", "PacketCounters", .product(name: "Logging", package: "swift-log")]),
+        // The core's PacketWorkers port over the data plane.
+        .target(name: "TundWorkers", dependencies: ["TundCore", "TundDataPlane"]),
         .target(name: "TundHTTP", dependencies: ["CMicroHTTPD", "BackgroundThread"]),
         .target(name: "TundJSON"),
         .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "TundJSON", "NetAddress", "TundVersion", "Errno", "BackgroundThread", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "tund",
             dependencies: [
-                "TundAPI", "TundCore", "TundHTTP", "TundStore", "TunKit", "NetAddress", "TundVersion", "Errno",
+                "TundAPI", "TundCore", "TundHTTP", "TundStore", "TunKit", "NetAddress", "TundVersion", "Errno", "TundDataPlane", "TundWorkers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -53,8 +59,9 @@ let package = Package(
         .testTarget(name: "TunKitTests", dependencies: ["TunKit", "NetAddress", "CLinux"]),
         .testTarget(name: "TundStoreTests", dependencies: ["TundStore"]),
         // In-memory kernel, store and notices for tests of the core and of the API in process.
-        .target(name: "TundFakes", dependencies: ["TundCore", "NetAddress", "Errno"], path: "Tests/TundFakes"),
+        .target(name: "TundFakes", dependencies: ["TundCore", "NetAddress", "Errno", "TundDataPlane", "TundWorkers"], path: "Tests/TundFakes"),
         .testTarget(name: "TundCoreTests", dependencies: ["TundCore", "NetAddress", "Errno", "TundFakes"]),
+        .testTarget(name: "TundDataPlaneTests", dependencies: ["TundDataPlane", "NetAddress", "PacketCounters", "TundFakes"]),
         .testTarget(name: "TundHTTPTests", dependencies: ["TundHTTP"]),
         .testTarget(name: "TundAPITests", dependencies: ["TundAPI", "TundCore", "TundHTTP", "TundJSON", "NetAddress", "Errno", "TundFakes"]),
     ]

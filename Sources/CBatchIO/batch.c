@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include <stddef.h>
 #include <pthread.h>
+#include <sys/epoll.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include "CBatchIO.h"
@@ -21,4 +23,25 @@ void tund_set_thread_name(const char *name) {
     strncpy(shortened, name, sizeof shortened - 1);
     shortened[sizeof shortened - 1] = 0;
     pthread_setname_np(pthread_self(), shortened);
+}
+
+int tund_epoll_create(void) {
+    return epoll_create1(EPOLL_CLOEXEC);
+}
+
+int tund_epoll_add(int epfd, int fd, unsigned long long token) {
+    struct epoll_event event = { .events = EPOLLIN, .data.u64 = token };
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
+}
+
+int tund_epoll_remove(int epfd, int fd) {
+    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+int tund_epoll_wait(int epfd, unsigned long long *tokens, int max, int timeout_ms) {
+    struct epoll_event events[64];
+    if (max > 64) max = 64;
+    int ready = epoll_wait(epfd, events, max, timeout_ms);
+    for (int i = 0; i < ready; i++) tokens[i] = events[i].data.u64;
+    return ready;
 }

@@ -8,6 +8,8 @@ import TundCore
 import TundHTTP
 import TundStore
 import TunKit
+import TundDataPlane
+import TundWorkers
 import TundVersion
 
 @main
@@ -36,6 +38,9 @@ struct Tund: ParsableCommand {
     @Option(help: "Threads serving HTTP connections.")
     var httpThreads: Int = 2
 
+    @Option(help: "Data-plane threads serving every device's queues (epoll loops). Default: one per CPU.")
+    var dataPlaneThreads: Int?
+
     @Option(help: "File holding the bearer token every endpoint but the /healthz and /readyz probes then requires (or set TUND_TOKEN).")
     var tokenFile: String?
 
@@ -62,6 +67,7 @@ struct Tund: ParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
         guard (1...(1 << 24)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must be between 1 and 16777216") }
         guard (1...64).contains(httpThreads) else { throw ValidationError("--http-threads must be between 1 and 64") }
+        guard (1...256).contains(dataPlaneThreads ?? 1) else { throw ValidationError("--data-plane-threads must be between 1 and 256") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else { throw ValidationError("--socket-mode must be octal, like 0660") }
         guard (1...1_000_000).contains(maxDevices) else { throw ValidationError("--max-devices must be between 1 and 1000000") }
@@ -116,7 +122,14 @@ struct Tund: ParsableCommand {
         } catch {
             fail(logger, "cannot open a netlink socket: \(error)")
         }
+        let plane: DataPlane
+        do {
+            plane = try DataPlane(threads: dataPlaneThreads ?? DataPlane.defaultThreadCount)
+        } catch {
+            fail(logger, "cannot start the data plane: \(error)")
+        }
         let manager = DeviceManager(links: KernelLinkControl(netlink: netlink), store: SQLiteDeviceStore(database: store),
+                                    workers: DataPlaneWorkers(plane: plane),
                                     logger: logger, maxDevices: maxDevices)
         let api = TundAPI(manager: manager, logger: logger, token: token)
         var httpConfiguration = HTTPServer.Configuration(tooLarge: TundAPI.payloadTooLarge, badRequest: TundAPI.badRequest,
@@ -172,6 +185,7 @@ struct Tund: ParsableCommand {
         api.closeEventStreams()
         server.stop()
         manager.shutdown()
+        plane.shutdown()
         logger.info("stopped; devices stay up and are re-attached on the next start")
     }
 

@@ -6,6 +6,7 @@ import Logging
 import NetAddress
 import Testing
 import TundCore
+import TundFakes
 import TundHTTP
 @testable import TundAPI
 
@@ -35,7 +36,7 @@ import TundHTTP
     }
 
     @Test func servedRoutesMatchTheSpec() throws {
-        let manager = DeviceManager(links: UnusedLinks(), store: UnusedStore(), logger: Logger(label: "test"))
+        let manager = DeviceManager(links: UnusedLinks(), store: UnusedStore(), workers: TestPlane.workers, logger: Logger(label: "test"))
         let served = Set(TundAPI(manager: manager, logger: Logger(label: "test")).router.endpoints.map { "\($0.method) \($0.pattern)" })
         let specified = try Self.specOperations()
         #expect(!specified.isEmpty)
@@ -48,7 +49,7 @@ import TundHTTP
 /// `/readyz` still follows restore. Everything else needs the token.
 @Suite struct ProbeTests {
     @Test func probesNeedNoTokenAndReadinessFollowsRestore() throws {
-        let manager = DeviceManager(links: UnusedLinks(), store: UnusedStore(), logger: Logger(label: "test"))
+        let manager = DeviceManager(links: UnusedLinks(), store: UnusedStore(), workers: TestPlane.workers, logger: Logger(label: "test"))
         let api = TundAPI(manager: manager, logger: Logger(label: "test"), token: "s3cret-token-0123456789")
         func anonymous(_ path: String) -> Int { api.respond(to: HTTPRequest(method: "GET", path: path)).status }
         #expect(anonymous("/healthz") == 200)

@@ -6,6 +6,9 @@ import NetAddress
 import Synchronization
 import TundCore
 
+import TundWorkers
+import class TundDataPlane.DataPlane
+
 /// An in-memory kernel: links by name, with failures injected per operation. Open devices get a
 /// SOCK_SEQPACKET socket pair per queue, so the worker reads real descriptors with packet boundaries and
 /// the test writes packets into the peer end.
@@ -308,4 +311,16 @@ public final class FakeNotices: KernelNotices, @unchecked Sendable {
     public func start(_ handler: @escaping @Sendable (KernelNotice) -> Void) throws(KernelError) { lock.locked { self.handler = handler } }
     public func stop() { lock.locked { handler = nil } }
     public func emit(_ notice: KernelNotice) { lock.locked { handler }?(notice) }
+}
+
+/// One data plane for every test in a process (its threads live as long as the process), wired to the
+/// core as the daemon wires it.
+public enum TestPlane {
+    public static let workers: any PacketWorkers = {
+        do {
+            return DataPlaneWorkers(plane: try TundDataPlane.DataPlane(threads: 2))
+        } catch {
+            fatalError("cannot start the test data plane: \(error)")
+        }
+    }()
 }

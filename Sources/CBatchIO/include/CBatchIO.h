@@ -15,6 +15,14 @@ int tund_sendmmsg(int fd, struct tund_mmsghdr *messages, unsigned int count, int
 /// recvmmsg(2) without a timeout: receives up to `count` datagrams; returns how many, or -1 with errno.
 int tund_recvmmsg(int fd, struct tund_mmsghdr *messages, unsigned int count, int flags);
 
+/// epoll, with a 64-bit token per descriptor (glibc's struct epoll_event is packed, which Swift
+/// cannot import safely). Each returns what epoll_ctl/epoll_wait return, -1 with errno.
+int tund_epoll_create(void);
+int tund_epoll_add(int epfd, int fd, unsigned long long token);
+int tund_epoll_remove(int epfd, int fd);
+/// Waits for up to `max` ready descriptors and writes their tokens to `tokens`.
+int tund_epoll_wait(int epfd, unsigned long long *tokens, int max, int timeout_ms);
+
 /// Names the calling thread (15 bytes at most; longer names are cut), as `top -H` and `perf` show it.
 void tund_set_thread_name(const char *name);
 

@@ -97,7 +97,7 @@ extension DeviceManager {
 
     /// Starts the previous worker again after a failed switch. If even that fails, it is said in the log
     /// and as a `worker.failed` event, never hidden.
-    func restartWorker(_ record: DeviceRecord, _ device: any OpenDevice) -> PacketWorker? {
+    func restartWorker(_ record: DeviceRecord, _ device: any OpenDevice) -> (any RunningWorker)? {
         do throws(TundError) {
             return try startWorker(record, device)
         } catch {

@@ -20,6 +20,7 @@ import Synchronization
 public final class DeviceManager: Sendable {
     let links: any LinkControl
     let store: any DeviceStore
+    let workers: any PacketWorkers
     let logger: Logger
     public let events: EventLog
     let devices = Mutex<[String: ManagedDevice]>([:])
@@ -35,9 +36,11 @@ public final class DeviceManager: Sendable {
     /// Creates beyond this many devices answer `.deviceLimitReached`.
     public let maxDevices: Int
 
-    public init(links: any LinkControl, store: any DeviceStore, logger: Logger, events: EventLog = EventLog(), maxDevices: Int = 1024) {
+    public init(links: any LinkControl, store: any DeviceStore, workers: any PacketWorkers, logger: Logger,
+                events: EventLog = EventLog(), maxDevices: Int = 1024) {
         self.maxDevices = maxDevices
         self.links = links
+        self.workers = workers
         self.store = store
         self.logger = logger
         self.events = events
@@ -156,7 +159,7 @@ public final class DeviceManager: Sendable {
         }
     }
 
-    func startWorker(_ record: DeviceRecord, _ device: any OpenDevice) throws(TundError) -> PacketWorker {
+    func startWorker(_ record: DeviceRecord, _ device: any OpenDevice) throws(TundError) -> any RunningWorker {
         let hub = captureHubs.withLock { hubs in
             if let hub = hubs[record.name] { return hub }
             let hub = CaptureHub()
@@ -170,9 +173,9 @@ public final class DeviceManager: Sendable {
             events.publish(.workerFailed, device: name, [("error", reason)])
         }
         return try kernel { () throws(KernelError) in
-            try PacketWorker(mode: record.spec.workerMode, kind: record.spec.kind, descriptors: device.queueDescriptors,
-                             tunnel: record.spec.tunnel, capture: hub, name: record.name, vnetHeader: record.spec.offload,
-                             onFailure: onFailure)
+            try workers.start(WorkerRequest(name: record.name, kind: record.spec.kind, mode: record.spec.workerMode,
+                                            tunnel: record.spec.tunnel, descriptors: device.queueDescriptors,
+                                            vnetHeader: record.spec.offload, capture: hub, onFailure: onFailure))
         }
     }
 
@@ -252,7 +255,7 @@ public final class DeviceManager: Sendable {
     }
 
     private func statistics(_ managed: ManagedDevice, link: LinkState?) -> DeviceStatistics {
-        let worker = managed.worker?.counters()
+        let worker = managed.worker.map { WorkerCounters(mode: managed.record.spec.workerMode, running: $0.isRunning, queues: $0.queueCounters()) }
             ?? WorkerCounters(mode: managed.record.spec.workerMode, running: false, queues: [])
         return DeviceStatistics(name: managed.record.name, worker: worker, kernel: link.flatMap { owned($0) ? $0.counters : nil },
                                 driftDetected: managed.driftDetected, driftRepaired: managed.driftRepaired)
@@ -350,7 +353,7 @@ public final class DeviceManager: Sendable {
 struct ManagedDevice: Sendable {
     var record: DeviceRecord
     var device: (any OpenDevice)?
-    var worker: PacketWorker?
+    var worker: (any RunningWorker)?
     /// The ifindex of the link the descriptors are attached to.
     var index: Int32?
     var restoreError: String?
@@ -362,7 +365,7 @@ struct ManagedDevice: Sendable {
     /// What TUNSETOFFLOAD granted ("csum", "tso4", ...); empty without offloads.
     var offloads: [String] = []
 
-    init(record: DeviceRecord, device: (any OpenDevice)?, worker: PacketWorker?, index: Int32?, restoreError: String? = nil) {
+    init(record: DeviceRecord, device: (any OpenDevice)?, worker: (any RunningWorker)?, index: Int32?, restoreError: String? = nil) {
         self.record = record
         self.device = device
         self.worker = worker

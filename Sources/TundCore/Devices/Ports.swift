@@ -102,3 +102,30 @@ public protocol DeviceStore: Sendable {
     /// Returns false when no such device was stored.
     func delete(name: String) throws(TundError) -> Bool
 }
+
+/// The data plane, as the core needs it: start a device's worker with a mode and the device's queue
+/// descriptors; the worker stops, says whether it runs, and counts.
+public protocol PacketWorkers: Sendable {
+    func start(_ request: WorkerRequest) throws(KernelError) -> any RunningWorker
+}
+
+public struct WorkerRequest: Sendable {
+    public var name: String
+    public var kind: DeviceKind
+    public var mode: WorkerMode
+    /// Set exactly when `mode` is `.tunnel`.
+    public var tunnel: TunnelSpec?
+    public var descriptors: [Int32]
+    public var vnetHeader: Bool
+    /// Receives copies of what the worker reads while someone captures.
+    public var capture: CaptureHub
+    /// Runs once, on a data-plane thread, when the worker stops by itself; it must not stop the worker.
+    public var onFailure: @Sendable (String) -> Void
+}
+
+public protocol RunningWorker: AnyObject, Sendable {
+    /// Takes the worker's descriptors out of the data plane (out when this returns) and closes its socket.
+    func stop()
+    var isRunning: Bool { get }
+    func queueCounters() -> [QueueCounterValues]
+}

@@ -23,8 +23,11 @@ public final class CaptureHub: Sendable {
         if removed != nil { active.subtract(1, ordering: .releasing) }
     }
 
-    /// Called by a worker thread for each packet while `active > 0`.
-    func deliver(_ packet: UnsafeRawBufferPointer, at nanoseconds: UInt64) {
+    /// Whether anyone captures: a worker looks once per batch.
+    public var isActive: Bool { active.load(ordering: .relaxed) > 0 }
+
+    /// Called by a worker thread for each packet while `isActive`.
+    public func deliver(_ packet: UnsafeRawBufferPointer, at nanoseconds: UInt64) {
         for session in sessions.withLock({ Array($0.values) }) { _ = session.record(packet, at: nanoseconds) }
     }
 

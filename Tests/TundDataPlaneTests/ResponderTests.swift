@@ -1,5 +1,6 @@
 import Testing
-@testable import TundCore
+import TundFakes
+@testable import TundDataPlane
 
 /// The responder's answers, checked with an RFC 1071 sum written out byte by byte here.
 @Suite struct ResponderTests {

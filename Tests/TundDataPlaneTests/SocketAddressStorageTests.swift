@@ -3,7 +3,7 @@ import Glibc
 #endif
 import NetAddress
 import Testing
-@testable import TundCore
+@testable import TundDataPlane
 
 /// The tunnel's sockaddr, byte for byte: its bytes were once copied through a pointer that had left its
 /// `withUnsafeBytes` scope, which the release build turned into garbage (an IPv6 bind failed with EAFNOSUPPORT).

@@ -1,5 +1,5 @@
 import Testing
-@testable import TundCore
+@testable import TundDataPlane
 
 /// TSO/USO splitting and GRO merging, checked the way a receiver checks: every emitted segment's IPv4 and
 /// TCP/UDP checksums verify (sum to 0xffff), lengths and sequence numbers line up.

@@ -1,0 +1,25 @@
+/// A worker mode: what becomes of the packets one read brings. A mode sees batches and the device, never
+/// threads or descriptors, so each is one small file and runs the same against a fake device in tests.
+protocol PacketMode: AnyObject {
+    /// Handles `batch`, already counted and captured.
+    func handle(_ batch: ReadBatch, _ device: any PacketDevice, _ tally: inout BatchTally) -> ModeVerdict
+}
+
+enum ModeVerdict: Equatable {
+    case carryOn
+    /// Stop the worker, saying why (it would otherwise spin).
+    case fail(String)
+}
+
+extension PacketDevice {
+    /// Writes one packet (with its virtio header when `prefix` is not 0) and counts it.
+    @inline(__always)
+    func writeCounted(_ frame: UnsafeRawBufferPointer, prefix: Int, _ tally: inout BatchTally) {
+        if write(frame) {
+            tally.packetsWritten &+= 1
+            tally.bytesWritten &+= UInt64(frame.count - prefix)
+        } else {
+            tally.writeErrors &+= 1
+        }
+    }
+}

@@ -1,0 +1,37 @@
+import TundCore
+import TundDataPlane
+
+/// The core's `PacketWorkers` port over the data plane: the core's words (device kind, worker mode,
+/// tunnel spec, capture hub) turned into the plane's. The executable wires it, as it does the kernel and
+/// the store; tests wire it the same way.
+public struct DataPlaneWorkers: PacketWorkers {
+    public let plane: DataPlane
+
+    public init(plane: DataPlane) {
+        self.plane = plane
+    }
+
+    public func start(_ request: WorkerRequest) throws(KernelError) -> any RunningWorker {
+        let mode: WorkerSpec.Mode
+        switch request.mode {
+        case .count: mode = .count
+        case .echo: mode = .echo
+        case .responder: mode = .responder
+        case .tunnel:
+            guard let tunnel = request.tunnel else {
+                throw KernelError(operation: "starting \(request.name)'s tunnel without endpoints", errno: .EINVAL)
+            }
+            mode = .tunnel(local: tunnel.local, remote: tunnel.remote)
+        }
+        do {
+            return try plane.start(WorkerSpec(name: request.name, kind: request.kind == .tun ? .tun : .tap, mode: mode,
+                                              descriptors: request.descriptors, vnetHeader: request.vnetHeader,
+                                              tap: request.capture, onFailure: request.onFailure))
+        } catch {
+            throw KernelError(operation: error.operation, errno: error.errno)
+        }
+    }
+}
+
+extension PlaneWorker: RunningWorker {}
+extension CaptureHub: PacketTap {}
