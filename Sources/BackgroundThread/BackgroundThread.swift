@@ -81,9 +81,9 @@ public final class BackgroundThread: Sendable {
         if let running = thread.withLock({ thread in defer { thread = nil }; return thread }) { pthread_join(running, nil) }
     }
 
-    /// `poll` on `descriptors` and the wake signal (last), retrying on EINTR. Returns the descriptors' events
+    /// Sleeps in `poll` on `descriptors` and the wake signal (last), retrying on EINTR. Returns the descriptors' events
     /// in order, and whether the wake signal fired; nil on timeout.
-    public func poll(_ descriptors: [(fd: Int32, events: Int16)], timeoutMilliseconds: Int32 = -1) -> (events: [Int16], woken: Bool)? {
+    public func waitFor(_ descriptors: [(fd: Int32, events: Int16)], timeoutMilliseconds: Int32 = -1) -> (events: [Int16], woken: Bool)? {
         var fds = descriptors.map { pollfd(fd: $0.fd, events: $0.events, revents: 0) }
         fds.append(pollfd(fd: wake.descriptor, events: Int16(POLLIN), revents: 0))
         while true {

@@ -74,7 +74,7 @@ final class EventStreams: Sendable {
             // Without the thread, streams still work; only idle clients that left are noticed later.
             heartbeat.thread = try? BackgroundThread(name: "tund:heartbeat") { [self] thread in
                 while !thread.isStopping {
-                    if thread.poll([], timeoutMilliseconds: heartbeatSeconds * 1000) == nil {
+                    if thread.waitFor([], timeoutMilliseconds: heartbeatSeconds * 1000) == nil {
                         for stream in streams.withLock({ Array($0.values) }) { stream.send(Array(":\n\n".utf8)) }
                     }
                 }

@@ -48,7 +48,7 @@ final class HangupWatcher: Sendable {
         while !thread.isStopping {
             let streams = state.withLock { $0.watched }
             let descriptors = Array(streams.keys)
-            guard let (events, woken) = thread.poll(descriptors.map { ($0, Self.peerHangup) }) else { continue }
+            guard let (events, woken) = thread.waitFor(descriptors.map { ($0, Self.peerHangup) }) else { continue }
             if woken { thread.wake.drain() }
             for (fd, revents) in zip(descriptors, events) where revents != 0 {
                 state.withLock { if $0.watched[fd] === streams[fd] { $0.watched[fd] = nil } }

@@ -65,7 +65,7 @@ public final class NetlinkMonitor: Sendable {
     private static func listen(_ fd: Int32, _ thread: BackgroundThread, _ handler: @Sendable (NetlinkNotice) -> Void) {
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
         while !thread.isStopping {
-            guard let (events, _) = thread.poll([(fd, Int16(POLLIN))]), events[0] != 0 else { continue }
+            guard let (events, _) = thread.waitFor([(fd, Int16(POLLIN))]), events[0] != 0 else { continue }
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if count < 0 {
                 if errno == ENOBUFS { handler(.overflow) }

@@ -50,12 +50,12 @@ public final class DriftWatcher: Sendable {
 
     private func run(_ thread: BackgroundThread) {
         while !thread.isStopping {
-            guard thread.poll([])?.woken == true else { continue }
+            guard thread.waitFor([])?.woken == true else { continue }
             // Let the rest of a burst arrive; stop still ends the wait at once.
             let deadline = ContinuousClock.now + .milliseconds(Self.coalesceMilliseconds)
             while !thread.isStopping, case let left = deadline - ContinuousClock.now, left > .zero {
                 thread.wake.drain()
-                _ = thread.poll([], timeoutMilliseconds: Int32(left.components.attoseconds / 1_000_000_000_000_000) + 1)
+                _ = thread.waitFor([], timeoutMilliseconds: Int32(left.components.attoseconds / 1_000_000_000_000_000) + 1)
             }
             thread.wake.drain()
             if thread.isStopping { return }

@@ -158,7 +158,7 @@ final class CaptureTimer: Sendable {
             }
             due.forEach { $0.finish() }
             let wait = next.map { Int32(clamping: ($0 - now).components.seconds * 1000 + ($0 - now).components.attoseconds / 1_000_000_000_000_000 + 1) } ?? -1
-            _ = thread.poll([], timeoutMilliseconds: wait)
+            _ = thread.waitFor([], timeoutMilliseconds: wait)
             thread.wake.drain()
         }
     }
