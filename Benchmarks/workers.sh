@@ -138,7 +138,7 @@ count_run() {  # VARIANT CANDIDATE RUN
         tund_create "$ns" "{\"name\":\"tun0\",\"type\":\"tun\",\"queues\":$q,\"addresses\":[\"10.203.0.1/24\"],\"worker\":{\"mode\":\"count\"}}" "$dir"
         after=$(tids_of "$TUND_PID")
         # The data plane's threads (tund:plane/N) serve every queue; creating a device adds no thread.
-        workers=$(for t in $after; do [[ "$(cat "/proc/$TUND_PID/task/$t/comm" 2>/dev/null)" == tund:plane/* ]] && echo "$t"; done | tr '\n' ' ')
+        workers=$(for t in $after; do [[ "$(cat "/proc/$TUND_PID/task/$t/comm" 2>/dev/null)" == tund:plane/* ]] && echo "$t" || true; done | tr '\n' ' ')
         echo "$workers" > "$dir/worker-tids"
         for t in $workers; do echo "$t $(cat "/proc/$TUND_PID/task/$t/comm")"; done > "$dir/worker-threads.txt"
         [[ -n "$workers" ]] || problem "$label: no data-plane threads (tund:plane/N) found"

@@ -64,10 +64,10 @@ final class PlaneThread: Sendable {
     /// Takes the descriptor out of the loop and waits until the loop has finished any batch it was
     /// working on for it: when this returns, the thread no longer touches the descriptor or its processor.
     func remove(_ token: UInt64) {
-        guard forget(token) else { return }
+        guard forget(token), let running = thread.withLock({ $0 }) else { return }  // no loop: nothing to wait for
         let done = DispatchSemaphore(value: 0)
         barriers.withLock { $0.append(done) }
-        thread.withLock { $0 }?.wakeUp()
+        running.wakeUp()
         done.wait()
     }
 
