@@ -45,3 +45,15 @@ int tund_epoll_wait(int epfd, unsigned long long *tokens, int max, int timeout_m
     for (int i = 0; i < ready; i++) tokens[i] = events[i].data.u64;
     return ready;
 }
+
+void tund_counter_add(unsigned long long *slot, unsigned long long amount) {
+    __atomic_store_n(slot, __atomic_load_n(slot, __ATOMIC_RELAXED) + amount, __ATOMIC_RELAXED);
+}
+
+unsigned long long tund_counter_load(const unsigned long long *slot) {
+    return __atomic_load_n(slot, __ATOMIC_RELAXED);
+}
+
+void tund_counter_store(unsigned long long *slot, unsigned long long value) {
+    __atomic_store_n(slot, value, __ATOMIC_RELAXED);
+}

@@ -1,24 +1,105 @@
-/// What a queue's packet worker has counted, as values: shared by the data plane that counts, the core
-/// that sums queues into a worker, and the API that shows them.
-public struct ProtocolCounts: Equatable, Sendable {
-    public var ipv4: UInt64 = 0, ipv6: UInt64 = 0, arp: UInt64 = 0, icmp: UInt64 = 0
-    public var icmpv6: UInt64 = 0, tcp: UInt64 = 0, udp: UInt64 = 0, other: UInt64 = 0
+/// Every counter a queue's worker keeps, in one table. Tallying, publishing, snapshots, totals, `/metrics`
+/// and the API's JSON all iterate it, so a new counter is one case here (with its JSON place and metric)
+/// plus the line that counts it.
+public enum Counter: Int, CaseIterable, Sendable {
+    case packetsRead, bytesRead, packetsWritten, bytesWritten, readErrors, writeErrors
+    /// Shorter than their own headers; read in `responder` mode but not something it answers; `tunnel`
+    /// datagrams from a source other than the peer.
+    case droppedMalformed, droppedIgnored, droppedUnexpectedSource
+    /// The tunnel's UDP side (zero in other modes).
+    case peerPacketsSent, peerBytesSent, peerPacketsReceived, peerBytesReceived, peerSendErrors, peerReceiveErrors
+    /// Packets read, by protocol (see `PacketClass`).
+    case ipv4, ipv6, arp, icmp, icmpv6, tcp, udp, other
 
-    public init(ipv4: UInt64 = 0, ipv6: UInt64 = 0, arp: UInt64 = 0, icmp: UInt64 = 0, icmpv6: UInt64 = 0,
-                tcp: UInt64 = 0, udp: UInt64 = 0, other: UInt64 = 0) {
-        self.ipv4 = ipv4
-        self.ipv6 = ipv6
-        self.arp = arp
-        self.icmp = icmp
-        self.icmpv6 = icmpv6
-        self.tcp = tcp
-        self.udp = udp
-        self.other = other
+    /// Where the API shows it: under `key` in `group` of a queue's object (nil: the object itself).
+    public var json: (group: String?, key: String) {
+        switch self {
+        case .packetsRead: (nil, "packets_read")
+        case .bytesRead: (nil, "bytes_read")
+        case .packetsWritten: (nil, "packets_written")
+        case .bytesWritten: (nil, "bytes_written")
+        case .readErrors: (nil, "read_errors")
+        case .writeErrors: (nil, "write_errors")
+        case .droppedMalformed: ("dropped_reasons", "malformed")
+        case .droppedIgnored: ("dropped_reasons", "ignored")
+        case .droppedUnexpectedSource: ("dropped_reasons", "unexpected_source")
+        case .peerPacketsSent: ("peer", "packets_sent")
+        case .peerBytesSent: ("peer", "bytes_sent")
+        case .peerPacketsReceived: ("peer", "packets_received")
+        case .peerBytesReceived: ("peer", "bytes_received")
+        case .peerSendErrors: ("peer", "send_errors")
+        case .peerReceiveErrors: ("peer", "receive_errors")
+        case .ipv4: ("protocols", "ipv4")
+        case .ipv6: ("protocols", "ipv6")
+        case .arp: ("protocols", "arp")
+        case .icmp: ("protocols", "icmp")
+        case .icmpv6: ("protocols", "icmpv6")
+        case .tcp: ("protocols", "tcp")
+        case .udp: ("protocols", "udp")
+        case .other: ("protocols", "other")
+        }
     }
 
-    public static func + (a: ProtocolCounts, b: ProtocolCounts) -> ProtocolCounts {
-        ProtocolCounts(ipv4: a.ipv4 &+ b.ipv4, ipv6: a.ipv6 &+ b.ipv6, arp: a.arp &+ b.arp, icmp: a.icmp &+ b.icmp,
-                       icmpv6: a.icmpv6 &+ b.icmpv6, tcp: a.tcp &+ b.tcp, udp: a.udp &+ b.udp, other: a.other &+ b.other)
+    /// The Prometheus family it is a sample of, and the label that tells it apart there.
+    public var metric: (family: String, label: (name: String, value: String)) {
+        switch self {
+        case .packetsRead: ("tund_worker_packets_total", ("direction", "read"))
+        case .packetsWritten: ("tund_worker_packets_total", ("direction", "written"))
+        case .bytesRead: ("tund_worker_bytes_total", ("direction", "read"))
+        case .bytesWritten: ("tund_worker_bytes_total", ("direction", "written"))
+        case .readErrors: ("tund_worker_errors_total", ("direction", "read"))
+        case .writeErrors: ("tund_worker_errors_total", ("direction", "written"))
+        case .droppedMalformed, .droppedIgnored, .droppedUnexpectedSource: ("tund_worker_dropped_total", ("reason", json.key))
+        case .peerPacketsSent: ("tund_tunnel_packets_total", ("direction", "sent"))
+        case .peerPacketsReceived: ("tund_tunnel_packets_total", ("direction", "received"))
+        case .peerBytesSent: ("tund_tunnel_bytes_total", ("direction", "sent"))
+        case .peerBytesReceived: ("tund_tunnel_bytes_total", ("direction", "received"))
+        case .peerSendErrors: ("tund_tunnel_errors_total", ("direction", "sent"))
+        case .peerReceiveErrors: ("tund_tunnel_errors_total", ("direction", "received"))
+        case .ipv4, .ipv6, .arp, .icmp, .icmpv6, .tcp, .udp, .other: ("tund_worker_protocol_packets_total", ("protocol", json.key))
+        }
+    }
+
+    /// The help text of each family `metric` names.
+    public static let metricHelp: [String: String] = [
+        "tund_worker_packets_total": "Packets the worker read from the device (direction=read) or wrote to it (written).",
+        "tund_worker_bytes_total": "Bytes the worker read from the device or wrote to it.",
+        "tund_worker_errors_total": "Failed reads and writes on the device's descriptors.",
+        "tund_worker_dropped_total": "Packets the worker discarded, by reason.",
+        "tund_tunnel_packets_total": "Datagrams a tunnel worker sent to its peer or received from it.",
+        "tund_tunnel_bytes_total": "Payload bytes a tunnel worker sent to its peer or received from it.",
+        "tund_tunnel_errors_total": "Failed sends to and receives from the tunnel peer.",
+        "tund_worker_protocol_packets_total": "Packets read, by protocol (see the README for how they are counted).",
+    ]
+
+    /// How many counters a `CounterTable` holds at most: the enum may grow up to it.
+    public static let capacity = 32
+}
+
+/// One value per counter, in fixed-size storage: a batch's tally allocates nothing.
+public struct CounterTable: Equatable, Sendable {
+    private var values = InlineArray<32, UInt64>(repeating: 0)
+
+    public init() {}
+
+    public subscript(_ counter: Counter) -> UInt64 {
+        get { values[counter.rawValue] }
+        set { values[counter.rawValue] = newValue }
+    }
+
+    /// Packets discarded, for any of the `dropped_reasons`.
+    public var dropped: UInt64 {
+        Counter.allCases.filter { $0.json.group == "dropped_reasons" }.reduce(0) { $0 &+ self[$1] }
+    }
+
+    public static func + (a: CounterTable, b: CounterTable) -> CounterTable {
+        var sum = a
+        for counter in Counter.allCases { sum[counter] = a[counter] &+ b[counter] }
+        return sum
+    }
+
+    public static func == (a: CounterTable, b: CounterTable) -> Bool {
+        Counter.allCases.allSatisfy { a[$0] == b[$0] }
     }
 }
 
@@ -26,61 +107,15 @@ public struct ProtocolCounts: Equatable, Sendable {
 /// written = worker -> kernel.
 public struct QueueCounterValues: Equatable, Sendable {
     public var queue: Int
-    public var packetsRead: UInt64, bytesRead: UInt64, packetsWritten: UInt64, bytesWritten: UInt64
-    public var readErrors: UInt64, writeErrors: UInt64
-    /// Packets discarded, for any of the reasons below.
-    public var dropped: UInt64
-    /// Shorter than their own headers.
-    public var droppedMalformed: UInt64
-    /// Read in `responder` mode but not something it answers.
-    public var droppedIgnored: UInt64
-    /// `tunnel` datagrams from a source other than the peer.
-    public var droppedUnexpectedSource: UInt64
-    /// The tunnel's UDP side (zero in other modes).
-    public var peer: PeerCounters
-    public var protocols: ProtocolCounts
+    public var counts: CounterTable
     public var lastPacketAtNanoseconds: UInt64
 
-    public init(queue: Int, packetsRead: UInt64 = 0, bytesRead: UInt64 = 0, packetsWritten: UInt64 = 0, bytesWritten: UInt64 = 0,
-                readErrors: UInt64 = 0, writeErrors: UInt64 = 0, dropped: UInt64 = 0, droppedMalformed: UInt64 = 0,
-                droppedIgnored: UInt64 = 0, droppedUnexpectedSource: UInt64 = 0, peer: PeerCounters = PeerCounters(),
-                protocols: ProtocolCounts = ProtocolCounts(), lastPacketAtNanoseconds: UInt64 = 0) {
+    public init(queue: Int, counts: CounterTable = CounterTable(), lastPacketAtNanoseconds: UInt64 = 0) {
         self.queue = queue
-        self.packetsRead = packetsRead
-        self.bytesRead = bytesRead
-        self.packetsWritten = packetsWritten
-        self.bytesWritten = bytesWritten
-        self.readErrors = readErrors
-        self.writeErrors = writeErrors
-        self.dropped = dropped
-        self.droppedMalformed = droppedMalformed
-        self.droppedIgnored = droppedIgnored
-        self.droppedUnexpectedSource = droppedUnexpectedSource
-        self.peer = peer
-        self.protocols = protocols
+        self.counts = counts
         self.lastPacketAtNanoseconds = lastPacketAtNanoseconds
     }
+
+    public subscript(_ counter: Counter) -> UInt64 { counts[counter] }
+    public var dropped: UInt64 { counts.dropped }
 }
-
-/// What a `tunnel` worker sent to its peer and received from it.
-public struct PeerCounters: Equatable, Sendable {
-    public var packetsSent: UInt64 = 0, bytesSent: UInt64 = 0, packetsReceived: UInt64 = 0, bytesReceived: UInt64 = 0
-    public var sendErrors: UInt64 = 0, receiveErrors: UInt64 = 0
-
-    public init(packetsSent: UInt64 = 0, bytesSent: UInt64 = 0, packetsReceived: UInt64 = 0, bytesReceived: UInt64 = 0,
-                sendErrors: UInt64 = 0, receiveErrors: UInt64 = 0) {
-        self.packetsSent = packetsSent
-        self.bytesSent = bytesSent
-        self.packetsReceived = packetsReceived
-        self.bytesReceived = bytesReceived
-        self.sendErrors = sendErrors
-        self.receiveErrors = receiveErrors
-    }
-
-    public static func + (a: PeerCounters, b: PeerCounters) -> PeerCounters {
-        PeerCounters(packetsSent: a.packetsSent &+ b.packetsSent, bytesSent: a.bytesSent &+ b.bytesSent,
-                     packetsReceived: a.packetsReceived &+ b.packetsReceived, bytesReceived: a.bytesReceived &+ b.bytesReceived,
-                     sendErrors: a.sendErrors &+ b.sendErrors, receiveErrors: a.receiveErrors &+ b.receiveErrors)
-    }
-}
-

@@ -79,31 +79,28 @@ enum DeviceJSON {
         ])
     }
 
+    /// A queue's counters from the counter table, in its order: top-level counters, then each group as an
+    /// object; `dropped` (the sum of `dropped_reasons`) comes just before that group.
     private static func queueCounters(_ values: QueueCounterValues) -> [(String, JSONValue)] {
-        let protocols = values.protocols
-        return [
-            ("packets_read", .count(values.packetsRead)),
-            ("bytes_read", .count(values.bytesRead)),
-            ("packets_written", .count(values.packetsWritten)),
-            ("bytes_written", .count(values.bytesWritten)),
-            ("read_errors", .count(values.readErrors)),
-            ("write_errors", .count(values.writeErrors)),
-            ("dropped", .count(values.dropped)),
-            ("dropped_reasons", .object([
-                ("malformed", .count(values.droppedMalformed)), ("ignored", .count(values.droppedIgnored)),
-                ("unexpected_source", .count(values.droppedUnexpectedSource)),
-            ])),
-            ("peer", .object([
-                ("packets_sent", .count(values.peer.packetsSent)), ("bytes_sent", .count(values.peer.bytesSent)),
-                ("packets_received", .count(values.peer.packetsReceived)), ("bytes_received", .count(values.peer.bytesReceived)),
-                ("send_errors", .count(values.peer.sendErrors)), ("receive_errors", .count(values.peer.receiveErrors)),
-            ])),
-            ("protocols", .object([
-                ("ipv4", .count(protocols.ipv4)), ("ipv6", .count(protocols.ipv6)), ("arp", .count(protocols.arp)),
-                ("icmp", .count(protocols.icmp)), ("icmpv6", .count(protocols.icmpv6)), ("tcp", .count(protocols.tcp)),
-                ("udp", .count(protocols.udp)), ("other", .count(protocols.other)),
-            ])),
-        ]
+        var fields: [(String, JSONValue)] = []
+        var groups: [(name: String, fields: [(String, JSONValue)])] = []
+        for counter in Counter.allCases {
+            let (group, key) = counter.json
+            guard let group else {
+                fields.append((key, .count(values[counter])))
+                continue
+            }
+            if let index = groups.firstIndex(where: { $0.name == group }) {
+                groups[index].fields.append((key, .count(values[counter])))
+            } else {
+                groups.append((group, [(key, .count(values[counter]))]))
+            }
+        }
+        for group in groups {
+            if group.name == "dropped_reasons" { fields.append(("dropped", .count(values.dropped))) }
+            fields.append((group.name, .object(group.fields)))
+        }
+        return fields
     }
 
     private static func kernelCounters(_ counters: KernelCounters) -> JSONValue {

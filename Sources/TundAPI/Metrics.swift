@@ -121,48 +121,19 @@ enum DeviceMetrics {
         text.family("tund_device_mtu_bytes", "gauge", "The link's MTU as the kernel says.")
         for (device, _) in statistics { if let link = device.link { text.sample("tund_device_mtu_bytes", [("device", device.record.name)], Double(link.mtu)) } }
 
-        func perQueue(_ name: String, _ type: String, _ help: String, _ values: [(String, (QueueCounterValues) -> UInt64)]) {
-            text.family(name, type, help)
+        // Every per-queue counter, from the counter table: one family after another, in the table's order.
+        var families: [String] = []
+        for counter in Counter.allCases where !families.contains(counter.metric.family) { families.append(counter.metric.family) }
+        for family in families {
+            text.family(family, "counter", Counter.metricHelp[family] ?? family)
+            let members = Counter.allCases.filter { $0.metric.family == family }
             for (device, stats) in statistics {
                 for queue in stats.worker.queues {
-                    for (direction, value) in values {
-                        var labels = [("device", device.record.name), ("queue", String(queue.queue)), ("mode", stats.worker.mode.rawValue)]
-                        if !direction.isEmpty { labels.append(("direction", direction)) }
-                        text.sample(name, labels, value(queue))
+                    for counter in members {
+                        text.sample(family, [("device", device.record.name), ("queue", String(queue.queue)),
+                                             ("mode", stats.worker.mode.rawValue), (counter.metric.label.name, counter.metric.label.value)],
+                                    queue[counter])
                     }
-                }
-            }
-        }
-        perQueue("tund_worker_packets_total", "counter", "Packets the worker read from the device (direction=read) or wrote to it (written).",
-                 [("read", \.packetsRead), ("written", \.packetsWritten)])
-        perQueue("tund_worker_bytes_total", "counter", "Bytes the worker read from the device or wrote to it.",
-                 [("read", \.bytesRead), ("written", \.bytesWritten)])
-        perQueue("tund_worker_errors_total", "counter", "Failed reads and writes on the device's descriptors.",
-                 [("read", \.readErrors), ("written", \.writeErrors)])
-        text.family("tund_worker_dropped_total", "counter", "Packets the worker discarded, by reason.")
-        for (device, stats) in statistics {
-            for queue in stats.worker.queues {
-                for (reason, value) in [("malformed", queue.droppedMalformed), ("ignored", queue.droppedIgnored),
-                                        ("unexpected_source", queue.droppedUnexpectedSource)] {
-                    text.sample("tund_worker_dropped_total", [("device", device.record.name), ("queue", String(queue.queue)),
-                                                             ("mode", stats.worker.mode.rawValue), ("reason", reason)], value)
-                }
-            }
-        }
-        perQueue("tund_tunnel_packets_total", "counter", "Datagrams a tunnel worker sent to its peer or received from it.",
-                 [("sent", \.peer.packetsSent), ("received", \.peer.packetsReceived)])
-        perQueue("tund_tunnel_bytes_total", "counter", "Payload bytes a tunnel worker sent to its peer or received from it.",
-                 [("sent", \.peer.bytesSent), ("received", \.peer.bytesReceived)])
-        perQueue("tund_tunnel_errors_total", "counter", "Failed sends to and receives from the tunnel peer.",
-                 [("sent", \.peer.sendErrors), ("received", \.peer.receiveErrors)])
-        text.family("tund_worker_protocol_packets_total", "counter", "Packets read, by protocol (see the README for how they are counted).")
-        for (device, stats) in statistics {
-            for queue in stats.worker.queues {
-                let protocols = queue.protocols
-                for (name, value) in [("ipv4", protocols.ipv4), ("ipv6", protocols.ipv6), ("arp", protocols.arp), ("icmp", protocols.icmp),
-                                      ("icmpv6", protocols.icmpv6), ("tcp", protocols.tcp), ("udp", protocols.udp), ("other", protocols.other)] {
-                    text.sample("tund_worker_protocol_packets_total", [("device", device.record.name), ("queue", String(queue.queue)),
-                                                                       ("mode", stats.worker.mode.rawValue), ("protocol", name)], value)
                 }
             }
         }

@@ -54,10 +54,10 @@ enum GROMerge {
                          packet: UnsafeRawBufferPointer(start: packet, count: length))
         }
         if written {
-            tally.packetsWritten &+= 1
-            tally.bytesWritten &+= UInt64(length)
+            tally[.packetsWritten] &+= 1
+            tally[.bytesWritten] &+= UInt64(length)
         } else {
-            tally.writeErrors &+= 1
+            tally[.writeErrors] &+= 1
         }
     }
 }

@@ -16,10 +16,10 @@ extension PacketDevice {
     @inline(__always)
     func writeCounted(_ frame: UnsafeRawBufferPointer, prefix: Int, _ tally: inout BatchTally) {
         if write(frame) {
-            tally.packetsWritten &+= 1
-            tally.bytesWritten &+= UInt64(frame.count - prefix)
+            tally[.packetsWritten] &+= 1
+            tally[.bytesWritten] &+= UInt64(frame.count - prefix)
         } else {
-            tally.writeErrors &+= 1
+            tally[.writeErrors] &+= 1
         }
     }
 }

@@ -44,13 +44,13 @@ final class QueueProcessor {
             let count = device.read(into: scratch.slot(filled))
             if count <= 0 {
                 if count < 0 {
-                    tally.readErrors &+= 1
+                    tally[.readErrors] &+= 1
                     gone = true
                 }
                 break
             }
             if count <= prefix {
-                tally.dropped &+= 1  // a read shorter than the virtio header
+                tally[.droppedMalformed] &+= 1  // a read shorter than the virtio header
                 continue
             }
             let packet = UnsafeRawBufferPointer(rebasing: scratch.slot(filled)[prefix..<count])

@@ -9,7 +9,7 @@ final class ResponderMode: PacketMode {
         for index in 0..<batch.count {
             let packet = batch.packet(index)
             guard let answer = Responder.answer(packet, length: packet.count, kind: kind) else {
-                tally.ignored &+= 1
+                tally[.droppedIgnored] &+= 1
                 continue
             }
             let frame = batch.frame(index)

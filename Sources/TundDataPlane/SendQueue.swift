@@ -102,12 +102,12 @@ final class SendQueue {
                 // way out, or an old kernel). Send datagram by datagram from now on.
                 if gso && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP) && segmentCounts[sent] > 1 { gso = false }
                 // EAGAIN (buffer full), ENETUNREACH, EPERM...: these packets are lost, as on a real link.
-                for index in sent..<used { tally.peerSendErrors &+= UInt64(segmentCounts[index]) }
+                for index in sent..<used { tally[.peerSendErrors] &+= UInt64(segmentCounts[index]) }
                 break
             }
             for index in sent..<(sent + Int(result)) {
-                tally.peerPacketsSent &+= UInt64(segmentCounts[index])
-                tally.peerBytesSent &+= UInt64(headers[index].msg_len)
+                tally[.peerPacketsSent] &+= UInt64(segmentCounts[index])
+                tally[.peerBytesSent] &+= UInt64(headers[index].msg_len)
             }
             sent += Int(result)
         }

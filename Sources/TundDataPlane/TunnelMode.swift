@@ -20,7 +20,7 @@ final class TunnelMode: PacketMode {
         for index in 0..<batch.count {
             let packet = batch.packet(index)
             if ownDatagram.matches(UnsafeRawBufferPointer(packet)) {
-                tally.dropped &+= 1
+                tally[.droppedMalformed] &+= 1
                 sendQueue.flush(socket, &tally)
                 return .fail("routing loop: the tunnel's own datagram to \(ownDatagram.remoteDescription) came back through its device; stopped instead of spinning (route the remote through another interface, then PATCH the worker to restart it)")
             }
@@ -32,7 +32,7 @@ final class TunnelMode: PacketMode {
                     sendQueue.flush(socket, &tally)
                     accepted = segmentIntoQueue(packet, header)
                 }
-                if !accepted { tally.dropped &+= 1 }
+                if !accepted { tally[.droppedMalformed] &+= 1 }
             } else {
                 sendQueue.append(nil, OutgoingPiece(base: packet.baseAddress!, count: packet.count))
             }

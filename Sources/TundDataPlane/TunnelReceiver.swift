@@ -28,14 +28,14 @@ final class TunnelReceiver {
             batch.prepareReceive(reserving: prefix, control: vnetHeader)
             let received = tund_recvmmsg(socket, batch.headers, UInt32(Scratch.batchLimit), Int32(MSG_DONTWAIT))
             if received <= 0 {
-                if received < 0 && errno != EAGAIN && errno != EINTR { tally.peerReceiveErrors &+= 1 }
+                if received < 0 && errno != EAGAIN && errno != EINTR { tally[.peerReceiveErrors] &+= 1 }
                 return
             }
             packets.count = 0
             for index in 0..<Int(received) {
                 let length = Int(batch.headers[index].msg_len)
                 guard peer.matches(batch.addresses + index, length: batch.headers[index].msg_hdr.msg_namelen) else {
-                    tally.unexpectedSource &+= 1
+                    tally[.droppedUnexpectedSource] &+= 1
                     continue
                 }
                 let segmentSize = batch.groSegmentSize(index) ?? length
@@ -44,8 +44,8 @@ final class TunnelReceiver {
                 while offset < length, packets.count < packets.capacity {
                     let size = min(segmentSize, length - offset)
                     packets.append(start + offset, size)
-                    tally.peerPacketsReceived &+= 1
-                    tally.peerBytesReceived &+= UInt64(size)
+                    tally[.peerPacketsReceived] &+= 1
+                    tally[.peerBytesReceived] &+= UInt64(size)
                     offset += max(size, 1)
                 }
             }

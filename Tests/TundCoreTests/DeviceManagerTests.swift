@@ -163,15 +163,15 @@ import TundFakes
         links.inject(PacketSamples.ipv4(protocol: 17, payload: 8), into: "tun0", queue: 1)
         links.inject([0x45, 0, 0], into: "tun0", queue: 0)  // truncated
         var counters = try manager.statistics("tun0").worker
-        for _ in 0..<100 where counters.total.packetsRead < 4 {
+        for _ in 0..<100 where counters.total[.packetsRead] < 4 {
             usleep(10_000)
             counters = try manager.statistics("tun0").worker
         }
-        #expect(counters.total.packetsRead == 4)
-        #expect(counters.total.protocols.icmp == 2 && counters.total.protocols.udp == 1 && counters.total.protocols.ipv4 == 3)
+        #expect(counters.total[.packetsRead] == 4)
+        #expect(counters.total[.icmp] == 2 && counters.total[.udp] == 1 && counters.total[.ipv4] == 3)
         #expect(counters.total.dropped == 1)
-        #expect(counters.total.bytesRead == UInt64(2 * ping.count + 28 + 3))
-        #expect(counters.queues.map(\.packetsRead) == [2, 2])
+        #expect(counters.total[.bytesRead] == UInt64(2 * ping.count + 28 + 3))
+        #expect(counters.queues.map { $0[.packetsRead] } == [2, 2])
         #expect(counters.lastPacketAt != nil)
         try manager.delete("tun0")
     }

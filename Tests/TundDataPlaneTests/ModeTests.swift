@@ -47,7 +47,7 @@ final class FakePacketDevice: PacketDevice {
         device.inbound = [PacketSamples.ipv4(protocol: 1, payload: 8), PacketSamples.ipv4(protocol: 17, payload: 8), [0x45, 0, 0]]
         #expect(worker.deviceReady(scratch) == .carryOn)
         let counts = worker.counters.snapshot(queue: 0)
-        #expect(counts.packetsRead == 3 && counts.protocols.icmp == 1 && counts.protocols.udp == 1 && counts.dropped == 1)
+        #expect(counts[.packetsRead] == 3 && counts[.icmp] == 1 && counts[.udp] == 1 && counts.dropped == 1)
         #expect(device.written.isEmpty && counts.lastPacketAtNanoseconds > 0)
     }
 
@@ -56,7 +56,7 @@ final class FakePacketDevice: PacketDevice {
         let packets = [PacketSamples.ipv4(protocol: 6, payload: 20), PacketSamples.ipv6(next: 17)]
         device.inbound = packets
         #expect(worker.deviceReady(scratch) == .carryOn)
-        #expect(device.written == packets && worker.counters.snapshot(queue: 0).packetsWritten == 2)
+        #expect(device.written == packets && worker.counters.snapshot(queue: 0)[.packetsWritten] == 2)
     }
 
     @Test func responderAnswersPingAndIgnoresTheRest() throws {
@@ -66,23 +66,23 @@ final class FakePacketDevice: PacketDevice {
         let reply = try #require(device.written.first)
         #expect(device.written.count == 1 && reply[20] == 0)  // ICMP echo reply
         let counts = worker.counters.snapshot(queue: 0)
-        #expect(counts.droppedIgnored == 1 && counts.packetsWritten == 1)
+        #expect(counts[.droppedIgnored] == 1 && counts[.packetsWritten] == 1)
     }
 
     @Test func aWakeupHandlesABoundedBatch() {
         let worker = processor(CountMode())
         device.inbound = Array(repeating: PacketSamples.ipv4(protocol: 17, payload: 8), count: 100)
         _ = worker.deviceReady(scratch)
-        #expect(worker.counters.snapshot(queue: 0).packetsRead == UInt64(Scratch.batchLimit))
+        #expect(worker.counters.snapshot(queue: 0)[.packetsRead] == UInt64(Scratch.batchLimit))
         _ = worker.deviceReady(scratch)
-        #expect(worker.counters.snapshot(queue: 0).packetsRead == 100)
+        #expect(worker.counters.snapshot(queue: 0)[.packetsRead] == 100)
     }
 
     @Test func aDeviceThatIsGoneLeavesTheLoop() {
         let worker = processor(CountMode())
         device.gone = true
         #expect(worker.deviceReady(scratch) == .remove)
-        #expect(worker.counters.snapshot(queue: 0).readErrors == 1)
+        #expect(worker.counters.snapshot(queue: 0)[.readErrors] == 1)
     }
 
     @Test func aTunnelThatReadsItsOwnDatagramStops() throws {
@@ -122,7 +122,7 @@ final class FakePacketDevice: PacketDevice {
             let count = recv(receiver, &buffer, buffer.count, 0)
             if count > 0 { received.append(Array(buffer[0..<count])) }
         }
-        #expect(received == packets && worker.counters.snapshot(queue: 0).peer.packetsSent == 2)
+        #expect(received == packets && worker.counters.snapshot(queue: 0)[.peerPacketsSent] == 2)
     }
 }
 

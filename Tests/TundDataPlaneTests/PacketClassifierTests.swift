@@ -51,7 +51,7 @@ import TundFakes
         tally.count(PacketClass(network: .arp, transport: .none), bytes: 42)
         tally.count(PacketClass(network: .other, transport: .other), bytes: 60)
         tally.count(PacketClass.malformedPacket, bytes: 3)
-        #expect(tally.packetsRead == 4 && tally.bytesRead == 189)
-        #expect(tally.icmp == 1 && tally.ipv4 == 1 && tally.arp == 1 && tally.other == 1 && tally.dropped == 1)
+        #expect(tally[.packetsRead] == 4 && tally[.bytesRead] == 189)
+        #expect(tally[.icmp] == 1 && tally[.ipv4] == 1 && tally[.arp] == 1 && tally[.other] == 1 && tally[.droppedMalformed] == 1)
     }
 }

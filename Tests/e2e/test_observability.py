@@ -113,16 +113,26 @@ def test_a_capture_ends_when_its_client_leaves(make_tund):
     few clients that left locked everyone else out with 503. It now ends when its client hangs up."""
     tund = make_tund(["--max-connections", "2"])
     assert tund.post("/devices", {"name": "tun0", "type": "tun"}).status == 201
-    clients = []
-    for _ in range(2):
+    def open_capture():
+        """A capture whose answer has begun (so it is registered), or None when the server is still full
+        (the connection of an earlier request may not be released yet)."""
         client = socket.create_connection(("127.0.0.1", tund.port), timeout=10)
         client.sendall(b"GET /devices/tun0/capture?count=1000&timeout=3600 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         head = b""
-        while b"\r\n\r\n" not in head:  # the capture is registered once its answer has begun
+        while b"\r\n\r\n" not in head:
             chunk = client.recv(4096)
             assert chunk, head
             head += chunk
+        if head.startswith(b"HTTP/1.1 503 "):
+            client.close()
+            return None
         assert head.startswith(b"HTTP/1.1 200 "), head
+        return client
+
+    clients = []
+    for _ in range(2):
+        client = wait_for(open_capture, attempts=100)
+        assert client is not None, "no connection slot came free for the capture"
         clients.append(client)
     assert tund.get("/devices").status == 503  # both slots held, as they should be while the clients stay
     for client in clients:

@@ -23,6 +23,12 @@ int tund_epoll_remove(int epfd, int fd);
 /// Waits for up to `max` ready descriptors and writes their tokens to `tokens`.
 int tund_epoll_wait(int epfd, unsigned long long *tokens, int max, int timeout_ms);
 
+/// A counter slot written by one thread and read by others: relaxed atomic load and store (no
+/// read-modify-write, no lock), for the data plane's counter table.
+void tund_counter_add(unsigned long long *slot, unsigned long long amount);
+unsigned long long tund_counter_load(const unsigned long long *slot);
+void tund_counter_store(unsigned long long *slot, unsigned long long value);
+
 /// Names the calling thread (15 bytes at most; longer names are cut), as `top -H` and `perf` show it.
 void tund_set_thread_name(const char *name);
 
