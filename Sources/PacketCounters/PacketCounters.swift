@@ -74,17 +74,27 @@ public enum Counter: Int, CaseIterable, Sendable {
 
     /// How many counters a `CounterTable` holds at most: the enum may grow up to it.
     public static let capacity = 32
+    /// How many there are. The hot path loops over raw values up to this, since `allCases` builds an
+    /// array on every call.
+    public static let count = allCases.count
 }
 
 /// One value per counter, in fixed-size storage: a batch's tally allocates nothing.
+/// Inlinable, since the data plane counts into it per packet from another module.
 public struct CounterTable: Equatable, Sendable {
-    private var values = InlineArray<32, UInt64>(repeating: 0)
+    @usableFromInline var values = InlineArray<32, UInt64>(repeating: 0)
 
-    public init() {}
+    @inlinable public init() {}
 
-    public subscript(_ counter: Counter) -> UInt64 {
+    @inlinable public subscript(_ counter: Counter) -> UInt64 {
         get { values[counter.rawValue] }
         set { values[counter.rawValue] = newValue }
+    }
+
+    /// By the counter's raw value, for loops over `0..<Counter.count`.
+    @inlinable public subscript(raw index: Int) -> UInt64 {
+        get { values[index] }
+        set { values[index] = newValue }
     }
 
     /// Packets discarded, for any of the `dropped_reasons`.
@@ -94,12 +104,12 @@ public struct CounterTable: Equatable, Sendable {
 
     public static func + (a: CounterTable, b: CounterTable) -> CounterTable {
         var sum = a
-        for counter in Counter.allCases { sum[counter] = a[counter] &+ b[counter] }
+        for index in 0..<Counter.count { sum[raw: index] = a[raw: index] &+ b[raw: index] }
         return sum
     }
 
     public static func == (a: CounterTable, b: CounterTable) -> Bool {
-        Counter.allCases.allSatisfy { a[$0] == b[$0] }
+        (0..<Counter.count).allSatisfy { a[raw: $0] == b[raw: $0] }
     }
 }
 

@@ -19,8 +19,8 @@ public final class QueueCounters: @unchecked Sendable {
 
     /// Adds a batch's tallies. Called only by the queue's own thread.
     func publish(_ batch: inout BatchTally, at nanoseconds: UInt64) {
-        for counter in Counter.allCases where batch.counts[counter] != 0 {
-            tund_counter_add(slots + counter.rawValue, batch.counts[counter])
+        for index in 0..<Counter.count where batch.counts[raw: index] != 0 {
+            tund_counter_add(slots + index, batch.counts[raw: index])
         }
         if batch.counts[.packetsRead] != 0 { tund_counter_store(slots + Self.lastPacketSlot, nanoseconds) }
         batch = BatchTally()
@@ -28,7 +28,7 @@ public final class QueueCounters: @unchecked Sendable {
 
     func snapshot(queue: Int) -> QueueCounterValues {
         var counts = CounterTable()
-        for counter in Counter.allCases { counts[counter] = tund_counter_load(slots + counter.rawValue) }
+        for index in 0..<Counter.count { counts[raw: index] = tund_counter_load(slots + index) }
         return QueueCounterValues(queue: queue, counts: counts, lastPacketAtNanoseconds: tund_counter_load(slots + Self.lastPacketSlot))
     }
 }
