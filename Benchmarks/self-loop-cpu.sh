@@ -13,23 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_debian_packages "${RUNTIME_PACKAGES[@]}" iproute2 iputils-ping curl coreutils
-(( EUID == 0 )) || { echo "run as root (creates a network namespace)" >&2; exit 1; }
-if [ -z "${TUND_BIN:-}" ]; then
-    swift build -c release --product tund >&2
-    TUND_BIN="$(swift build -c release --show-bin-path)/tund"
-fi
-NS="selfloop-$$"
-DIR="$(mktemp -d)"
-cleanup() {
-    ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-    ip netns del "$NS" 2>/dev/null || true
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-in_ns() { ip netns exec "$NS" "$@"; }
-in_ns timeout 120 "$TUND_BIN" --listen 127.0.0.1:18090 --database "$DIR/tund.db" 2> "$DIR/tund.log" &
+source Benchmarks/lib-namespace.sh selfloop
+in_ns timeout 120 "$TUND_BIN" --listen 127.0.0.1:18090 --database "$WORK/tund.db" 2> "$WORK/tund.log" &
 for _ in $(seq 100); do in_ns curl -sf -o /dev/null http://127.0.0.1:18090/readyz && break; sleep 0.1; done
 PID="$(ip netns pids "$NS" | head -1)"
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$PID/stat"; }
@@ -48,4 +33,4 @@ in_ns ping -c 1 -W 1 10.151.0.2 > /dev/null || true
 sleep 10
 running=$(in_ns curl -s http://127.0.0.1:18090/devices/loop0 | grep -o '"running":[a-z]*')
 echo "runtime: POST answered $code, route to the remote added through loop0, one ping sent; tund CPU ${before} s -> $(cpu_seconds) s over 10 s; worker $running"
-grep -o 'msg="worker stopped".*' "$DIR/tund.log" | head -1 || true
+grep -o 'msg="worker stopped".*' "$WORK/tund.log" | head -1 || true

@@ -58,8 +58,7 @@ source "$HERE/lib-workers.sh"
 [[ "$DUR" =~ ^[0-9]+$ ]] && (( DUR >= 1 && DUR <= 300 )) || die "DUR must be 1..300 seconds"
 (( EUID == 0 )) || die "run as root (creates network namespaces, veth pairs and tun devices)"
 source "$ROOT/scripts/deps.sh"
-ensure_debian_packages "${RUNTIME_PACKAGES[@]}" iproute2 jq curl python3 coreutils gcc libc6-dev iputils-ping util-linux \
-    iperf3 socat openvpn
+ensure_debian_packages "${RUNTIME_PACKAGES[@]}" "${BENCHMARK_PACKAGES[@]}"
 for tool in ip jq curl python3 timeout gcc ping taskset iperf3 socat openvpn; do
     command -v "$tool" >/dev/null || die "$tool not found after installing the packages"
 done

@@ -11,10 +11,14 @@ command -v swift >/dev/null 2>&1 || {
     exit 1
 }
 
+# Every package ensure_debian_packages was asked for in this run: the install list require_programs checks.
+ENSURED_PACKAGES=()
+
 # ensure_debian_packages PKG...: apt-get installs the ones dpkg does not know as installed.
 ensure_debian_packages() {
     local missing=()
     local package
+    ENSURED_PACKAGES+=("$@")
     for package in "$@"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
     done
@@ -26,17 +30,16 @@ ensure_debian_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# require_programs LIST PKG...: stops, naming the program, when a program in LIST ("program package"
-# lines) comes from a package that is not among PKG (the install list has drifted from what the tests
-# run), or is not on PATH. Runs before any test, so a missing tool is named up front, not by a test
+# require_programs LIST: stops, naming the program, when a program in LIST ("program package" lines)
+# comes from a package that ensure_debian_packages was not asked for (the install list has drifted from
+# what the tests run), or is not on PATH. Runs before any test, so a missing tool is named up front, not by a test
 # that dies of it half an hour later.
 require_programs() {
     local list="$1"
-    shift
     local program package
     while read -r program package _; do
         case "$program" in ''|'#'*) continue ;; esac
-        if [[ " $* " != *" $package "* ]]; then
+        if [[ " ${ENSURED_PACKAGES[*]} " != *" $package "* ]]; then
             echo "error: the tests run $program, but its Debian package $package is not in the install list of scripts/test.sh" >&2
             exit 1
         fi
@@ -46,6 +49,9 @@ require_programs() {
         fi
     done <"$list"
 }
+
+# What the benchmarks under Benchmarks/ run besides tund (workers.sh: baselines, load generators, peers).
+BENCHMARK_PACKAGES=(iproute2 iputils-ping jq curl python3 coreutils util-linux gcc libc6-dev iperf3 socat openvpn)
 
 # What building and running tund needs.
 RUNTIME_PACKAGES=(libmicrohttpd-dev libsqlite3-dev pkg-config iproute2 curl)

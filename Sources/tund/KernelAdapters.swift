@@ -69,10 +69,7 @@ struct KernelLinkControl: LinkControl {
     }
 
     func ownedRoutes(index: Int32) throws(KernelError) -> [RouteSpec] {
-        try mapped { () throws(NetlinkError) in
-            try netlink.routes().filter { $0.outputInterface == index && $0.protocol == tundProtocol }
-                .map { RouteSpec(destination: $0.destination, gateway: $0.gateway, metric: $0.metric) }
-        }
+        try ownedRoutesByLink()[index] ?? []
     }
 
     func outputInterface(to address: IPAddress) throws(KernelError) -> Int32? {

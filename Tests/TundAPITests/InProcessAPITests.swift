@@ -43,6 +43,7 @@ import TundJSON
         let refused = send(api, "GET", "/devices", authorized: false)
         #expect(refused.status == 401 && refused.json?["error"]?["code"] == .string("unauthorized"))
         #expect(refused.header("WWW-Authenticate")?.hasPrefix("Bearer") == true)
+        #expect(send(api, "GET", "/metrics", authorized: false).status == 401 && send(api, "GET", "/events", authorized: false).status == 401)
         #expect(send(api, "GET", "/devices", headers: ["authorization": "Bearer wrong-token-0123456789"], authorized: false).status == 401)
         #expect(send(api, "GET", "/devices").status == 200)
     }
@@ -79,5 +80,6 @@ import TundJSON
         let early = send(api, "POST", "/devices", body: #"{"name":"tun0","type":"tun"}"#)
         #expect(early.status == 503 && early.json?["error"]?["code"] == .string("not_ready"))
         #expect(send(api, "GET", "/readyz", authorized: false).status == 503)
+        #expect(send(api, "GET", "/healthz", authorized: false).status == 200)
     }
 }
