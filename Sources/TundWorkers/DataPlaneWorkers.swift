@@ -17,6 +17,8 @@ public struct DataPlaneWorkers: PacketWorkers {
         case .count: mode = .count
         case .echo: mode = .echo
         case .responder: mode = .responder
+        case .none:
+            throw KernelError(operation: "starting a worker for \(request.name), whose mode is none", errno: .EINVAL)
         case .tunnel:
             guard let tunnel = request.tunnel else {
                 throw KernelError(operation: "starting \(request.name)'s tunnel without endpoints", errno: .EINVAL)

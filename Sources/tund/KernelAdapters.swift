@@ -69,7 +69,50 @@ struct KernelLinkControl: LinkControl {
     }
 
     func ownedRoutes(index: Int32) throws(KernelError) -> [RouteSpec] {
-        try ownedRoutesByLink()[index] ?? []
+        try mapped { () throws(NetlinkError) in try netlink.routes(protocol: tundProtocol, index: index).map(RouteSpec.init) }
+    }
+
+    func addressesByLink() throws(KernelError) -> [Int32: [(prefix: IPPrefix, owned: Bool)]] {
+        try mapped { () throws(NetlinkError) in
+            Dictionary(grouping: try netlink.addresses(), by: \.interfaceIndex).mapValues { $0.map { ($0.prefix, $0.protocol == tundProtocol) } }
+        }
+    }
+
+    func perform(_ changes: [LinkChangeRequest]) -> [KernelError?] {
+        let requests = changes.map { change -> (builder: NetlinkMessageBuilder, operation: String) in
+            switch change {
+            case .configure(let index, let settings):
+                (RouteRequests.setLink(index: index, LinkChange(up: settings.up, mtu: settings.mtu, mac: settings.mac, alias: settings.alias)),
+                 "RTM_NEWLINK index \(index)")
+            case .addAddress(let prefix, let index, let replace):
+                (RouteRequests.addAddress(prefix, index: index, replace: replace, protocol: tundProtocol), "RTM_NEWADDR \(prefix) index \(index)")
+            case .addRoute(let route, let index, let replace):
+                (RouteRequests.addRoute(request(route, index), replace: replace), "RTM_NEWROUTE \(route.destination) index \(index)")
+            case .deleteAddress(let prefix, let index):
+                (RouteRequests.deleteAddress(prefix, index: index), "RTM_DELADDR \(prefix) index \(index)")
+            case .deleteRoute(let route, let index):
+                (RouteRequests.deleteRoute(request(route, index)), "RTM_DELROUTE \(route.destination) index \(index)")
+            }
+        }
+        return netlink.perform(requests).map { $0.map(KernelError.init) }
+    }
+
+    /// Puts the links in a group of their own and deletes the group: the kernel unregisters them together.
+    /// The group number is drawn at random and checked unused, so no one else's link is in it.
+    func deleteLinks(_ indexes: [Int32]) throws(KernelError) {
+        guard indexes.count > 1 else {
+            for index in indexes { try deleteLink(index: index) }
+            return
+        }
+        try mapped { () throws(NetlinkError) in
+            let used = Set(try netlink.links().map(\.group))
+            var group: UInt32
+            repeat { group = UInt32.random(in: 0x7475_0000...0x7475_ffff) } while used.contains(group)
+            let failures = netlink.perform(indexes.map { (RouteRequests.setGroup(index: $0, group: group), "RTM_NEWLINK index \($0) group \(group)") })
+            // A link that vanished meanwhile is simply not in the group.
+            if let failure = failures.compactMap({ $0 }).first(where: { $0.errno != ENODEV }) { throw failure }
+            try netlink.deleteGroup(group)
+        }
     }
 
     func outputInterface(to address: IPAddress) throws(KernelError) -> Int32? {
@@ -78,8 +121,8 @@ struct KernelLinkControl: LinkControl {
 
     func ownedRoutesByLink() throws(KernelError) -> [Int32: [RouteSpec]] {
         try mapped { () throws(NetlinkError) in
-            Dictionary(grouping: try netlink.routes().filter { $0.protocol == tundProtocol && $0.outputInterface != nil }) { $0.outputInterface! }
-                .mapValues { $0.map { RouteSpec(destination: $0.destination, gateway: $0.gateway, metric: $0.metric) } }
+            Dictionary(grouping: try netlink.routes(protocol: tundProtocol).filter { $0.outputInterface != nil }) { $0.outputInterface! }
+                .mapValues { $0.map(RouteSpec.init) }
         }
     }
 
@@ -144,24 +187,36 @@ extension LinkState {
     }
 }
 
-/// TunKit's `NetlinkMonitor` as the core's source of kernel notices.
+extension RouteSpec {
+    init(_ route: RouteInfo) {
+        self.init(destination: route.destination, gateway: route.gateway, metric: route.metric)
+    }
+}
+
+/// TunKit's `NetlinkMonitor` as the core's source of kernel notices. Notices of the changes tund's own
+/// netlink socket made (`ownPort`) are not passed on: they are not drift, and reconciling after each of
+/// them would make every change cost a read of the device it just wrote.
 final class KernelNoticeSource: KernelNotices {
     let monitor: NetlinkMonitor
+    let ownPort: UInt32
 
-    init() throws(KernelError) {
+    init(ignoringChangesBy ownPort: UInt32) throws(KernelError) {
+        self.ownPort = ownPort
         do { monitor = try NetlinkMonitor() } catch { throw KernelError(error) }
     }
 
     func start(_ handler: @escaping @Sendable (KernelNotice) -> Void) throws(KernelError) {
         do {
-            try monitor.start { notice in
+            try monitor.start(ignoring: ownPort) { notice in
                 switch notice {
                 case .link(let link, let deleted):
                     handler(.link(name: link.name, index: link.index, up: link.isUp, deleted: deleted))
                 case .address(let address, _):
                     handler(.address(index: address.interfaceIndex))
                 case .route(let route, _):
-                    handler(.route(index: route.outputInterface))
+                    // Only tund's routes can be drift; the kernel's own (an IPv6 link's fe80::/64) and
+                    // others' are not its business, and reading a link's routes walks the whole table.
+                    if route.protocol == tundProtocol { handler(.route(index: route.outputInterface)) }
                 case .overflow:
                     handler(.overflow)
                 }

@@ -15,6 +15,19 @@ enum Preflight {
         return false
     }
 
+    /// Raises the soft limit on open descriptors to the hard one: every device tund holds costs a descriptor
+    /// per queue, and the usual soft limit (1024) would stop it near a thousand devices. Returns the limit.
+    static func raiseDescriptorLimit() -> UInt64 {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 { return UInt64(raised.rlim_cur) }
+        }
+        return UInt64(limit.rlim_cur)
+    }
+
     /// Why /dev/net/tun cannot be opened, or nil when it can.
     static func tunDeviceProblem() -> String? {
         let fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)

@@ -54,7 +54,7 @@ struct Tund: ParsableCommand {
     var socketMode: String = "0660"
 
     @Option(help: "Most devices tund will manage; creates beyond it answer 409.")
-    var maxDevices: Int = 1024
+    var maxDevices: Int = 16384
 
     @Option(help: "Most simultaneous HTTP connections; requests on more get 503 too_many_connections.")
     var maxConnections: Int = 256
@@ -108,6 +108,11 @@ struct Tund: ParsableCommand {
         }
         if Preflight.missingNetAdmin() { fail(logger, "tund needs CAP_NET_ADMIN to configure network devices: run it as root or grant the capability (AmbientCapabilities=CAP_NET_ADMIN)") }
         if let problem = Preflight.tunDeviceProblem() { fail(logger, problem) }
+        let descriptors = Preflight.raiseDescriptorLimit()
+        if descriptors < UInt64(maxDevices) + 256 {
+            logger.warning("the open-descriptor limit is below --max-devices: devices past it will fail to open (EMFILE); raise LimitNOFILE",
+                           metadata: ["limit": "\(descriptors)", "max_devices": "\(maxDevices)"])
+        }
         if let problem = Preflight.prepareDirectory(forDatabase: databasePath) { fail(logger, problem) }
 
         let store: DeviceDatabase
@@ -171,7 +176,7 @@ struct Tund: ParsableCommand {
         // Drift: from here on, changes others make to tund's devices are seen and repaired (or reported).
         let watcher: DriftWatcher
         do {
-            watcher = DriftWatcher(manager: manager, notices: try KernelNoticeSource())
+            watcher = DriftWatcher(manager: manager, notices: try KernelNoticeSource(ignoringChangesBy: netlink.portID))
             try watcher.start()
         } catch {
             server.stop()

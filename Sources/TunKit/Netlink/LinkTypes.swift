@@ -15,6 +15,8 @@ public struct LinkInfo: Sendable, Equatable {
     public let kind: String?
     public let tun: TunLinkInfo?
     public let statistics: LinkStatistics?
+    /// IFLA_GROUP: 0 unless someone grouped the link (`ip link set group`).
+    public var group: UInt32 = 0
 
     public var isUp: Bool { flags & 0x1 != 0 }
 

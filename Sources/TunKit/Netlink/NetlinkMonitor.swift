@@ -42,10 +42,14 @@ public final class NetlinkMonitor: Sendable {
     }
 
     /// Starts the listening thread. `handler` runs on it, one notice at a time.
-    public func start(_ handler: @escaping @Sendable (NetlinkNotice) -> Void) throws(SystemError) {
+    ///
+    /// `ignoring`: the port id of a socket whose own changes are not news (the kernel stamps the
+    /// notification of an address or route change with the port id of the socket that asked for it), so a
+    /// program does not react to what it did itself.
+    public func start(ignoring portID: UInt32? = nil, _ handler: @escaping @Sendable (NetlinkNotice) -> Void) throws(SystemError) {
         let fd = fd
         do {
-            let started = try BackgroundThread(name: "tund:netlink") { thread in Self.listen(fd, thread, handler) }
+            let started = try BackgroundThread(name: "tund:netlink") { thread in Self.listen(fd, thread, ignoring: portID, handler) }
             thread.withLock { $0 = started }
         } catch {
             throw SystemError("starting the netlink listener thread", errno: error.rawValue)
@@ -62,7 +66,7 @@ public final class NetlinkMonitor: Sendable {
         close(fd)
     }
 
-    private static func listen(_ fd: Int32, _ thread: BackgroundThread, _ handler: @Sendable (NetlinkNotice) -> Void) {
+    private static func listen(_ fd: Int32, _ thread: BackgroundThread, ignoring portID: UInt32?, _ handler: @Sendable (NetlinkNotice) -> Void) {
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
         while !thread.isStopping {
             guard let (events, _) = thread.waitFor([(fd, Int16(POLLIN))]), events[0] != 0 else { continue }
@@ -72,7 +76,7 @@ public final class NetlinkMonitor: Sendable {
                 continue
             }
             guard let messages = try? NetlinkMessage.parse(buffer[0..<count]) else { continue }
-            for message in messages {
+            for message in messages where portID == nil || message.portID != portID {
                 if let notice = Self.notice(message) { handler(notice) }
             }
         }

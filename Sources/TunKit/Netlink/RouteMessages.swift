@@ -24,15 +24,16 @@ enum RouteMessage {
     }
 
     /// `struct rtmsg` (12 bytes): family, dst_len, src_len, tos, table, protocol, scope, type, flags.
-    static func rtmsg(family: UInt8, destinationLength: UInt8, protocol: UInt8, scope: UInt8, type: UInt8) -> [UInt8] {
-        [family, destinationLength, 0, 0, UInt8(RT_TABLE_MAIN.rawValue), `protocol`, scope, type] + littleBytes(UInt32(0))
+    static func rtmsg(family: UInt8, destinationLength: UInt8, protocol: UInt8, scope: UInt8, type: UInt8,
+                      table: UInt8 = UInt8(RT_TABLE_MAIN.rawValue)) -> [UInt8] {
+        [family, destinationLength, 0, 0, table, `protocol`, scope, type] + littleBytes(UInt32(0))
     }
 
     static func littleBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value) { Array($0) } }
 
     // Attribute numbers.
     static let iflaAddress = UInt16(IFLA_ADDRESS), iflaIfname = UInt16(IFLA_IFNAME), iflaMTU = UInt16(IFLA_MTU)
-    static let iflaOperstate = UInt16(IFLA_OPERSTATE), iflaIfalias = UInt16(IFLA_IFALIAS)
+    static let iflaOperstate = UInt16(IFLA_OPERSTATE), iflaIfalias = UInt16(IFLA_IFALIAS), iflaGroup = UInt16(IFLA_GROUP)
     static let iflaStats64 = UInt16(IFLA_STATS64), iflaLinkinfo = UInt16(IFLA_LINKINFO)
     static let iflaInfoKind = UInt16(IFLA_INFO_KIND), iflaInfoData = UInt16(IFLA_INFO_DATA)
     static let iflaExtMask = UInt16(IFLA_EXT_MASK), iflaNumTxQueues = UInt16(IFLA_NUM_TX_QUEUES)

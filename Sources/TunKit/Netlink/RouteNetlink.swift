@@ -58,10 +58,29 @@ public final class RouteNetlink: Sendable {
         _ = try socket.request(RouteRequests.deleteAddress(prefix, index: index), operation: "RTM_DELADDR \(prefix) index \(index)")
     }
 
-    /// `ip addr show dev IFINDEX` (the kernel's dump, filtered here).
+    /// The port id of this object's socket: notices of the changes it made carry it.
+    public var portID: UInt32 { socket.portID }
+
+    /// `ip addr show dev IFINDEX`: filtered by the kernel (strict checking), else here.
     public func addresses(index: Int32) throws(NetlinkError) -> [AddressInfo] {
-        try socket.request(RouteRequests.dumpAddresses(), operation: "RTM_GETADDR dump")
+        try socket.request(RouteRequests.dumpAddresses(index: socket.strictChecking ? index : 0), operation: "RTM_GETADDR dev index \(index)")
             .compactMap(RouteReplies.address).filter { $0.interfaceIndex == index }
+    }
+
+    /// `ip addr show`: every address of this namespace.
+    public func addresses() throws(NetlinkError) -> [AddressInfo] {
+        try socket.request(RouteRequests.dumpAddresses(), operation: "RTM_GETADDR dump").compactMap(RouteReplies.address)
+    }
+
+    /// Many changes (link settings, addresses, routes, link deletions) sent pipelined: one result per
+    /// request, nil for success. See `NetlinkSocket.requests`.
+    public func perform(_ requests: [(builder: NetlinkMessageBuilder, operation: String)]) -> [NetlinkError?] {
+        socket.requests(requests.map(\.builder)) { requests[$0].operation }
+    }
+
+    /// `ip link del group GROUP`.
+    public func deleteGroup(_ group: UInt32) throws(NetlinkError) {
+        _ = try socket.request(RouteRequests.deleteGroup(group), operation: "RTM_DELLINK group \(group)")
     }
 
     /// `ip route add ...`, or `ip route replace ...` when `replace`.
@@ -85,13 +104,20 @@ public final class RouteNetlink: Sendable {
         }
     }
 
-    /// `ip route show table main` for both families.
-    public func routes() throws(NetlinkError) -> [RouteInfo] {
+    /// `ip route show table main [proto P] [dev IFINDEX]` for both families. The kernel filters when it
+    /// checks strictly; the same filter applies here either way. A link that is gone has no routes.
+    public func routes(protocol: UInt8 = 0, index: Int32? = nil) throws(NetlinkError) -> [RouteInfo] {
         var all: [RouteInfo] = []
+        let strict = socket.strictChecking
         for family in [AddressFamily.ipv4, .ipv6] {
-            all += try socket.request(RouteRequests.dumpRoutes(family: family), operation: "RTM_GETROUTE dump")
-                .compactMap(RouteReplies.route)
+            do {
+                all += try socket.request(RouteRequests.dumpRoutes(family: family, protocol: strict ? `protocol` : 0, index: strict ? index : nil),
+                                          operation: "RTM_GETROUTE dump")
+                    .compactMap(RouteReplies.route)
+            } catch where error.errno == ENODEV && index != nil {
+                return []
+            }
         }
-        return all
+        return all.filter { (`protocol` == 0 || $0.protocol == `protocol`) && (index == nil || $0.outputInterface == index) }
     }
 }

@@ -64,10 +64,28 @@ public enum RouteRequests {
         return message
     }
 
-    /// `ip addr show` (dump, both families).
-    public static func dumpAddresses() -> NetlinkMessageBuilder {
+    /// `ip addr show` (dump, both families); with `index`, `ip addr show dev IFINDEX`: on a socket with
+    /// strict checking the kernel dumps only that link's addresses.
+    public static func dumpAddresses(index: Int32 = 0) -> NetlinkMessageBuilder {
         var message = NetlinkMessageBuilder(type: RouteMessage.getAddress, flags: RouteMessage.request | RouteMessage.dump)
-        message.appendHeader(RouteMessage.ifaddrmsg(family: 0, prefixLength: 0, index: 0))
+        message.appendHeader(RouteMessage.ifaddrmsg(family: 0, prefixLength: 0, index: UInt32(bitPattern: index)))
+        return message
+    }
+
+    /// `ip link set dev IFINDEX group GROUP`.
+    public static func setGroup(index: Int32, group: UInt32) -> NetlinkMessageBuilder {
+        var message = NetlinkMessageBuilder(type: RouteMessage.newLink, flags: RouteMessage.request | RouteMessage.ack)
+        message.appendHeader(RouteMessage.ifinfomsg(index: index))
+        message.appendAttribute(RouteMessage.iflaGroup, uint32: group)
+        return message
+    }
+
+    /// `ip link del group GROUP`: every link of the group in one request, unregistered together (one
+    /// RCU grace period for all of them instead of one each).
+    public static func deleteGroup(_ group: UInt32) -> NetlinkMessageBuilder {
+        var message = NetlinkMessageBuilder(type: RouteMessage.delLink, flags: RouteMessage.request | RouteMessage.ack)
+        message.appendHeader(RouteMessage.ifinfomsg(index: 0))
+        message.appendAttribute(RouteMessage.iflaGroup, uint32: group)
         return message
     }
 
@@ -98,16 +116,20 @@ public enum RouteRequests {
     /// local table and longest prefix included.
     public static func lookupRoute(to address: IPAddress) -> NetlinkMessageBuilder {
         var message = NetlinkMessageBuilder(type: RouteMessage.getRoute, flags: RouteMessage.request | RouteMessage.ack)  // the answer, then the ACK that ends it
+        // Strict checking wants table, protocol, scope and type zero in a lookup.
         message.appendHeader(RouteMessage.rtmsg(family: address.family.kernelValue, destinationLength: UInt8(address.bytes.count * 8),
-                                                protocol: 0, scope: 0, type: 0))
+                                                protocol: 0, scope: 0, type: 0, table: 0))
         message.appendAttribute(RouteMessage.rtaDst, address.bytes)
         return message
     }
 
-    /// `ip route show table main` for one family (dump).
-    public static func dumpRoutes(family: AddressFamily) -> NetlinkMessageBuilder {
+    /// `ip route show table main` for one family (dump); with `protocol` and `index`,
+    /// `ip route show table main proto P dev IFINDEX`: on a socket with strict checking the kernel sends
+    /// only those routes.
+    public static func dumpRoutes(family: AddressFamily, protocol: UInt8 = 0, index: Int32? = nil) -> NetlinkMessageBuilder {
         var message = NetlinkMessageBuilder(type: RouteMessage.getRoute, flags: RouteMessage.request | RouteMessage.dump)
-        message.appendHeader(RouteMessage.rtmsg(family: family.kernelValue, destinationLength: 0, protocol: 0, scope: 0, type: 0))
+        message.appendHeader(RouteMessage.rtmsg(family: family.kernelValue, destinationLength: 0, protocol: `protocol`, scope: 0, type: 0))
+        if let index { message.appendAttribute(RouteMessage.rtaOif, uint32: UInt32(bitPattern: index)) }
         return message
     }
 
@@ -140,7 +162,7 @@ public enum RouteReplies {
                 owner: data.uint32(RouteMessage.iflaTunOwner),
                 group: data.uint32(RouteMessage.iflaTunGroup))
         }
-        return LinkInfo(
+        var link = LinkInfo(
             index: payload.readInteger(Int32.self, at: payload.startIndex + 4),
             name: attributes.string(RouteMessage.iflaIfname) ?? "",
             flags: payload.readInteger(UInt32.self, at: payload.startIndex + 8),
@@ -151,6 +173,8 @@ public enum RouteReplies {
             kind: kind,
             tun: tun,
             statistics: attributes[RouteMessage.iflaStats64].flatMap { LinkStatistics($0) })
+        link.group = attributes.uint32(RouteMessage.iflaGroup) ?? 0
+        return link
     }
 
     public static func address(_ message: NetlinkMessage) -> AddressInfo? {

@@ -16,7 +16,11 @@ extension DeviceManager {
     public func restore() throws(TundError) -> RestoreReport {
         var report = RestoreReport()
         let records = try store.allDevices()
+        // One dump of each kind for the whole pass: the cost of restore grows with the devices, not with
+        // their square.
         let current = try kernel { () throws(KernelError) in try links.links() }
+        let view = KernelView(links: nil, addresses: try kernel { () throws(KernelError) in try links.addressesByLink() },
+                              routes: try kernel { () throws(KernelError) in try links.ownedRoutesByLink() })
         let storedNames = Set(records.map(\.name))
         for link in current where owned(link) && !storedNames.contains(link.name) {
             do {
@@ -29,7 +33,7 @@ extension DeviceManager {
         }
         let byName = Dictionary(current.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for record in records {
-            let managed = attach(record, existing: byName[record.name])
+            let managed = attach(record, existing: byName[record.name], view: view)
             if let error = managed.restoreError {
                 report.failed[record.name] = error
                 logger.error("device not restored", metadata: deviceMetadata(record).merging(["error": "\(error)"]) { $1 })
@@ -38,7 +42,9 @@ extension DeviceManager {
                 let how = byName[record.name] == nil ? "re-created" : "re-attached"
                 if byName[record.name] == nil { report.recreated.append(record.name) } else { report.reattached.append(record.name) }
                 logger.info("device restored", metadata: deviceMetadata(record).merging(["how": "\(how)"]) { $1 })
-                events.publish(.workerStarted, device: record.name, [("mode", record.spec.workerMode.rawValue)])
+                if managed.worker != nil {
+                    events.publish(.workerStarted, device: record.name, [("mode", record.spec.workerMode.rawValue)])
+                }
             }
             devices.withLock { $0[record.name] = managed }
         }
@@ -50,11 +56,25 @@ extension DeviceManager {
     /// What the last `restore` did.
     public var lastRestore: RestoreReport { restoreReport.withLock { $0 } }
 
-    /// Opens (attaching or creating) the stored device, converges it and starts its worker.
-    func attach(_ record: DeviceRecord, existing: LinkState?) -> ManagedDevice {
+    /// Opens (attaching or creating) the stored device, converges it and starts its worker. `view`: the
+    /// addresses and routes of every link, read once for a pass over many devices; nil reads this one's.
+    ///
+    /// A device handed to its owner (mode none) that exists is converged over netlink only: attaching to
+    /// it would take a queue its owner may hold, or be refused (EBUSY) while the owner holds it.
+    func attach(_ record: DeviceRecord, existing: LinkState?, view: KernelView? = nil) -> ManagedDevice {
         if let existing, !owned(existing) {
             return ManagedDevice(record: record, device: nil, worker: nil, index: nil,
                                  restoreError: TundError.nameInUse(name: record.name).description)
+        }
+        if let existing, !record.spec.workerMode.attachesWorker {
+            do throws(TundError) {
+                try repair(try inspect(record, link: existing, view: view))
+                var managed = ManagedDevice(record: record, device: nil, worker: nil, index: existing.index)
+                managed.lastLinkUp = record.spec.up
+                return managed
+            } catch {
+                return ManagedDevice(record: record, device: nil, worker: nil, index: nil, restoreError: error.description)
+            }
         }
         let opened: any OpenDevice
         do {
@@ -68,14 +88,28 @@ extension DeviceManager {
                 if let owner = record.spec.owner { try opened.setOwner(owner) }
                 if let group = record.spec.group { try opened.setGroup(group) }
             }
-            guard let link = try kernel({ () throws(KernelError) in try links.link(named: record.name) }) else {
-                throw .kernelFailed(KernelError(operation: "RTM_GETLINK \(record.name)", errno: .ENODEV))
+            let link: LinkState
+            if let existing {
+                link = existing
+            } else {
+                guard let made = try kernel({ () throws(KernelError) in try links.link(named: record.name) }) else {
+                    throw .kernelFailed(KernelError(operation: "RTM_GETLINK \(record.name)", errno: .ENODEV))
+                }
+                link = made
             }
-            try repair(try inspect(record, link: link))
+            // A link just made has none of tund's addresses or routes: nothing to read back.
+            try repair(try inspect(record, link: link, view: existing == nil ? KernelView(links: nil, addresses: [:], routes: [:]) : view))
             try kernel { () throws(KernelError) in try opened.setPersistent(true) }
             let offloads = record.spec.offload ? opened.enableOffloads() : []
-            let worker = try startWorker(record, opened)
-            var managed = ManagedDevice(record: record, device: opened, worker: worker, index: link.index)
+            var worker: (any RunningWorker)?
+            var device: (any OpenDevice)? = opened
+            if record.spec.workerMode.attachesWorker {
+                worker = try startWorker(record, opened)
+            } else {
+                opened.close()
+                device = nil
+            }
+            var managed = ManagedDevice(record: record, device: device, worker: worker, index: link.index)
             managed.lastLinkUp = record.spec.up
             managed.offloads = offloads
             return managed
@@ -88,7 +122,8 @@ extension DeviceManager {
     /// What differs between one present link and its record, and what would put it back. Reads only.
     /// Addresses and routes that carry tund's marks but are not stored count as differences; unmarked ones
     /// (someone else's) are not looked at.
-    func inspect(_ record: DeviceRecord, link: LinkState) throws(TundError) -> DeviceDrift {
+    /// `aspects`: what to look at besides the link itself; a notice about a link need not read its routes.
+    func inspect(_ record: DeviceRecord, link: LinkState, view: KernelView? = nil, aspects: DriftAspects = .all) throws(TundError) -> DeviceDrift {
         let spec = record.spec
         var drift = DeviceDrift(index: link.index)
         if link.alias != ownerAlias { drift.settings.alias = ownerAlias }
@@ -104,15 +139,27 @@ extension DeviceManager {
             drift.findings.append("mac \(link.mac?.description ?? "none"), stored \(mac)")
             drift.settings.mac = mac
         }
-        let present = try kernel { () throws(KernelError) in try links.addresses(index: link.index) }
-        let presentPrefixes = Set(present.map(\.prefix))
-        drift.missingAddresses = spec.addresses.filter { !presentPrefixes.contains($0) }
-        drift.unstoredAddresses = present.filter { $0.owned && !spec.addresses.contains($0.prefix) }.map(\.prefix)
+        if aspects.contains(.addresses) {
+            let present: [(prefix: IPPrefix, owned: Bool)]
+            if let addresses = view?.addresses {
+                present = addresses[link.index] ?? []
+            } else {
+                present = try kernel { () throws(KernelError) in try links.addresses(index: link.index) }
+            }
+            let presentPrefixes = Set(present.map(\.prefix))
+            drift.missingAddresses = spec.addresses.filter { !presentPrefixes.contains($0) }
+            drift.unstoredAddresses = present.filter { $0.owned && !spec.addresses.contains($0.prefix) }.map(\.prefix)
+        }
         // Routes exist only on a link that is up: the kernel removes them when it goes down. A stored route
         // the kernel lacks is drift only while the link is up; while it is down (someone set it down),
         // the link's state is the finding, and repair puts the routes back after setting it up.
-        if spec.up {
-            let routes = link.up ? try kernel { () throws(KernelError) in try links.ownedRoutes(index: link.index) } : []
+        if spec.up && aspects.contains(.routes) {
+            var routes: [RouteSpec] = []
+            if link.up, let owned = view?.routes {
+                routes = owned[link.index] ?? []
+            } else if link.up {
+                routes = try kernel { () throws(KernelError) in try links.ownedRoutes(index: link.index) }
+            }
             drift.missingRoutes = spec.routes.filter { route in !routes.contains { $0.sameRoute(as: route) } }
             drift.unstoredRoutes = routes.filter { route in !spec.routes.contains { $0.sameRoute(as: route) } }
         }
@@ -125,14 +172,16 @@ extension DeviceManager {
 
     /// Puts back what `inspect` found: link settings first (routes need the link up), then addresses,
     /// then routes. Removing marked leftovers is best effort: they may already be gone.
+    /// The changes go pipelined, in that order; the first failure of a needed one is the error.
     func repair(_ drift: DeviceDrift) throws(TundError) {
-        try kernel { () throws(KernelError) in
-            if drift.settings != LinkSettings() { try links.configure(index: drift.index, drift.settings) }
-            for prefix in drift.missingAddresses { try links.addAddress(prefix, index: drift.index, replace: true) }
-            for route in drift.missingRoutes { try links.addRoute(route, index: drift.index, replace: true) }
-        }
-        for prefix in drift.unstoredAddresses { try? links.deleteAddress(prefix, index: drift.index) }
-        for route in drift.unstoredRoutes { try? links.deleteRoute(route, index: drift.index) }
+        let needed: [LinkChangeRequest] = (drift.settings != LinkSettings() ? [.configure(index: drift.index, drift.settings)] : [])
+            + drift.missingAddresses.map { .addAddress($0, index: drift.index, replace: true) }
+            + drift.missingRoutes.map { .addRoute($0, index: drift.index, replace: true) }
+        let leftovers: [LinkChangeRequest] = drift.unstoredAddresses.map { .deleteAddress($0, index: drift.index) }
+            + drift.unstoredRoutes.map { .deleteRoute($0, index: drift.index) }
+        guard !needed.isEmpty || !leftovers.isEmpty else { return }
+        let results = links.perform(needed + leftovers)
+        if let failure = results.prefix(needed.count).compactMap({ $0 }).first { throw TundError.kernel(failure) }
     }
 
     // MARK: - Drift
@@ -141,30 +190,58 @@ extension DeviceManager {
     /// Called by the drift listener after kernel notices, and after a notice overflow for every device.
     public func reconcile(_ names: Set<String>?) {
         guard isReady else { return }
-        let targets = devices.withLock { devices in names.map { Array($0) } ?? Array(devices.keys) }
-        for name in targets.sorted() { reconcileOne(name) }
+        let all = names ?? devices.withLock { Set($0.keys) }
+        reconcile(looking: Dictionary(uniqueKeysWithValues: all.map { ($0, DriftAspects.all) }))
     }
 
-    private func reconcileOne(_ name: String) {
+    /// The same, looking at each device's link and at the `aspects` its notices were about. A pass over
+    /// many devices reads the kernel once for all of them (a dump of each kind it needs) rather than once
+    /// per device: after a restart every device announces its carrier at once.
+    public func reconcile(looking work: [String: DriftAspects]) {
+        guard isReady else { return }
+        var view: KernelView?
+        if work.count > Self.singleReadLimit {
+            let needed = work.values.reduce(DriftAspects()) { $0.union($1) }
+            view = try? kernel { () throws(KernelError) in
+                KernelView(links: Dictionary(try links.links().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }),
+                           addresses: needed.contains(.addresses) ? try links.addressesByLink() : nil,
+                           routes: needed.contains(.routes) ? try links.ownedRoutesByLink() : nil)
+            }
+        }
+        for name in work.keys.sorted() { reconcileOne(name, aspects: work[name] ?? .all, view: view) }
+    }
+
+    /// Up to this many devices, a pass asks the kernel about each one; past it, it dumps once.
+    static let singleReadLimit = 32
+
+    private func reconcileOne(_ name: String, aspects requested: DriftAspects, view: KernelView?) {
         var linkChange: Bool?
         var workerEvents: [(DeviceEvent.Kind, [(String, String)])] = []
         let outcome = devices.withLock { (devices) -> (DriftReport, DriftPolicy)? in
             guard var managed = devices[name] else { return nil }
             let record = managed.record
-            let link = (try? links.link(named: name)) ?? nil
+            var aspects = requested
+            let link: LinkState?
+            if let known = view?.links {
+                link = known[name]
+            } else {
+                link = (try? links.link(named: name)) ?? nil
+            }
             // Link state events come from what the link is now, not from each notice, so the down-then-up
             // of a device being configured is not announced.
             if let link, owned(link), link.up != managed.lastLinkUp {
                 managed.lastLinkUp = link.up
                 devices[name] = managed
                 linkChange = link.up
+                // Going down took the link's routes (without a notice for each); look at everything.
+                aspects = .all
             }
             var findings: [String]
             var repairError: String?
             let repair = record.spec.policy == .repair
             if let link, owned(link), link.index == managed.index {
                 do {
-                    let drift = try inspect(record, link: link)
+                    let drift = try inspect(record, link: link, view: view, aspects: aspects)
                     findings = drift.findings
                     if repair && !findings.isEmpty {
                         do { try self.repair(drift) } catch { repairError = "\(error)" }
@@ -182,9 +259,11 @@ extension DeviceManager {
                     managed.worker?.stop()
                     managed.device?.close()
                     let fresh = attach(record, existing: link)
-                    workerEvents.append(fresh.worker != nil
-                        ? (.workerStarted, [("mode", record.spec.workerMode.rawValue)])
-                        : (.workerFailed, [("error", fresh.restoreError ?? "unknown")]))
+                    if let error = fresh.restoreError {
+                        workerEvents.append((.workerFailed, [("error", error)]))
+                    } else if fresh.worker != nil {
+                        workerEvents.append((.workerStarted, [("mode", record.spec.workerMode.rawValue)]))
+                    }
                     managed.device = fresh.device
                     managed.worker = fresh.worker
                     managed.index = fresh.index
@@ -215,22 +294,50 @@ extension DeviceManager {
         }
     }
 
+    /// What a notice asks a reconciliation to look at, besides the link.
+    public static func aspects(of notice: KernelNotice) -> DriftAspects {
+        switch notice {
+        case .link: []
+        case .address: .addresses
+        case .route: .routes
+        case .overflow: .all
+        }
+    }
+
     /// Which devices a kernel notice concerns, by ifindex or name; link state changes become events.
     public func devicesConcerned(by notice: KernelNotice) -> Set<String>? {
         switch notice {
         case .overflow:
             return nil
         case .link(let name, let index, _, _):
-            return Set(devices.withLock { devices in
-                devices.values.filter { $0.record.name == name || $0.index == index }.map(\.record.name)
-            })
+            return devices.withLock { devices in
+                Set([devices[name] != nil ? name : nil, devices.name(index: index)].compactMap { $0 })
+            }
         case .address(let index):
-            return Set(devices.withLock { $0.values.filter { $0.index == index }.map(\.record.name) })
+            return devices.withLock { devices in Set([devices.name(index: index)].compactMap { $0 }) }
         case .route(let index):
             guard let index else { return [] }
-            return Set(devices.withLock { $0.values.filter { $0.index == index }.map(\.record.name) })
+            return devices.withLock { devices in Set([devices.name(index: index)].compactMap { $0 }) }
         }
     }
+}
+
+/// The links, addresses and routes of the namespace, read once for a pass over many devices (restore, a
+/// burst of notices). nil parts were not read and are asked of the kernel per device.
+struct KernelView {
+    var links: [String: LinkState]?
+    var addresses: [Int32: [(prefix: IPPrefix, owned: Bool)]]?
+    var routes: [Int32: [RouteSpec]]?
+}
+
+/// What a reconciliation looks at besides the link's own settings, from the kinds of notices that
+/// named the device.
+public struct DriftAspects: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let addresses = DriftAspects(rawValue: 1)
+    public static let routes = DriftAspects(rawValue: 2)
+    public static let all: DriftAspects = [.addresses, .routes]
 }
 
 /// The differences `inspect` found on one link and what `repair` does about them. The alias is put back

@@ -76,22 +76,60 @@ extension DeviceManager {
                 if linkChange != LinkSettings() { _ = try? applyLinkChange(undoLinkChange, index: index, spec: old) }
                 throw error
             }
-            if spec.workerMode != old.workerMode || spec.tunnel != old.tunnel, let device = managed.device {
-                managed.worker?.stop()
+            if spec.workerMode != old.workerMode || spec.tunnel != old.tunnel {
                 var record = managed.record
                 record.spec = spec
                 do throws(TundError) {
-                    managed.worker = try startWorker(record, device)
+                    try replaceWorker(&managed, with: record)
                 } catch {
-                    // The new worker cannot start (a tunnel's port is taken): the old one goes on. stop()
-                    // closed the old socket, so its port is free again.
                     if linkChange != LinkSettings() { _ = try? applyLinkChange(undoLinkChange, index: index, spec: old) }
-                    managed.worker = restartWorker(managed.record, device)
                     throw error
                 }
             }
             managed.record.spec = spec
             return { [self] in _ = try? applyLinkChange(undoLinkChange, index: index, spec: old) }
+        }
+    }
+
+    /// Gives the device the worker `record` asks for: hands it over (mode none: worker stopped, queues
+    /// closed, the device stays, persistent), takes it back (attaching to its queues, refused while its
+    /// owner holds them), or replaces one worker with another on the same queues. When the new worker
+    /// cannot start (a tunnel's port is taken), the previous arrangement is put back and the error thrown.
+    func replaceWorker(_ managed: inout ManagedDevice, with record: DeviceRecord) throws(TundError) {
+        let previous = managed.record
+        guard record.spec.workerMode.attachesWorker else {
+            managed.worker?.stop()
+            managed.worker = nil
+            managed.device?.close()
+            managed.device = nil
+            return
+        }
+        let device: any OpenDevice
+        if let held = managed.device {
+            device = held
+        } else {
+            do throws(KernelError) {
+                device = try links.open(name: record.name, kind: record.spec.kind, queues: record.spec.queues, exclusive: false,
+                                        vnetHeader: record.spec.offload)
+            } catch where error.errno == .EBUSY {
+                throw .kernelRejected(KernelError(operation: "TUNSETIFF \(record.name)", errno: .EBUSY,
+                                                  kernelMessage: "another program (the device's owner) holds its queue; tund attaches a worker once it lets go"))
+            } catch {
+                throw .kernel(error)
+            }
+        }
+        managed.worker?.stop()
+        do throws(TundError) {
+            managed.worker = try startWorker(record, device)
+            managed.device = device
+        } catch {
+            if managed.device == nil {
+                device.close()
+            } else {
+                // stop() closed the old worker's socket, so a tunnel's port is free again for it.
+                managed.worker = restartWorker(previous, device)
+            }
+            throw error
         }
     }
 
@@ -221,7 +259,10 @@ extension DeviceManager {
                 undo = try change(&managed)
             } catch {
                 // A change that failed after replacing the worker has put the old mode's worker back.
-                if managed.worker !== before.worker { devices[name]?.worker = managed.worker }
+                if managed.worker !== before.worker {
+                    devices[name]?.worker = managed.worker
+                    devices[name]?.device = managed.device
+                }
                 throw error
             }
             guard let undo else { return (managed, false) }
@@ -231,25 +272,32 @@ extension DeviceManager {
                 managed.record = try store.update(managed.record)
             } catch {
                 undo()
-                if before.worker !== managed.worker, let device = before.device {
-                    // The worker was restarted for the new mode: give the old mode back.
-                    managed.worker?.stop()
-                    var restored = before
-                    restored.worker = restartWorker(before.record, device)
+                if before.worker !== managed.worker || before.device !== managed.device {
+                    // The worker was replaced for the new mode: give the old mode back.
+                    var restored = managed
+                    do throws(TundError) {
+                        try replaceWorker(&restored, with: before.record)
+                    } catch {
+                        logger.error("could not put the previous worker back", metadata: deviceMetadata(before.record).merging(["error": "\(error)"]) { $1 })
+                        events.publish(.workerFailed, device: name, [("error", error.description)])
+                    }
+                    restored.record = before.record
                     devices[name] = restored
                 }
                 throw error
             }
             devices[name] = managed
-            workerReplaced = managed.worker !== before.worker
+            workerReplaced = managed.worker !== before.worker || managed.device !== before.device
             return (managed, true)
         }
         if changed {
             logger.info("device \(event)", metadata: deviceMetadata(managed.record))
             events.publish(.updated, device: name, [("change", event), ("generation", "\(managed.record.generation)")])
             if workerReplaced {
-                events.publish(.workerStopped, device: name, [("reason", "worker changed")])
-                events.publish(.workerStarted, device: name, [("mode", managed.record.spec.workerMode.rawValue)])
+                events.publish(.workerStopped, device: name, [("reason", managed.worker == nil ? "device handed to its owner" : "worker changed")])
+                if managed.worker != nil {
+                    events.publish(.workerStarted, device: name, [("mode", managed.record.spec.workerMode.rawValue)])
+                }
             }
         }
         return snapshot(managed, link: (try? links.link(named: name)) ?? nil)
@@ -270,7 +318,7 @@ extension DeviceManager {
 
     /// The ifindex of a device whose link tund holds; a device that failed to restore has none.
     private func liveIndex(_ managed: ManagedDevice) throws(TundError) -> Int32 {
-        guard let index = managed.index, managed.device != nil else {
+        guard let index = managed.index else {
             throw .kernelRejected(KernelError(operation: "change \(managed.record.name)", errno: .ENODEV,
                                               kernelMessage: "the device is not present" + (managed.restoreError.map { ": \($0)" } ?? "")))
         }

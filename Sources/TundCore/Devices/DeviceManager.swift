@@ -23,7 +23,7 @@ public final class DeviceManager: Sendable {
     let workers: any PacketWorkers
     let logger: Logger
     public let events: EventLog
-    let devices = Mutex<[String: ManagedDevice]>([:])
+    let devices = Mutex(DeviceTable())
     /// Per device, outliving worker restarts (drift repair re-creates the worker, not the captures).
     let captureHubs = Mutex<[String: CaptureHub]>([:])
     let captureTimer = CaptureTimer()
@@ -85,6 +85,7 @@ public final class DeviceManager: Sendable {
                 throw error.errno == .EBUSY ? .nameInUse(name: spec.name ?? "") : .kernel(error)
             }
             var persisted = false
+            var handedOver = false
             var stored: DeviceRecord?
             do throws(TundError) {
                 let now = Timestamp.now()
@@ -100,14 +101,22 @@ public final class DeviceManager: Sendable {
                 try kernel { () throws(KernelError) in try opened.setPersistent(true) }
                 persisted = true
                 let offloads = spec.offload ? opened.enableOffloads() : []
-                let worker = try startWorker(record, opened)
-                var managed = ManagedDevice(record: record, device: opened, worker: worker, index: link.index)
+                var managed = ManagedDevice(record: record, device: opened, worker: nil, index: link.index)
+                if spec.workerMode.attachesWorker {
+                    managed.worker = try startWorker(record, opened)
+                } else {
+                    // Handed to its owner: the device is persistent and configured; its queue is free for TUNSETIFF.
+                    opened.close()
+                    managed.device = nil
+                    handedOver = true
+                }
                 managed.lastLinkUp = spec.up
                 managed.offloads = offloads
                 devices[record.name] = managed
                 return (managed, false, link)
             } catch {
                 if persisted { try? opened.setPersistent(false) }
+                if handedOver, let link = try? links.link(named: opened.name) { try? links.deleteLink(index: link.index) }
                 opened.close()
                 if let stored { _ = try? store.delete(name: stored.name) }
                 throw error
@@ -117,7 +126,9 @@ public final class DeviceManager: Sendable {
         if !replayed {
             logger.info("device created", metadata: deviceMetadata(managed.record))
             events.publish(.created, device: managed.record.name, [("generation", "\(managed.record.generation)")])
-            events.publish(.workerStarted, device: managed.record.name, [("mode", managed.record.spec.workerMode.rawValue)])
+            if managed.worker != nil {
+                events.publish(.workerStarted, device: managed.record.name, [("mode", managed.record.spec.workerMode.rawValue)])
+            }
         }
         // A fresh create has just installed every route the kernel acknowledged; no need to ask it again.
         let link = configured ?? (try? links.link(named: managed.record.name)) ?? nil
@@ -196,6 +207,10 @@ public final class DeviceManager: Sendable {
             throw .invalidField(field: "timeout", reason: "must be from 1 to \(Self.captureTimeoutRange.upperBound) seconds, got \(timeoutSeconds)")
         }
         let managed = try managedDevice(name)
+        if !managed.record.spec.workerMode.attachesWorker {
+            throw .kernelRejected(KernelError(operation: "capture \(name)", errno: .ENODEV,
+                                              kernelMessage: "the device is handed to its owner (worker mode none): tund reads none of its packets"))
+        }
         guard managed.worker != nil, let hub = captureHubs.withLock({ $0[name] }) else {
             throw .kernelRejected(KernelError(operation: "capture \(name)", errno: .ENODEV,
                                               kernelMessage: "the device has no running worker"))
@@ -331,7 +346,7 @@ public final class DeviceManager: Sendable {
     public func shutdown() {
         ready.store(false, ordering: .releasing)
         let all = devices.withLock { devices in
-            defer { devices = [:] }
+            defer { devices = DeviceTable() }
             return Array(devices.values)
         }
         for managed in all {
@@ -349,7 +364,30 @@ public final class DeviceManager: Sendable {
     }
 }
 
-/// A device under management: its record, and, when it is live, its descriptors and worker.
+/// The managed devices by name, with an index by ifindex so a kernel notice finds its device without a
+/// walk over all of them.
+struct DeviceTable {
+    private(set) var byName: [String: ManagedDevice] = [:]
+    private var nameByIndex: [Int32: String] = [:]
+
+    subscript(name: String) -> ManagedDevice? {
+        get { byName[name] }
+        set {
+            if let old = byName[name]?.index, nameByIndex[old] == name { nameByIndex[old] = nil }
+            byName[name] = newValue
+            if let index = newValue?.index { nameByIndex[index] = name }
+        }
+    }
+
+    var values: Dictionary<String, ManagedDevice>.Values { byName.values }
+    var keys: Dictionary<String, ManagedDevice>.Keys { byName.keys }
+    var count: Int { byName.count }
+
+    func name(index: Int32) -> String? { nameByIndex[index] }
+}
+
+/// A device under management: its record, and, when it is live, its descriptors and worker. A device
+/// handed to its owner (mode none) is live with an index and neither descriptors nor worker.
 struct ManagedDevice: Sendable {
     var record: DeviceRecord
     var device: (any OpenDevice)?

@@ -18,6 +18,12 @@ public enum WorkerMode: String, Sendable, CaseIterable {
     case responder
     /// Carry every packet or frame in a UDP datagram to a peer, and write what the peer sends into the device.
     case tunnel
+    /// No worker: tund makes and keeps the device (persistent, owned, configured, repaired, restored) and
+    /// holds none of its queues, so its owner (a VMM, a VPN client) attaches with TUNSETIFF.
+    case none
+
+    /// Whether tund holds the device's queue descriptors with a worker on them.
+    public var attachesWorker: Bool { self != .none }
 }
 
 /// The UDP endpoints of a `tunnel` worker: `local` to bind, `remote` the peer. Datagrams from any other
@@ -165,6 +171,9 @@ public struct DeviceSpec: Equatable, Sendable {
         try validateWorker()
         if offload && kind != .tun {
             throw .invalidField(field: "offload", reason: "offloads are implemented for tun devices only")
+        }
+        if offload && workerMode == .none {
+            throw .invalidField(field: "offload", reason: "a device handed to its owner (mode \"none\") takes the owner's own TUNSETIFF flags; tund has no reader to offload for")
         }
     }
 

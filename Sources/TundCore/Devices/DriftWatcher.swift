@@ -6,7 +6,7 @@ import Synchronization
 /// routes with it) costs one pass. After an overflow (lost notices) it reconciles every device.
 public final class DriftWatcher: Sendable {
     private struct Pending {
-        var names: Set<String> = []
+        var names: [String: DriftAspects] = [:]
         var everything = false
     }
 
@@ -38,7 +38,10 @@ public final class DriftWatcher: Sendable {
                 return
             }
             guard !names.isEmpty else { return }
-            pending.withLock { $0.names.formUnion(names) }
+            let aspects = DeviceManager.aspects(of: notice)
+            pending.withLock { pending in
+                for name in names { pending.names[name, default: []].formUnion(aspects) }
+            }
             worker.wakeUp()
         }
     }
@@ -63,7 +66,7 @@ public final class DriftWatcher: Sendable {
             if work.everything {
                 manager.reconcile(nil)
             } else if !work.names.isEmpty {
-                manager.reconcile(work.names)
+                manager.reconcile(looking: work.names)
             }
         }
     }

@@ -57,6 +57,52 @@ public protocol LinkControl: Sendable {
     func outputInterface(to address: IPAddress) throws(KernelError) -> Int32?
     /// The same for every link at once, by ifindex: one dump for a pass over all devices.
     func ownedRoutesByLink() throws(KernelError) -> [Int32: [RouteSpec]]
+    /// Every address of the namespace by ifindex: one dump for a pass over all devices.
+    func addressesByLink() throws(KernelError) -> [Int32: [(prefix: IPPrefix, owned: Bool)]]
+    /// Many changes at once, pipelined where the kernel allows; one result per change, in order, nil for
+    /// success. A failure does not stop the changes after it.
+    func perform(_ changes: [LinkChangeRequest]) -> [KernelError?]
+    /// Removes many links at once (`ip link del group`): one unregistration for all of them.
+    func deleteLinks(_ indexes: [Int32]) throws(KernelError)
+}
+
+/// One change of a batch (`LinkControl.perform`).
+public enum LinkChangeRequest: Sendable, Equatable {
+    case configure(index: Int32, LinkSettings)
+    case addAddress(IPPrefix, index: Int32, replace: Bool)
+    case addRoute(RouteSpec, index: Int32, replace: Bool)
+    case deleteAddress(IPPrefix, index: Int32)
+    case deleteRoute(RouteSpec, index: Int32)
+}
+
+extension LinkControl {
+    /// One change after the other: adapters without pipelining, and fakes.
+    public func perform(_ changes: [LinkChangeRequest]) -> [KernelError?] {
+        changes.map { change in
+            do throws(KernelError) {
+                switch change {
+                case .configure(let index, let settings): try configure(index: index, settings)
+                case .addAddress(let prefix, let index, let replace): try addAddress(prefix, index: index, replace: replace)
+                case .addRoute(let route, let index, let replace): try addRoute(route, index: index, replace: replace)
+                case .deleteAddress(let prefix, let index): try deleteAddress(prefix, index: index)
+                case .deleteRoute(let route, let index): try deleteRoute(route, index: index)
+                }
+                return nil
+            } catch {
+                return error
+            }
+        }
+    }
+
+    public func deleteLinks(_ indexes: [Int32]) throws(KernelError) {
+        for index in indexes { try deleteLink(index: index) }
+    }
+
+    public func addressesByLink() throws(KernelError) -> [Int32: [(prefix: IPPrefix, owned: Bool)]] {
+        var all: [Int32: [(prefix: IPPrefix, owned: Bool)]] = [:]
+        for link in try links() { all[link.index] = try addresses(index: link.index) }
+        return all
+    }
 }
 
 /// A change in the kernel that may concern a device, as the kernel announced it.
