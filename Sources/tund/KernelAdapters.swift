@@ -68,6 +68,10 @@ struct KernelLinkControl: LinkControl {
         try mapped { () throws(NetlinkError) in try netlink.deleteRoute(request(route, index)) }
     }
 
+    func setIPv6(enabled: Bool, name: String) throws(KernelError) {
+        do { try IPv6Switch.set(enabled: enabled, link: name) } catch { throw KernelError(error) }
+    }
+
     func ownedRoutes(index: Int32) throws(KernelError) -> [RouteSpec] {
         try mapped { () throws(NetlinkError) in try netlink.routes(protocol: tundProtocol, index: index).map(RouteSpec.init) }
     }

@@ -68,6 +68,7 @@ extension DeviceManager {
         }
         if let existing, !record.spec.workerMode.attachesWorker {
             do throws(TundError) {
+                try kernel { () throws(KernelError) in try links.setIPv6(enabled: record.spec.usesIPv6, name: record.name) }
                 try repair(try inspect(record, link: existing, view: view))
                 var managed = ManagedDevice(record: record, device: nil, worker: nil, index: existing.index)
                 managed.lastLinkUp = record.spec.up
@@ -87,6 +88,7 @@ extension DeviceManager {
             try kernel { () throws(KernelError) in
                 if let owner = record.spec.owner { try opened.setOwner(owner) }
                 if let group = record.spec.group { try opened.setGroup(group) }
+                try links.setIPv6(enabled: record.spec.usesIPv6, name: record.name)
             }
             let link: LinkState
             if let existing {

@@ -172,7 +172,10 @@ extension DeviceManager {
             spec.addresses.append(prefix)
             try Self.renamingField(to: "address", from: "addresses[") { () throws(TundError) in try spec.validate() }
             let index = try liveIndex(managed)
-            try kernel { () throws(KernelError) in try links.addAddress(prefix, index: index, replace: false) }
+            try kernel { () throws(KernelError) in
+                if prefix.family == .ipv6 { try links.setIPv6(enabled: true, name: name) }
+                try links.addAddress(prefix, index: index, replace: false)
+            }
             do throws(TundError) {
                 try checkTunnelPath(spec, index: index)
             } catch {
@@ -214,6 +217,9 @@ extension DeviceManager {
             spec.routes.append(route)
             try Self.renamingField(to: "destination", from: "routes[") { () throws(TundError) in try spec.validate() }
             let index = try liveIndex(managed)
+            if route.destination.family == .ipv6 {
+                try kernel { () throws(KernelError) in try links.setIPv6(enabled: true, name: name) }
+            }
             // On a device that is down the route is only stored: the kernel takes it when the link comes up.
             guard spec.up else {
                 managed.record.setRoutes(managed.record.routes + [DeviceRoute(id: 0, spec: route)])

@@ -141,6 +141,7 @@ public final class DeviceManager: Sendable {
         try kernel { () throws(KernelError) in
             if let owner = spec.owner { try device.setOwner(owner) }
             if let group = spec.group { try device.setGroup(group) }
+            try links.setIPv6(enabled: spec.usesIPv6, name: device.name)
         }
         guard let link = try kernel({ () throws(KernelError) in try links.link(named: device.name) }) else {
             throw .kernelFailed(KernelError(operation: "RTM_GETLINK \(device.name)", errno: .ENODEV,

@@ -64,6 +64,8 @@ public protocol LinkControl: Sendable {
     func perform(_ changes: [LinkChangeRequest]) -> [KernelError?]
     /// Removes many links at once (`ip link del group`): one unregistration for all of them.
     func deleteLinks(_ indexes: [Int32]) throws(KernelError)
+    /// Turns IPv6 on or off on one link (`net.ipv6.conf.NAME.disable_ipv6`).
+    func setIPv6(enabled: Bool, name: String) throws(KernelError)
 }
 
 /// One change of a batch (`LinkControl.perform`).
@@ -93,6 +95,9 @@ extension LinkControl {
             }
         }
     }
+
+    /// Fakes have no IPv6 to switch.
+    public func setIPv6(enabled: Bool, name: String) throws(KernelError) {}
 
     public func deleteLinks(_ indexes: [Int32]) throws(KernelError) {
         for index in indexes { try deleteLink(index: index) }
