@@ -58,6 +58,11 @@ public struct APIError: Error, Sendable, Equatable {
             self.init(status: 422, code: "idempotency_key_reused", message: error.description)
         case .deviceLimitReached:
             self.init(status: 409, code: "device_limit_reached", message: error.description)
+        case .notLiveChangeable(let field, _):
+            self.init(status: 422, code: "not_live_changeable", message: error.description, field: field)
+        case .collectionChanged(let current):
+            self.init(status: 412, code: "precondition_failed", message: error.description)
+            headers["ETag"] = current
         }
     }
 

@@ -10,6 +10,26 @@ enum DeviceRequest {
     static let routeFields: Set<String> = ["destination", "gateway", "metric"]
     static let workerFields: Set<String> = ["mode", "local", "remote"]
 
+    /// The body of `PUT /devices`: `{"devices": [...]}`, each member what `POST /devices` takes; a
+    /// member's problem is named `devices[I].FIELD`.
+    static func decodeSet(_ body: JSONValue) throws(TundError) -> [DeviceSpec] {
+        guard case .object(let fields) = body else { throw .invalidRequest("the body must be a JSON object {\"devices\": [...]}") }
+        guard fields.count == 1, fields[0].0 == "devices", case .array(let members) = fields[0].1 else {
+            throw .invalidRequest("the body must be {\"devices\": [...]}, with nothing else beside the array")
+        }
+        var specs: [DeviceSpec] = []
+        for (position, member) in members.enumerated() {
+            do throws(TundError) {
+                specs.append(try decode(member))
+            } catch .invalidField(let field, let reason) {
+                throw .invalidField(field: "devices[\(position)].\(field)", reason: reason)
+            } catch .invalidRequest(let reason) {
+                throw .invalidField(field: "devices[\(position)]", reason: reason)
+            }
+        }
+        return specs
+    }
+
     static func decode(_ body: JSONValue) throws(TundError) -> DeviceSpec {
         let object = try FieldReader(body, path: nil, allowed: fields)
         let kindName = try object.string("type", required: true)!

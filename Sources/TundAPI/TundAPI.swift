@@ -28,7 +28,19 @@ public struct TundAPI: Sendable {
             manager.isReady ? jsonResponse(200, .object([("status", .string("ready"))])) : APIError(TundError.notReady).response
         }
         router.add("GET", "/devices") { _, _ in
-            jsonResponse(200, .object([("devices", .array(manager.list().map(DeviceJSON.device)))]))
+            let (devices, tag) = manager.listTagged()
+            return jsonResponse(200, .object([("devices", .array(devices.map(DeviceJSON.device)))]), headers: [("ETag", tag)])
+        }
+        router.add("PUT", "/devices") { request, _ in
+            handle {
+                let specs = try DeviceRequest.decodeSet(try jsonBody(request))
+                let dryRun = try booleanQuery(request, "dry_run"), recreate = try booleanQuery(request, "recreate")
+                let (plan, tag) = try manager.apply(specs, dryRun: dryRun, allowRecreate: recreate, ifMatch: request.headers["if-match"])
+                return jsonResponse(200, .object([
+                    ("dry_run", .bool(dryRun)), ("create", names(plan.create)), ("update", names(plan.update)),
+                    ("recreate", names(plan.recreate)), ("delete", names(plan.delete)), ("unchanged", names(plan.unchanged)),
+                ]), headers: [("ETag", tag)])
+            }
         }
         router.add("POST", "/devices") { request, _ in
             handle {
@@ -212,6 +224,17 @@ private func capture(_ manager: DeviceManager, _ name: String, _ request: HTTPRe
         ("Content-Type", "application/vnd.tcpdump.pcap"), ("Content-Disposition", "attachment; filename=\"\(fileName)\""),
         ("Cache-Control", "no-store"),
     ], stream: stream)
+}
+
+private func names(_ list: [String]) -> JSONValue { .array(list.map(JSONValue.string)) }
+
+/// `?NAME=true|false` (absent: false); anything else is a 400 naming the parameter.
+private func booleanQuery(_ request: HTTPRequest, _ name: String) throws -> Bool {
+    switch request.query[name] {
+    case nil, "false"?, "0"?: return false
+    case "true"?, "1"?, ""?: return true
+    case let other?: throw APIError(status: 400, code: "invalid_query", message: "?\(name) must be true or false, got \(other.prefix(32))")
+    }
 }
 
 /// The device's ETag: its generation, as a strong entity tag.

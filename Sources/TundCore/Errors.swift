@@ -51,6 +51,10 @@ public enum TundError: Error, Equatable, Sendable {
     case idempotencyKeyReused(String)
     /// The configured maximum number of devices exists already.
     case deviceLimitReached(limit: Int)
+    /// A declared set changes something only a new device can have (type, queues, ...).
+    case notLiveChangeable(field: String, reason: String)
+    /// `If-Match` named a collection tag the set of devices has moved past.
+    case collectionChanged(current: String)
 
     /// Maps a kernel failure to the domain: errnos that mean "the request does not fit the system"
     /// become rejections, privilege errors stand apart, the rest are failures.
@@ -82,6 +86,8 @@ extension TundError: CustomStringConvertible {
         case .addressNotFound(let message), .routeNotFound(let message): message
         case .idempotencyKeyReused(let message): message
         case .deviceLimitReached(let limit): "tund manages its maximum of \(limit) devices (--max-devices); delete one first"
+        case .notLiveChangeable(let field, let reason): "\(field): \(reason)"
+        case .collectionChanged(let current): "the set of devices has changed since it was read: its tag is now \(current)"
         }
     }
 }

@@ -84,29 +84,31 @@ public final class DeviceDatabase: Sendable {
 
     /// Every stored device with its addresses and routes, by id (creation order).
     public func allDevices() throws(SQLiteError) -> [StoredDevice] {
-        let rows = try database.query("""
+        let rows = try database.rows("""
             SELECT id, name, type, mtu, up, owner_uid, group_gid, queues, mac, worker_mode, created_at, updated_at,
                    drift_policy, generation, tunnel_local, tunnel_remote, offload
             FROM devices ORDER BY id
             """)
         var addresses: [Int64: [String]] = [:]
-        for row in try database.query("SELECT device_id, address, prefix_length FROM addresses ORDER BY device_id, position") {
-            addresses[row[0].integer!, default: []].append("\(row[1].text!)/\(row[2].integer!)")
+        for row in try database.rows("SELECT device_id, address, prefix_length FROM addresses ORDER BY device_id, position") {
+            addresses[row["device_id"].integer!, default: []].append("\(row["address"].text!)/\(row["prefix_length"].integer!)")
         }
         var routes: [Int64: [StoredRoute]] = [:]
-        for row in try database.query("SELECT device_id, id, destination, gateway, metric FROM routes ORDER BY id") {
-            routes[row[0].integer!, default: []].append(
-                StoredRoute(id: row[1].integer, destination: row[2].text!, gateway: row[3].text, metric: row[4].integer))
+        for row in try database.rows("SELECT device_id, id, destination, gateway, metric FROM routes ORDER BY id") {
+            routes[row["device_id"].integer!, default: []].append(
+                StoredRoute(id: row["id"].integer, destination: row["destination"].text!, gateway: row["gateway"].text,
+                            metric: row["metric"].integer))
         }
         return rows.map { row in
-            let id = row[0].integer!
+            let id = row["id"].integer!
             return StoredDevice(
-                id: id, name: row[1].text!, type: row[2].text!, mtu: Int(row[3].integer!), up: row[4].integer! != 0,
-                ownerUID: row[5].integer, groupGID: row[6].integer, queues: Int(row[7].integer!), mac: row[8].text,
-                workerMode: row[9].text!, tunnelLocal: row[14].text, tunnelRemote: row[15].text, offload: row[16].integer == 1,
-                driftPolicy: row[12].text!, generation: row[13].integer!,
+                id: id, name: row["name"].text!, type: row["type"].text!, mtu: Int(row["mtu"].integer!), up: row["up"].integer! != 0,
+                ownerUID: row["owner_uid"].integer, groupGID: row["group_gid"].integer, queues: Int(row["queues"].integer!),
+                mac: row["mac"].text, workerMode: row["worker_mode"].text!, tunnelLocal: row["tunnel_local"].text,
+                tunnelRemote: row["tunnel_remote"].text, offload: row["offload"].integer == 1,
+                driftPolicy: row["drift_policy"].text!, generation: row["generation"].integer!,
                 addresses: addresses[id] ?? [], routes: routes[id] ?? [],
-                createdAt: row[10].text!, updatedAt: row[11].text!)
+                createdAt: row["created_at"].text!, updatedAt: row["updated_at"].text!)
         }
     }
 
@@ -115,21 +117,7 @@ public final class DeviceDatabase: Sendable {
     /// (`SQLiteError.isUniqueViolation`).
     public func insert(_ device: StoredDevice, claim: StoredClaim? = nil) throws(SQLiteError) -> StoredDevice {
         try database.transaction { (db) throws(SQLiteError) in
-            try db.query("""
-                INSERT INTO devices (name, type, mtu, up, owner_uid, group_gid, queues, mac, worker_mode, drift_policy,
-                                     generation, created_at, updated_at, tunnel_local, tunnel_remote, offload)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [
-                    .text(device.name), .text(device.type), .integer(Int64(device.mtu)), .integer(device.up ? 1 : 0),
-                    device.ownerUID.map(SQLiteValue.integer) ?? .null, device.groupGID.map(SQLiteValue.integer) ?? .null,
-                    .integer(Int64(device.queues)), device.mac.map(SQLiteValue.text) ?? .null, .text(device.workerMode),
-                    .text(device.driftPolicy), .integer(device.generation), .text(device.createdAt), .text(device.updatedAt),
-                    device.tunnelLocal.map(SQLiteValue.text) ?? .null, device.tunnelRemote.map(SQLiteValue.text) ?? .null,
-                    .integer(device.offload ? 1 : 0),
-                ])
-            var stored = device
-            stored.id = db.lastInsertRowID
-            try Self.insertChildren(db, &stored)
+            let stored = try Self.insert(db, device)
             if let claim {
                 try db.query("DELETE FROM idempotency_keys WHERE created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day')")
                 try db.query("INSERT INTO idempotency_keys (key, fingerprint, device_name) VALUES (?, ?, ?)",
@@ -142,33 +130,68 @@ public final class DeviceDatabase: Sendable {
     /// Rewrites a stored device: its fields, and its addresses and routes (routes keep their ids; a route
     /// with id nil or 0 gets a new one). Fails when no row has that id.
     public func update(_ device: StoredDevice) throws(SQLiteError) -> StoredDevice {
-        guard let id = device.id else {
-            throw SQLiteError(operation: "update device", code: 1, extendedCode: 1, message: "the device has no id")
-        }
-        return try database.transaction { (db) throws(SQLiteError) in
-            try db.query("""
-                UPDATE devices SET mtu = ?, up = ?, owner_uid = ?, group_gid = ?, mac = ?, worker_mode = ?, drift_policy = ?,
-                                   generation = ?, updated_at = ?, tunnel_local = ?, tunnel_remote = ?
-                WHERE id = ?
-                """, [
-                    .integer(Int64(device.mtu)), .integer(device.up ? 1 : 0), device.ownerUID.map(SQLiteValue.integer) ?? .null,
-                    device.groupGID.map(SQLiteValue.integer) ?? .null, device.mac.map(SQLiteValue.text) ?? .null,
-                    .text(device.workerMode), .text(device.driftPolicy), .integer(device.generation), .text(device.updatedAt),
-                    device.tunnelLocal.map(SQLiteValue.text) ?? .null, device.tunnelRemote.map(SQLiteValue.text) ?? .null,
-                    .integer(id),
-                ])
-            guard try db.query("SELECT changes()").first?.first?.integer == 1 else {
-                throw SQLiteError(operation: "update device \(device.name)", code: 12, extendedCode: 12, message: "no such device row")
-            }
-            try db.query("DELETE FROM addresses WHERE device_id = ?", [.integer(id)])
-            try db.query("DELETE FROM routes WHERE device_id = ?", [.integer(id)])
-            var stored = device
-            try Self.insertChildren(db, &stored)
-            return stored
+        try database.transaction { (db) throws(SQLiteError) in try Self.update(db, device) }
+    }
+
+    /// A whole declared set in one transaction: rows inserted, rewritten and deleted (by name) together,
+    /// or none of them. Returns the inserted and updated devices with their ids, in the order given.
+    public func apply(insert: [StoredDevice], update: [StoredDevice], delete: [String]) throws(SQLiteError) -> (inserted: [StoredDevice], updated: [StoredDevice]) {
+        try database.transaction { (db) throws(SQLiteError) in
+            // Deletions first: a device re-created under its name is a delete and an insert.
+            for name in delete { try db.query("DELETE FROM devices WHERE name = ?", [.text(name)]) }
+            var updated: [StoredDevice] = []
+            for device in update { updated.append(try Self.update(db, device)) }
+            var inserted: [StoredDevice] = []
+            for device in insert { inserted.append(try Self.insert(db, device)) }
+            return (inserted, updated)
         }
     }
 
-    private static func insertChildren(_ db: SQLiteDatabase, _ device: inout StoredDevice) throws(SQLiteError) {
+    private static func insert(_ db: SQLiteTransaction, _ device: StoredDevice) throws(SQLiteError) -> StoredDevice {
+        try db.query("""
+            INSERT INTO devices (name, type, mtu, up, owner_uid, group_gid, queues, mac, worker_mode, drift_policy,
+                                 generation, created_at, updated_at, tunnel_local, tunnel_remote, offload)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [
+                .text(device.name), .text(device.type), .integer(Int64(device.mtu)), .integer(device.up ? 1 : 0),
+                device.ownerUID.map(SQLiteValue.integer) ?? .null, device.groupGID.map(SQLiteValue.integer) ?? .null,
+                .integer(Int64(device.queues)), device.mac.map(SQLiteValue.text) ?? .null, .text(device.workerMode),
+                .text(device.driftPolicy), .integer(device.generation), .text(device.createdAt), .text(device.updatedAt),
+                device.tunnelLocal.map(SQLiteValue.text) ?? .null, device.tunnelRemote.map(SQLiteValue.text) ?? .null,
+                .integer(device.offload ? 1 : 0),
+            ])
+        var stored = device
+        stored.id = db.lastInsertRowID
+        try insertChildren(db, &stored)
+        return stored
+    }
+
+    private static func update(_ db: SQLiteTransaction, _ device: StoredDevice) throws(SQLiteError) -> StoredDevice {
+        guard let id = device.id else {
+            throw SQLiteError(operation: "update device", code: 1, extendedCode: 1, message: "the device has no id")
+        }
+        try db.query("""
+            UPDATE devices SET mtu = ?, up = ?, owner_uid = ?, group_gid = ?, mac = ?, worker_mode = ?, drift_policy = ?,
+                               generation = ?, updated_at = ?, tunnel_local = ?, tunnel_remote = ?
+            WHERE id = ?
+            """, [
+                .integer(Int64(device.mtu)), .integer(device.up ? 1 : 0), device.ownerUID.map(SQLiteValue.integer) ?? .null,
+                device.groupGID.map(SQLiteValue.integer) ?? .null, device.mac.map(SQLiteValue.text) ?? .null,
+                .text(device.workerMode), .text(device.driftPolicy), .integer(device.generation), .text(device.updatedAt),
+                device.tunnelLocal.map(SQLiteValue.text) ?? .null, device.tunnelRemote.map(SQLiteValue.text) ?? .null,
+                .integer(id),
+            ])
+        guard try db.query("SELECT changes()").first?.first?.integer == 1 else {
+            throw SQLiteError(operation: "update device \(device.name)", code: 12, extendedCode: 12, message: "no such device row")
+        }
+        try db.query("DELETE FROM addresses WHERE device_id = ?", [.integer(id)])
+        try db.query("DELETE FROM routes WHERE device_id = ?", [.integer(id)])
+        var stored = device
+        try insertChildren(db, &stored)
+        return stored
+    }
+
+    private static func insertChildren(_ db: SQLiteTransaction, _ device: inout StoredDevice) throws(SQLiteError) {
         let id = device.id!
         for (position, address) in device.addresses.enumerated() {
             let parts = address.split(separator: "/")

@@ -59,40 +59,49 @@ public final class SQLiteDatabase: Sendable {
 
     /// Runs one or more statements that return no rows.
     public func execute(_ sql: String) throws(SQLiteError) {
-        try handle.withLock { (db: inout OpaquePointer) throws(SQLiteError) in
-            var error: UnsafeMutablePointer<CChar>?
-            let code = sqlite3_exec(db, sql, nil, nil, &error)
-            if code != SQLITE_OK {
-                let message = error.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(db))
-                sqlite3_free(error)
-                throw SQLiteError(operation: String(sql.prefix(60)), code: code & 0xff, extendedCode: sqlite3_extended_errcode(db), message: message)
-            }
-        }
+        try handle.withLock { (db: inout OpaquePointer) throws(SQLiteError) in try Self.exec(db, sql) }
     }
 
     /// Runs one statement with positional bindings (`?`) and returns every row.
     @discardableResult
     public func query(_ sql: String, _ bindings: [SQLiteValue] = []) throws(SQLiteError) -> [[SQLiteValue]] {
-        try handle.withLock { (db: inout OpaquePointer) throws(SQLiteError) in try Self.run(db, sql, bindings) }
+        try handle.withLock { (db: inout OpaquePointer) throws(SQLiteError) in try Self.run(db, sql, bindings).rows }
     }
 
-    /// The rowid of the last INSERT on this connection.
-    public var lastInsertRowID: Int64 { handle.withLock { sqlite3_last_insert_rowid($0) } }
+    /// The same, each row read by column name.
+    public func rows(_ sql: String, _ bindings: [SQLiteValue] = []) throws(SQLiteError) -> [SQLiteRow] {
+        try handle.withLock { (db: inout OpaquePointer) throws(SQLiteError) in try Self.run(db, sql, bindings).named }
+    }
 
-    /// Runs `body` inside BEGIN IMMEDIATE ... COMMIT, rolling back when it throws. Not reentrant.
-    public func transaction<T>(_ body: (SQLiteDatabase) throws(SQLiteError) -> T) throws(SQLiteError) -> T {
-        try execute("BEGIN IMMEDIATE")
-        do {
-            let result = try body(self)
-            try execute("COMMIT")
-            return result
-        } catch {
-            try? execute("ROLLBACK")
-            throw error
+    /// Runs `body` inside BEGIN IMMEDIATE ... COMMIT, rolling back when it throws. The connection is held
+    /// from BEGIN to COMMIT, so no other caller's statement lands inside the transaction. Not reentrant:
+    /// `body` uses the transaction it is given, never this object.
+    public func transaction<T: Sendable>(_ body: (SQLiteTransaction) throws(SQLiteError) -> T) throws(SQLiteError) -> T {
+        try handle.withLock { (db: inout OpaquePointer) throws(SQLiteError) -> T in
+            let transaction = SQLiteTransaction(db: db)
+            try transaction.execute("BEGIN IMMEDIATE")
+            do throws(SQLiteError) {
+                let result = try body(transaction)
+                try transaction.execute("COMMIT")
+                return result
+            } catch {
+                try? transaction.execute("ROLLBACK")
+                throw error
+            }
         }
     }
 
-    private static func run(_ db: OpaquePointer, _ sql: String, _ bindings: [SQLiteValue]) throws(SQLiteError) -> [[SQLiteValue]] {
+    fileprivate static func exec(_ db: OpaquePointer, _ sql: String) throws(SQLiteError) {
+        var error: UnsafeMutablePointer<CChar>?
+        let code = sqlite3_exec(db, sql, nil, nil, &error)
+        if code != SQLITE_OK {
+            let message = error.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(db))
+            sqlite3_free(error)
+            throw SQLiteError(operation: String(sql.prefix(60)), code: code & 0xff, extendedCode: sqlite3_extended_errcode(db), message: message)
+        }
+    }
+
+    fileprivate static func run(_ db: OpaquePointer, _ sql: String, _ bindings: [SQLiteValue]) throws(SQLiteError) -> (rows: [[SQLiteValue]], named: [SQLiteRow]) {
         func failure(_ code: Int32) -> SQLiteError {
             SQLiteError(operation: String(sql.prefix(60)), code: code & 0xff, extendedCode: sqlite3_extended_errcode(db),
                         message: String(cString: sqlite3_errmsg(db)))
@@ -111,9 +120,11 @@ public final class SQLiteDatabase: Sendable {
             guard code == SQLITE_OK else { throw failure(code) }
         }
         var rows: [[SQLiteValue]] = []
+        let columns = (0..<sqlite3_column_count(statement)).map { String(cString: sqlite3_column_name(statement, $0)) }
+        let positions = Dictionary(columns.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
         while true {
             let step = sqlite3_step(statement)
-            if step == SQLITE_DONE { return rows }
+            if step == SQLITE_DONE { return (rows, rows.map { SQLiteRow(values: $0, positions: positions) }) }
             guard step == SQLITE_ROW else { throw failure(step) }
             rows.append((0..<sqlite3_column_count(statement)).map { column in
                 switch sqlite3_column_type(statement, column) {
@@ -123,5 +134,35 @@ public final class SQLiteDatabase: Sendable {
                 }
             })
         }
+    }
+}
+
+/// The connection inside one transaction (`SQLiteDatabase.transaction`): statements run without taking
+/// the connection's lock again, since the transaction holds it.
+public struct SQLiteTransaction: @unchecked Sendable {
+    fileprivate let db: OpaquePointer
+
+    public func execute(_ sql: String) throws(SQLiteError) { try SQLiteDatabase.exec(db, sql) }
+
+    @discardableResult
+    public func query(_ sql: String, _ bindings: [SQLiteValue] = []) throws(SQLiteError) -> [[SQLiteValue]] {
+        try SQLiteDatabase.run(db, sql, bindings).rows
+    }
+
+    public func rows(_ sql: String, _ bindings: [SQLiteValue] = []) throws(SQLiteError) -> [SQLiteRow] {
+        try SQLiteDatabase.run(db, sql, bindings).named
+    }
+
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
+}
+
+/// One result row, read by column name, so a query's column order is not a second place to keep in step.
+public struct SQLiteRow: Sendable {
+    let values: [SQLiteValue]
+    let positions: [String: Int]
+
+    /// `.null` for a column the query did not select (a programming error the tests catch as a wrong value).
+    public subscript(_ column: String) -> SQLiteValue {
+        positions[column].map { values[$0] } ?? .null
     }
 }

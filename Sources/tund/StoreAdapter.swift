@@ -51,6 +51,17 @@ struct SQLiteDeviceStore: DeviceStore {
         }
     }
 
+    func apply(insert: [DeviceRecord], update: [DeviceRecord], delete: [String]) throws(TundError) -> (inserted: [DeviceRecord], updated: [DeviceRecord]) {
+        do {
+            let stored = try database.apply(insert: insert.map(StoredDevice.init), update: update.map(StoredDevice.init), delete: delete)
+            return (zip(stored.inserted, insert).map { DeviceRecord($0) ?? $1 }, zip(stored.updated, update).map { DeviceRecord($0) ?? $1 })
+        } catch where error.isUniqueViolation {
+            throw .storageFailed("a declared device's name is stored already: \(error)")
+        } catch {
+            throw .storageFailed(error.description)
+        }
+    }
+
     func delete(name: String) throws(TundError) -> Bool {
         do { return try database.delete(name: name) } catch { throw .storageFailed(error.description) }
     }

@@ -293,6 +293,7 @@ extension DeviceManager {
                 throw error
             }
             devices[name] = managed
+            devices.version += 1
             workerReplaced = managed.worker !== before.worker || managed.device !== before.device
             return (managed, true)
         }

@@ -32,6 +32,8 @@ public final class DeviceManager: Sendable {
 
     /// The alias of every link this database owns.
     public let ownerAlias: String
+    /// Drawn at start: collection tags of an earlier run never match.
+    let instanceTag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
 
     /// Creates beyond this many devices answer `.deviceLimitReached`.
     public let maxDevices: Int
@@ -113,6 +115,7 @@ public final class DeviceManager: Sendable {
                 managed.lastLinkUp = spec.up
                 managed.offloads = offloads
                 devices[record.name] = managed
+                devices.version += 1
                 return (managed, false, link)
             } catch {
                 if persisted { try? opened.setPersistent(false) }
@@ -245,6 +248,12 @@ public final class DeviceManager: Sendable {
         listWithStatistics().map(\.device)
     }
 
+    /// The same, with the collection's tag as it was when the devices were read.
+    public func listTagged() -> (devices: [DeviceSnapshot], tag: String) {
+        let tag = collectionTag
+        return (list(), tag)
+    }
+
     /// Every device with its counters, from one dump of the links (which carries IFLA_STATS64), as
     /// `/metrics` needs them: no per-device kernel query.
     public func listWithStatistics() -> [(device: DeviceSnapshot, statistics: DeviceStatistics)] {
@@ -313,6 +322,7 @@ public final class DeviceManager: Sendable {
             // drift repair would then re-create.
             _ = try store.delete(name: name)
             devices[name] = nil
+            devices.version += 1
             managed.worker?.stop()
             if let device = managed.device {
                 try? device.setPersistent(false)
@@ -370,6 +380,8 @@ public final class DeviceManager: Sendable {
 struct DeviceTable {
     private(set) var byName: [String: ManagedDevice] = [:]
     private var nameByIndex: [Int32: String] = [:]
+    /// Bumped by every change to the desired state of any device: the collection's entity tag.
+    var version: UInt64 = 0
 
     subscript(name: String) -> ManagedDevice? {
         get { byName[name] }

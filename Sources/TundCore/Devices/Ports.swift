@@ -152,6 +152,21 @@ public protocol DeviceStore: Sendable {
     func claim(key: String) throws(TundError) -> IdempotencyClaim?
     /// Returns false when no such device was stored.
     func delete(name: String) throws(TundError) -> Bool
+    /// Deletes (by name), rewrites and inserts rows in one transaction; returns the inserted and updated
+    /// records with their ids, in the order given.
+    func apply(insert: [DeviceRecord], update: [DeviceRecord], delete: [String]) throws(TundError) -> (inserted: [DeviceRecord], updated: [DeviceRecord])
+}
+
+extension DeviceStore {
+    /// One row at a time, for stores without transactions of their own (fakes).
+    public func apply(insert: [DeviceRecord], update: [DeviceRecord], delete: [String]) throws(TundError) -> (inserted: [DeviceRecord], updated: [DeviceRecord]) {
+        for name in delete { _ = try self.delete(name: name) }
+        var updated: [DeviceRecord] = []
+        for record in update { updated.append(try self.update(record)) }
+        var inserted: [DeviceRecord] = []
+        for record in insert { inserted.append(try self.insert(record, claim: nil)) }
+        return (inserted, updated)
+    }
 }
 
 /// The data plane, as the core needs it: start a device's worker with a mode and the device's queue
