@@ -50,8 +50,9 @@ require_programs() {
     done <"$list"
 }
 
-# What the benchmarks under Benchmarks/ run besides tund (workers.sh: baselines, load generators, peers).
-BENCHMARK_PACKAGES=(iproute2 iputils-ping jq curl python3 coreutils util-linux gcc libc6-dev iperf3 socat openvpn)
+# What the benchmarks under Benchmarks/ run besides tund (workers.sh: baselines, load generators, peers;
+# request-rate.sh: wrk).
+BENCHMARK_PACKAGES=(iproute2 iputils-ping jq curl python3 coreutils util-linux gcc libc6-dev iperf3 socat openvpn wrk)
 
 # What building and running tund needs.
 RUNTIME_PACKAGES=(libmicrohttpd-dev libsqlite3-dev pkg-config iproute2 curl)

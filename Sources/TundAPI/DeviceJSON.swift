@@ -83,25 +83,35 @@ enum DeviceJSON {
     /// object; `dropped` (the sum of `dropped_reasons`) comes just before that group.
     private static func queueCounters(_ values: QueueCounterValues) -> [(String, JSONValue)] {
         var fields: [(String, JSONValue)] = []
-        var groups: [(name: String, fields: [(String, JSONValue)])] = []
-        for counter in Counter.allCases {
-            let (group, key) = counter.json
-            guard let group else {
-                fields.append((key, .count(values[counter])))
-                continue
-            }
-            if let index = groups.firstIndex(where: { $0.name == group }) {
-                groups[index].fields.append((key, .count(values[counter])))
-            } else {
-                groups.append((group, [(key, .count(values[counter]))]))
-            }
-        }
-        for group in groups {
+        fields.reserveCapacity(counterLayout.fields.count + 2 * counterLayout.groups.count)
+        for (counter, key) in counterLayout.fields { fields.append((key, .count(values[counter]))) }
+        for group in counterLayout.groups {
             if group.name == "dropped_reasons" { fields.append(("dropped", .count(values.dropped))) }
-            fields.append((group.name, .object(group.fields)))
+            fields.append((group.name, .object(group.fields.map { ($0.key, .count(values[$0.counter])) })))
         }
         return fields
     }
+
+    /// Where each counter goes, worked out once from the counter table: the top-level ones, then the groups
+    /// in order of first appearance.
+    private static let counterLayout: (fields: [(counter: Counter, key: String)],
+                                       groups: [(name: String, fields: [(counter: Counter, key: String)])]) = {
+        var fields: [(counter: Counter, key: String)] = []
+        var groups: [(name: String, fields: [(counter: Counter, key: String)])] = []
+        for counter in Counter.allCases {
+            let (group, key) = counter.json
+            guard let group else {
+                fields.append((counter, key))
+                continue
+            }
+            if let index = groups.firstIndex(where: { $0.name == group }) {
+                groups[index].fields.append((counter, key))
+            } else {
+                groups.append((group, [(counter, key)]))
+            }
+        }
+        return (fields, groups)
+    }()
 
     private static func kernelCounters(_ counters: KernelCounters) -> JSONValue {
         .object([

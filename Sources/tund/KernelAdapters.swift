@@ -32,6 +32,10 @@ struct KernelLinkControl: LinkControl {
         try mapped { () throws(NetlinkError) in try netlink.link(index: index).map(LinkState.init) }
     }
 
+    func counters(index: Int32) throws(KernelError) -> KernelCounters? {
+        try mapped { () throws(NetlinkError) in try netlink.statistics(index: index).map(KernelCounters.init) }
+    }
+
     func links() throws(KernelError) -> [LinkState] {
         try mapped { () throws(NetlinkError) in try netlink.links().map(LinkState.init) }
     }
@@ -182,12 +186,16 @@ extension LinkState {
             index: link.index, name: link.name, mtu: link.mtu, up: link.isUp, operState: link.operStateName,
             flags: link.flagNames, mac: link.mac, alias: link.alias, isTunTap: link.kind == "tun",
             multiQueue: link.tun?.multiQueue ?? false,
-            counters: link.statistics.map { stats in
-                KernelCounters(
-                    rxPackets: stats.rxPackets, txPackets: stats.txPackets, rxBytes: stats.rxBytes, txBytes: stats.txBytes,
-                    rxErrors: stats.rxErrors, txErrors: stats.txErrors, rxDropped: stats.rxDropped, txDropped: stats.txDropped,
-                    multicast: stats.multicast, collisions: stats.collisions)
-            })
+            counters: link.statistics.map(KernelCounters.init))
+    }
+}
+
+extension KernelCounters {
+    init(_ stats: LinkStatistics) {
+        self.init(
+            rxPackets: stats.rxPackets, txPackets: stats.txPackets, rxBytes: stats.rxBytes, txBytes: stats.txBytes,
+            rxErrors: stats.rxErrors, txErrors: stats.txErrors, rxDropped: stats.rxDropped, txDropped: stats.txDropped,
+            multicast: stats.multicast, collisions: stats.collisions)
     }
 }
 

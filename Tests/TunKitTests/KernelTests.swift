@@ -62,6 +62,8 @@ struct KernelTests {
         let link = try #require(try netlink.link(index: index))
         #expect(link.mtu == 1300 && link.isUp && link.alias == "tund:test")
         #expect(link.statistics != nil)
+        #expect(try netlink.statistics(index: index) != nil)  // RTM_GETSTATS, counters only
+        #expect(try netlink.statistics(index: Int32.max) == nil)  // no such ifindex: ENODEV is nil
 
         let v4 = try IPPrefix.parse("10.99.0.1/24").get(), v6 = try IPPrefix.parse("fd00:99::1/64").get()
         try netlink.addAddress(v4, index: index)

@@ -126,4 +126,24 @@ import Testing
         #expect(link.operStateName == "up" && link.alias == "tund:ab" && link.kind == "tun")
         #expect(link.flagNames.contains("RUNNING"))
     }
+
+    /// `RTM_GETSTATS` of ifindex 7 with only IFLA_STATS_LINK_64 (filter_mask 1), as `ip stats show dev` asks.
+    @Test func encodesStatisticsRequest() {
+        #expect(RouteRequests.getStatistics(index: 7).finish(sequence: 3) == [
+            0x1c, 0, 0, 0, 94, 0, 0x05, 0, 3, 0, 0, 0, 0, 0, 0, 0,  // len 28, RTM_GETSTATS, REQUEST|ACK
+            0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0,                      // if_stats_msg: AF_UNSPEC, ifindex 7, filter_mask
+        ])
+    }
+
+    /// An RTM_NEWSTATS reply: if_stats_msg, then IFLA_STATS_LINK_64 (struct rtnl_link_stats64, 24 u64 here).
+    @Test func decodesAStatisticsReply() throws {
+        var builder = NetlinkMessageBuilder(type: 92, flags: 0)
+        builder.appendHeader([0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0])
+        builder.appendAttribute(1, (1...24).flatMap { withUnsafeBytes(of: UInt64($0)) { Array($0) } })
+        let message = try #require(try NetlinkMessage.parse(builder.finish(sequence: 1)[...]).first)
+        let counters = try #require(RouteReplies.statistics(message))
+        #expect(counters.rxPackets == 1 && counters.txPackets == 2 && counters.rxBytes == 3 && counters.txBytes == 4)
+        #expect(counters.txDropped == 8 && counters.multicast == 9 && counters.collisions == 10)
+        #expect(RouteReplies.statistics(NetlinkMessage(type: 16, flags: 0, sequence: 1, portID: 0, payload: [])) == nil)
+    }
 }

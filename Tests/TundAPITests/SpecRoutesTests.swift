@@ -64,6 +64,7 @@ struct UnusedLinks: LinkControl {
     func link(named name: String) throws(KernelError) -> LinkState? { throw Self.unused }
     func link(index: Int32) throws(KernelError) -> LinkState? { throw Self.unused }
     func links() throws(KernelError) -> [LinkState] { throw Self.unused }
+    func counters(index: Int32) throws(KernelError) -> KernelCounters? { throw Self.unused }
     func configure(index: Int32, _ settings: LinkSettings) throws(KernelError) { throw Self.unused }
     func deleteLink(index: Int32) throws(KernelError) { throw Self.unused }
     func addAddress(_ prefix: IPPrefix, index: Int32, replace: Bool) throws(KernelError) { throw Self.unused }

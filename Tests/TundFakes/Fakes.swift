@@ -102,6 +102,13 @@ public final class FakeLinks: LinkControl, @unchecked Sendable {
 
     public func links() throws(KernelError) -> [LinkState] { lock.locked { table.values.map(\.state) } }
 
+    public func counters(index: Int32) throws(KernelError) -> KernelCounters? {
+        try lock.locked { () throws(KernelError) in
+            try check("counters")
+            return table.values.first { $0.state.index == index }?.state.counters
+        }
+    }
+
     private func name(of index: Int32) -> String? { table.first { $0.value.state.index == index }?.key }
 
     public func configure(index: Int32, _ settings: LinkSettings) throws(KernelError) {

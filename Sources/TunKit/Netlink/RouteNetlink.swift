@@ -32,6 +32,16 @@ public final class RouteNetlink: Sendable {
         }
     }
 
+    /// The kernel counters (IFLA_STATS_LINK_64) of one ifindex, by RTM_GETSTATS; nil when it no longer exists.
+    public func statistics(index: Int32) throws(NetlinkError) -> LinkStatistics? {
+        do {
+            return try socket.request(RouteRequests.getStatistics(index: index), operation: "RTM_GETSTATS index \(index)")
+                .lazy.compactMap(RouteReplies.statistics).first
+        } catch where error.errno == ENODEV {
+            return nil
+        }
+    }
+
     /// `ip link show`: every link of this network namespace.
     public func links() throws(NetlinkError) -> [LinkInfo] {
         try socket.request(RouteRequests.dumpLinks(), operation: "RTM_GETLINK dump").compactMap(RouteReplies.link)

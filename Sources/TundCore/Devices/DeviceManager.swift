@@ -273,10 +273,16 @@ public final class DeviceManager: Sendable {
         return snapshot(managed, link: (try? links.link(named: name)) ?? nil)
     }
 
-    /// The worker's counters and the kernel's IFLA_STATS64 for one device.
+    /// The worker's counters and the kernel's for one device. The kernel's come from the link tund's
+    /// descriptors are attached to, by its ifindex, and only them (RTM_GETSTATS, not a whole RTM_GETLINK):
+    /// none when the device is not live or its link is gone.
     public func statistics(_ name: String) throws(TundError) -> DeviceStatistics {
         let managed = try managedDevice(name)
-        return statistics(managed, link: (try? links.link(named: name)) ?? nil)
+        var answer = statistics(managed, link: nil)
+        if let index = managed.index, managed.device != nil {
+            answer.kernel = (try? links.counters(index: index)) ?? nil
+        }
+        return answer
     }
 
     private func statistics(_ managed: ManagedDevice, link: LinkState?) -> DeviceStatistics {

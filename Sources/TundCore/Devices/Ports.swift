@@ -41,6 +41,9 @@ public protocol LinkControl: Sendable {
     /// nil when the index no longer exists. Includes the kernel counters.
     func link(index: Int32) throws(KernelError) -> LinkState?
     func links() throws(KernelError) -> [LinkState]
+    /// Only the kernel counters of one ifindex (RTM_GETSTATS): far less for the kernel to gather than
+    /// `link(index:)`. nil when the index no longer exists.
+    func counters(index: Int32) throws(KernelError) -> KernelCounters?
     func configure(index: Int32, _ settings: LinkSettings) throws(KernelError)
     func deleteLink(index: Int32) throws(KernelError)
     /// `replace`: succeed when the address exists already (restore).
