@@ -31,6 +31,7 @@ import argparse
 import http.client
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -93,6 +94,9 @@ def supervise(args):
     with open(args.log, "ab") as log:
         started = time.perf_counter()
         process = subprocess.Popen(args.command, stdout=log, stderr=log)
+    # Ctrl-C reaches the whole process group: tund stops, and this process must outlive it to reap it
+    # (scale.sh kills tund, then waits for this one).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit = time.monotonic() + args.deadline
     ready = None
     while ready is None:
@@ -125,7 +129,7 @@ def supervise(args):
 
 def post(args):
     bodies = [json.dumps(device(i)).encode() for i in range(args.n)]
-    client = Client(args.port, timeout=60)
+    client = Client(args.port, timeout=120)
     limit = time.monotonic() + args.deadline
     done = 0
     started = time.perf_counter()
@@ -140,7 +144,7 @@ def post(args):
 
 
 def delete(args):
-    client = Client(args.port, timeout=60)
+    client = Client(args.port, timeout=120)
     started = time.perf_counter()
     for i in range(args.n):
         client.request("DELETE", f"/devices/sc{i}", expect=(204,))

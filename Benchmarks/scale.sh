@@ -35,14 +35,20 @@ done
 log() { echo "scale.sh: $*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
 
+# Our namespaces, and the processes in them that are not this shell's own children (the supervisors,
+# which reap their tund once it is killed: nothing is left to an init that may not reap orphans).
+our_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep "^$NS_PREFIX-" || true; }
+not_our_children() { local pid; for pid in $(ip netns pids "$1" 2>/dev/null); do [[ "$(ps -o ppid= -p "$pid" 2>/dev/null | tr -d ' ')" == "$$" ]] || echo "$pid"; done; }
+
 cleanup() {
     local rc=$? ns
     trap - EXIT INT TERM
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$NS_PREFIX-" || true); do
+    for ns in $(our_namespaces); do not_our_children "$ns" | xargs -r kill -9 2>/dev/null || true; done
+    wait 2>/dev/null || true   # the supervisors, once their tund is gone
+    for ns in $(our_namespaces); do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
         ip netns del "$ns" 2>/dev/null || log "WARNING: could not delete namespace $ns"
     done
-    wait 2>/dev/null || true   # the supervisors of killed daemons
     rm -f "$OUT"/*.db "$OUT"/*.db-wal "$OUT"/*.db-shm 2>/dev/null || true
     (( rc == 0 )) || log "exit $rc; logs in $OUT"
     exit "$rc"
@@ -64,7 +70,7 @@ ulimit -n "$(ulimit -Hn)"
 FD_LIMIT=$(ulimit -n)
 
 new_ns() { ip netns add "$1"; ip -n "$1" link set lo up; }
-delete_ns() { ip netns pids "$1" 2>/dev/null | xargs -r kill -9 2>/dev/null || true; ip netns del "$1" 2>/dev/null || true; }
+delete_ns() { ip netns pids "$1" 2>/dev/null | xargs -r kill -9 2>/dev/null || true; ip netns del "$1" 2>/dev/null || true; }   # its daemons are stopped already
 helper() { local ns=$1; shift; ip netns exec "$ns" timeout --foreground "$STEP_TIMEOUT" python3 "$HELPER" --port "$PORT" "$@"; }
 seconds_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.4f", b - a}'; }
 
