@@ -6,15 +6,16 @@ on 127.0.0.1:PORT. Python stdlib only. Each command prints one JSON object on st
 the reason on stderr, when tund answers anything unexpected or a deadline passes.
 
     scale.py supervise --port P --result FILE [--deadline S] -- TUND ARGS...
-        starts tund as its child, polls GET /readyz (a fresh connection every 5 ms) and writes
+        starts tund as its child, polls GET /readyz (a fresh connection every 10 ms) and writes
         {"pid", "ready_s"} to FILE as soon as it answers 200 (ready_s: from just before the start of the
         process to that answer); then waits for tund to exit, so the calling shell can reap both.
     scale.py post --port P --n N [--deadline S]
         POST /devices sc0..sc(N-1), one keep-alive connection, each must answer 201. Stops at the deadline
         and says how many were made: {"done", "seconds", "complete"}.
     scale.py delete --port P --n N          DELETE /devices/scI, each must answer 204: {"done", "seconds"}
-    scale.py put --port P --n N             one PUT /devices of sc0..sc(N-1) (--n 0: of none): {"seconds",
-        "create", "update", "recreate", "delete", "unchanged"} (counts); {"unsupported": true} on 405.
+    scale.py put --port P --n N [--deadline S]
+        one PUT /devices of sc0..sc(N-1) (--n 0: of none): {"seconds", "create", "update", "recreate",
+        "delete", "unchanged"} (counts); {"unsupported": true} on 405; {"timed_out": true} after S seconds.
     scale.py probe --port P --pid PID [--repeat K]
         GET /devices and GET /metrics, each K times on one connection after one untimed warm-up:
         medians in ms, the device count, and tund's Threads and VmRSS from /proc/PID/status.
@@ -118,7 +119,7 @@ def supervise(args):
         finally:
             connection.close()
         if ready is None:
-            time.sleep(0.005)
+            time.sleep(0.01)
     temporary = args.result + ".tmp"
     with open(temporary, "w") as result:
         json.dump({"pid": process.pid, "ready_s": round(ready, 4)}, result)
@@ -157,7 +158,10 @@ def put(args):
     body = json.dumps({"devices": [device(i) for i in range(args.n)]}).encode()
     client = Client(args.port, timeout=args.deadline)
     started = time.perf_counter()
-    status, data = client.request("PUT", "/devices", body, expect=(200, 405))
+    try:
+        status, data = client.request("PUT", "/devices", body, expect=(200, 405))
+    except TimeoutError:
+        return {"timed_out": True, "seconds": args.deadline}
     elapsed = time.perf_counter() - started
     client.close()
     if status == 405:
