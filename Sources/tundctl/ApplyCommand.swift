@@ -78,6 +78,9 @@ struct DiffCommand: TundCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var file: DeviceSetOptions
 
+    /// A plan touches nothing, but a large set still takes tund a moment to compare.
+    var requestTimeout: Double { 60 }
+
     func execute(_ api: APIClient) throws {
         let body = try file.body()
         let response: APIResponse
