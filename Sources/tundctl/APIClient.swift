@@ -75,6 +75,8 @@ struct ServerError: Error {
     let errno: String?
     /// The body as received, printed on standard output with `--json`.
     let body: [UInt8]
+    /// Advice the command adds for this failure (`give --recreate ...`), printed as a note.
+    var hint: String? = nil
 
     init(head: HTTPResponseHead, body: [UInt8]) {
         status = head.status
@@ -92,6 +94,13 @@ struct ServerError: Error {
             field = nil
             errno = nil
         }
+    }
+
+    /// Lines printed after the error as `note: ...`: what a failed `PUT /devices` had applied before it
+    /// failed (the error's `applied` object), then the command's hint.
+    var notes: [String] {
+        let applied = PlanText.appliedBeforeFailure((try? JSONValue.parse(body))?["error"])
+        return [applied, hint].compactMap { $0 }
     }
 
     /// `<message> (<code>[, field <field>][, errno <errno>])`

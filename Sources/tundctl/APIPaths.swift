@@ -4,6 +4,14 @@ enum APIPaths {
     static let devices = "/devices"
     static let events = "/events"
 
+    /// `PUT /devices`: the whole set; `dry_run=true` only plans, `recreate=true` allows re-creating.
+    static func deviceSet(dryRun: Bool, recreate: Bool) -> String {
+        var query: [String] = []
+        if dryRun { query.append("dry_run=true") }
+        if recreate { query.append("recreate=true") }
+        return devices + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+    }
+
     static func device(_ name: String) -> String { "/devices/\(segment(name))" }
     static func stats(_ name: String) -> String { device(name) + "/stats" }
     static func addresses(_ name: String) -> String { device(name) + "/addresses" }

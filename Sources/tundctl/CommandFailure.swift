@@ -12,8 +12,9 @@ struct LocalError: Error {
 
 /// Turns what a command threw into its message on standard error and its exit status.
 ///
-/// - `ServerError`: `error: <message> (<code>[, field <field>][, errno <errno>])`, status 1; with `--json`
-///   the error body also goes to standard output, so scripts can read `.error.code`.
+/// - `ServerError`: `error: <message> (<code>[, field <field>][, errno <errno>])`, then its notes (what a
+///   failed apply had done, advice) as `note: ...` lines, status 1; with `--json` the error body also goes
+///   to standard output, so scripts can read `.error.code`.
 /// - `HTTPClientError`: `error: cannot reach tund at <url>: <reason>` and the like, status 2.
 /// - `LocalError`: status 3. `OutputClosed`: nothing, status 0 (the reader left on purpose).
 /// - `UsageError`: status 64, like swift-argument-parser's own validation errors; anything else is
@@ -23,6 +24,7 @@ enum CommandFailure {
         switch error {
         case let failure as ServerError:
             StandardStreams.err("error: \(failure.summary)\n")
+            for note in failure.notes { StandardStreams.err("note: \(note)\n") }
             if options.json, !failure.body.isEmpty {
                 var body = failure.body
                 if body.last != 0x0a { body.append(0x0a) }
