@@ -19,12 +19,16 @@ enum DeviceRequest {
         }
         var specs: [DeviceSpec] = []
         for (position, member) in members.enumerated() {
+            var named = ""
+            if case .object(let members) = member, let name = members.first(where: { $0.0 == "name" }), case .string(let text) = name.1 {
+                named = "device \(text.prefix(15)): "
+            }
             do throws(TundError) {
                 specs.append(try decode(member))
             } catch .invalidField(let field, let reason) {
-                throw .invalidField(field: "devices[\(position)].\(field)", reason: reason)
+                throw .invalidField(field: "devices[\(position)].\(field)", reason: named + reason)
             } catch .invalidRequest(let reason) {
-                throw .invalidField(field: "devices[\(position)]", reason: reason)
+                throw .invalidField(field: "devices[\(position)]", reason: named + reason)
             }
         }
         return specs

@@ -32,8 +32,8 @@ struct Tund: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
-    @Option(help: "Largest request body accepted, in bytes.")
-    var maxBodyBytes: Int = 65536
+    @Option(help: "Largest request body accepted, in bytes (a PUT /devices of 10,000 devices is about 1.3 MB).")
+    var maxBodyBytes: Int = 4 << 20
 
     @Option(help: "Threads serving HTTP connections.")
     var httpThreads: Int = 2

@@ -121,7 +121,9 @@ class Tund:
 
     def kill(self):
         self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
+        # Exit closes every descriptor; the kernel unregisters each device that was not yet persistent
+        # (a create or an apply cut short) one by one, which takes a while with a thousand of them.
+        self.process.wait(timeout=120)
 
     def stop(self):
         """SIGTERM and wait; a daemon that ignores SIGTERM fails the test."""
