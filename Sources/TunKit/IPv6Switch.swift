@@ -15,8 +15,9 @@ public enum IPv6Switch {
         let path = "/proc/sys/net/ipv6/conf/\(name)/disable_ipv6"
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            // No IPv6 in this kernel (or namespace): there is nothing to switch.
-            if errno == ENOENT { return }
+            // No IPv6 in this kernel (ENOENT), or /proc/sys read-only (a container, a sandboxed service:
+            // EROFS, EACCES): IPv6 stays as the kernel made it; the devices work, the optimisation is lost.
+            if [ENOENT, EROFS, EACCES, EPERM].contains(errno) { return }
             throw SystemError("open(\(path))", errno: errno)
         }
         defer { close(fd) }

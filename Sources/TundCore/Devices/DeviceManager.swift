@@ -279,7 +279,8 @@ public final class DeviceManager: Sendable {
     public func statistics(_ name: String) throws(TundError) -> DeviceStatistics {
         let managed = try managedDevice(name)
         var answer = statistics(managed, link: nil)
-        if let index = managed.index, managed.device != nil {
+        // A device handed to its owner has no descriptors here but is live: its counters are the kernel's.
+        if let index = managed.index {
             answer.kernel = (try? links.counters(index: index)) ?? nil
         }
         return answer
