@@ -105,9 +105,9 @@ def test_json_content_type_with_charset_is_accepted(tund):
 def test_unknown_path_and_method(tund):
     response = tund.get("/nothing")
     assert response.status == 404 and response.json()["error"]["code"] == "not_found"
-    response = tund.request("PUT", "/devices")
+    response = tund.request("PATCH", "/devices")
     assert response.status == 405 and response.json()["error"]["code"] == "method_not_allowed"
-    assert set(response.headers["Allow"].split(", ")) == {"GET", "POST"}
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "POST", "PUT"}
     response = tund.request("POST", "/devices/x/stats")
     assert response.status == 405 and response.headers["Allow"] == "GET"
 
