@@ -2,20 +2,33 @@
 import Glibc
 #endif
 import NetAddress
+import Synchronization
 
 /// Links, addresses and routes over rtnetlink: what `ip link`, `ip addr` and `ip route` do, without
 /// spawning them. Every error is a `NetlinkError` with the kernel's errno and extended-ack text.
 public final class RouteNetlink: Sendable {
+    /// Changes go through one socket, so the notices of tund's own changes carry one port id (`portID`).
     private let socket: NetlinkSocket
+    /// Queries go through a few more, taken in turn: one socket is one request at a time, and the HTTP
+    /// threads answering reads (a device's counters on every scrape) would otherwise queue on it.
+    private let readers: [NetlinkSocket]
+    private let nextReader = Atomic<Int>(0)
 
-    public init() throws(SystemError) {
+    public init(readers count: Int = 4) throws(SystemError) {
         socket = try NetlinkSocket()
+        var readers: [NetlinkSocket] = []
+        for _ in 0..<max(1, count) { readers.append(try NetlinkSocket()) }
+        self.readers = readers
+    }
+
+    private var reader: NetlinkSocket {
+        readers[nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count]
     }
 
     /// `ip link show dev NAME`; nil when no such link exists (ENODEV).
     public func link(named name: String) throws(NetlinkError) -> LinkInfo? {
         do {
-            return try socket.request(RouteRequests.getLink(name: name), operation: "RTM_GETLINK \(name)")
+            return try reader.request(RouteRequests.getLink(name: name), operation: "RTM_GETLINK \(name)")
                 .lazy.compactMap(RouteReplies.link).first
         } catch where error.errno == ENODEV {
             return nil
@@ -25,7 +38,7 @@ public final class RouteNetlink: Sendable {
     /// `ip -s link show` of one ifindex, with IFLA_STATS64; nil when it no longer exists.
     public func link(index: Int32) throws(NetlinkError) -> LinkInfo? {
         do {
-            return try socket.request(RouteRequests.getLink(index: index), operation: "RTM_GETLINK index \(index)")
+            return try reader.request(RouteRequests.getLink(index: index), operation: "RTM_GETLINK index \(index)")
                 .lazy.compactMap(RouteReplies.link).first
         } catch where error.errno == ENODEV {
             return nil
@@ -35,7 +48,7 @@ public final class RouteNetlink: Sendable {
     /// The kernel counters (IFLA_STATS_LINK_64) of one ifindex, by RTM_GETSTATS; nil when it no longer exists.
     public func statistics(index: Int32) throws(NetlinkError) -> LinkStatistics? {
         do {
-            return try socket.request(RouteRequests.getStatistics(index: index), operation: "RTM_GETSTATS index \(index)")
+            return try reader.request(RouteRequests.getStatistics(index: index), operation: "RTM_GETSTATS index \(index)")
                 .lazy.compactMap(RouteReplies.statistics).first
         } catch where error.errno == ENODEV {
             return nil
@@ -44,7 +57,7 @@ public final class RouteNetlink: Sendable {
 
     /// `ip link show`: every link of this network namespace.
     public func links() throws(NetlinkError) -> [LinkInfo] {
-        try socket.request(RouteRequests.dumpLinks(), operation: "RTM_GETLINK dump").compactMap(RouteReplies.link)
+        try reader.request(RouteRequests.dumpLinks(), operation: "RTM_GETLINK dump").compactMap(RouteReplies.link)
     }
 
     /// `ip link set dev IFINDEX ...`.
@@ -73,13 +86,13 @@ public final class RouteNetlink: Sendable {
 
     /// `ip addr show dev IFINDEX`: filtered by the kernel (strict checking), else here.
     public func addresses(index: Int32) throws(NetlinkError) -> [AddressInfo] {
-        try socket.request(RouteRequests.dumpAddresses(index: socket.strictChecking ? index : 0), operation: "RTM_GETADDR dev index \(index)")
+        try reader.request(RouteRequests.dumpAddresses(index: socket.strictChecking ? index : 0), operation: "RTM_GETADDR dev index \(index)")
             .compactMap(RouteReplies.address).filter { $0.interfaceIndex == index }
     }
 
     /// `ip addr show`: every address of this namespace.
     public func addresses() throws(NetlinkError) -> [AddressInfo] {
-        try socket.request(RouteRequests.dumpAddresses(), operation: "RTM_GETADDR dump").compactMap(RouteReplies.address)
+        try reader.request(RouteRequests.dumpAddresses(), operation: "RTM_GETADDR dump").compactMap(RouteReplies.address)
     }
 
     /// Many changes (link settings, addresses, routes, link deletions) sent pipelined: one result per
@@ -107,7 +120,7 @@ public final class RouteNetlink: Sendable {
     /// it has no route (ENETUNREACH, EHOSTUNREACH) or the answer names no interface.
     public func outputInterface(to address: IPAddress) throws(NetlinkError) -> Int32? {
         do {
-            return try socket.request(RouteRequests.lookupRoute(to: address), operation: "RTM_GETROUTE \(address)")
+            return try reader.request(RouteRequests.lookupRoute(to: address), operation: "RTM_GETROUTE \(address)")
                 .lazy.compactMap(RouteReplies.lookedUpInterface).first
         } catch where error.errno == ENETUNREACH || error.errno == EHOSTUNREACH {
             return nil
@@ -121,7 +134,7 @@ public final class RouteNetlink: Sendable {
         let strict = socket.strictChecking
         for family in [AddressFamily.ipv4, .ipv6] {
             do {
-                all += try socket.request(RouteRequests.dumpRoutes(family: family, protocol: strict ? `protocol` : 0, index: strict ? index : nil),
+                all += try reader.request(RouteRequests.dumpRoutes(family: family, protocol: strict ? `protocol` : 0, index: strict ? index : nil),
                                           operation: "RTM_GETROUTE dump")
                     .compactMap(RouteReplies.route)
             } catch where error.errno == ENODEV && index != nil {
