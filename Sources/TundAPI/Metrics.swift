@@ -2,38 +2,73 @@ import Synchronization
 import TundCore
 import TundVersion
 
-/// Prometheus text exposition (format 0.0.4), written by hand: a few families, no dependency.
+/// Prometheus text exposition (format 0.0.4), written by hand: a few families, no dependency. Written as
+/// bytes, sample by sample, since a host with ten thousand devices has a few hundred thousand samples.
 struct MetricsText {
-    private(set) var text = ""
+    private(set) var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(1 << 16) }
+
+    var text: String { String(decoding: bytes, as: UTF8.self) }
 
     /// Starts a family: `# HELP` and `# TYPE` lines.
     mutating func family(_ name: String, _ type: String, _ help: String) {
-        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        bytes += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n".utf8
     }
 
     mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: Double) {
-        text += name
-        if !labels.isEmpty {
-            text += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
+        head(name, labels)
+        if value == value.rounded(), abs(value) < 1e15 {
+            if value < 0 { bytes.append(UInt8(ascii: "-")) }
+            decimal(UInt64(abs(value)))
+        } else {
+            bytes += Self.format(value).utf8
         }
-        text += " " + Self.format(value) + "\n"
+        bytes.append(0x0a)
     }
 
     mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: UInt64) {
-        sample(name, labels, Double(value))
+        head(name, labels)
+        decimal(value)
+        bytes.append(0x0a)
     }
 
-    static func escape(_ value: String) -> String {
-        var escaped = ""
-        for character in value {
-            switch character {
-            case "\\": escaped += "\\\\"
-            case "\"": escaped += "\\\""
-            case "\n": escaped += "\\n"
-            default: escaped.append(character)
+    private mutating func head(_ name: String, _ labels: [(String, String)]) {
+        bytes += name.utf8
+        if !labels.isEmpty {
+            bytes.append(UInt8(ascii: "{"))
+            for (position, (key, value)) in labels.enumerated() {
+                if position > 0 { bytes.append(UInt8(ascii: ",")) }
+                bytes += key.utf8
+                bytes.append(UInt8(ascii: "="))
+                bytes.append(UInt8(ascii: "\""))
+                for byte in value.utf8 {
+                    switch byte {
+                    case UInt8(ascii: "\\"): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+                    case UInt8(ascii: "\""): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+                    case 0x0a: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+                    default: bytes.append(byte)
+                    }
+                }
+                bytes.append(UInt8(ascii: "\""))
             }
+            bytes.append(UInt8(ascii: "}"))
         }
-        return escaped
+        bytes.append(UInt8(ascii: " "))
+    }
+
+    private mutating func decimal(_ value: UInt64) {
+        guard value >= 10 else {
+            bytes.append(UInt8(ascii: "0") + UInt8(value))
+            return
+        }
+        var rest = value
+        let start = bytes.count
+        while rest > 0 {
+            bytes.append(UInt8(ascii: "0") + UInt8(rest % 10))
+            rest /= 10
+        }
+        bytes[start...].reverse()
     }
 
     static func format(_ value: Double) -> String {
@@ -98,7 +133,7 @@ final class RequestMetrics: Sendable {
 enum DeviceMetrics {
     static let version = TundVersion.current
 
-    static func render(manager: DeviceManager, requests: RequestMetrics, eventStreams: Int) -> String {
+    static func render(manager: DeviceManager, requests: RequestMetrics, eventStreams: Int) -> [UInt8] {
         var text = MetricsText()
         text.family("tund_build_info", "gauge", "Always 1; the labels say which build this is.")
         text.sample("tund_build_info", [("version", version)], 1.0)
@@ -166,6 +201,6 @@ enum DeviceMetrics {
         text.family("tund_event_streams", "gauge", "Clients following GET /events.")
         text.sample("tund_event_streams", [], Double(eventStreams))
         requests.write(to: &text)
-        return text.text
+        return text.bytes
     }
 }

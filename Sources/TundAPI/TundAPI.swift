@@ -112,8 +112,8 @@ public struct TundAPI: Sendable {
             handle { try capture(manager, path["name"], request) }
         }
         router.add("GET", "/metrics") { _, _ in
-            let text = DeviceMetrics.render(manager: manager, requests: requests, eventStreams: streams.openCount)
-            return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Array(text.utf8))
+            let body = DeviceMetrics.render(manager: manager, requests: requests, eventStreams: streams.openCount)
+            return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: body)
         }
         self.router = router
     }
