@@ -43,7 +43,7 @@ let package = Package(
         .executableTarget(
             name: "tund",
             dependencies: [
-                "TundAPI", "TundCore", "TundHTTP", "TundStore", "TunKit", "NetAddress", "TundVersion", "Errno", "TundDataPlane", "TundWorkers",
+                "TundAPI", "TundCore", "TundHTTP", "TundStore", "TunKit", "NetAddress", "TundVersion", "Errno", "TundDataPlane", "TundWorkers", "BackgroundThread",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -8,6 +8,8 @@ import TundHTTP
 public struct TundAPI: Sendable {
     public let router: Router
     private let logger: Logger
+    /// The request log: its own label, so the executable's handler can write it in batches.
+    private let requestLogger: Logger
     private let eventStreams: EventStreams
     private let requestMetrics: RequestMetrics
     private let token: [UInt8]?
@@ -17,6 +19,9 @@ public struct TundAPI: Sendable {
     /// balancer's health check) and reveal nothing but "alive" and "ready".
     public init(manager: DeviceManager, logger: Logger, token: String? = nil) {
         self.logger = logger
+        var requestLogger = Logger(label: "tund.requests")
+        requestLogger.logLevel = logger.logLevel
+        self.requestLogger = requestLogger
         self.token = token.map { Array($0.utf8) }
         let streams = EventStreams(log: manager.events)
         eventStreams = streams
@@ -144,7 +149,7 @@ public struct TundAPI: Sendable {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         requestMetrics.record(method: request.method, route: route, status: response.status, seconds: seconds)
         // The path is logged as sent but bounded: a hostile client must not be able to write megabytes of log.
-        logger.info("request", metadata: [
+        requestLogger.info("request", metadata: [
             "method": "\(request.method.prefix(16))", "path": "\(request.path.prefix(256))", "status": "\(response.status)",
             "duration_ms": "\((seconds * 1e6).rounded() / 1000)",
         ])

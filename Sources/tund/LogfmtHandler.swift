@@ -11,6 +11,9 @@ struct LogfmtHandler: LogHandler {
     var metadata: Logger.Metadata = [:]
     let label: String
 
+    /// The request log's logger (TundAPI's), whose lines are written in batches.
+    static let requestLogLabel = "tund.requests"
+
     init(label: String, level: Logger.Level) {
         self.label = label
         logLevel = level
@@ -45,7 +48,11 @@ struct LogfmtHandler: LogHandler {
             }
         }
         line.append(UInt8(ascii: "\n"))
-        _ = line.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count) }
+        if label == Self.requestLogLabel {
+            LogWriter.shared.gather(line)
+        } else {
+            LogWriter.shared.write(line)
+        }
     }
 
     /// `quoted(value)` appended to `line`; ASCII text that needs no quotes (most of it) is copied as it is.

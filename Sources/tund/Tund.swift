@@ -78,6 +78,7 @@ struct Tund: ParsableCommand {
     func run() throws {
         let level = Logger.Level(rawValue: logLevel)!
         LoggingSystem.bootstrap { LogfmtHandler(label: $0, level: level) }
+        LogWriter.shared.start()
         let logger = Logger(label: "tund")
         let address = ListenAddress(listen)!
         let databasePath = database ?? Self.defaultDatabasePath()
@@ -192,6 +193,7 @@ struct Tund: ParsableCommand {
         manager.shutdown()
         plane.shutdown()
         logger.info("stopped; devices stay up and are re-attached on the next start")
+        LogWriter.shared.stop()
     }
 
     /// The bearer token from --token-file, else TUND_TOKEN; nil when neither is set. The token itself is
