@@ -95,6 +95,42 @@ func temporaryDatabasePath() -> String {
         #expect(try db.database.query("SELECT COUNT(*) FROM routes").first?.first?.integer == 2)
     }
 
+    @Test func applyWritesInsertsUpdatesAndDeletesTogether() throws {
+        let db = try DeviceDatabase(path: temporaryDatabasePath())
+        var a = try db.insert(sample("a"))
+        _ = try db.insert(sample("b"))
+        a.mtu = 1300
+        a.generation = 2
+        let (inserted, updated) = try db.apply(insert: [sample("c"), sample("b")], update: [a], delete: ["b"])
+        #expect(inserted.map(\.name) == ["c", "b"] && inserted.allSatisfy { $0.id != nil && $0.routes.allSatisfy { $0.id != nil } })
+        #expect(updated.map(\.mtu) == [1300])
+        let all = try db.allDevices()
+        #expect(all.map(\.name) == ["a", "c", "b"] && all[0].mtu == 1300 && all[0].generation == 2)
+    }
+
+    @Test func aFailingApplyChangesNothing() throws {
+        let db = try DeviceDatabase(path: temporaryDatabasePath())
+        var a = try db.insert(sample("a"))
+        _ = try db.insert(sample("b"))
+        let before = try db.allDevices()
+        a.mtu = 1300
+        do {
+            // "b" is neither deleted nor free: the insert fails after the update and the delete ran.
+            _ = try db.apply(insert: [sample("c"), sample("b")], update: [a], delete: ["x"])
+            Issue.record("an apply with a taken name succeeded")
+        } catch {
+            #expect(error.isUniqueViolation)
+        }
+        #expect(try db.allDevices() == before)
+    }
+
+    @Test func rowsAreReadByColumnName() throws {
+        let db = try DeviceDatabase(path: temporaryDatabasePath())
+        _ = try db.insert(sample("a"))
+        let row = try #require(try db.database.rows("SELECT mtu, name FROM devices").first)
+        #expect(row["name"].text == "a" && row["mtu"].integer == 1400 && row["nothing"] == .null)
+    }
+
     @Test func deleteCascadesToAddressesAndRoutes() throws {
         let db = try DeviceDatabase(path: temporaryDatabasePath())
         _ = try db.insert(sample("tun0"))
