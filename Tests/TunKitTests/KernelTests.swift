@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import NetAddress
+import Synchronization
 import Testing
 @testable import TunKit
 
@@ -81,6 +82,68 @@ struct KernelTests {
         #expect(try netlink.routes().filter { $0.outputInterface == index && $0.protocol == 212 }.isEmpty)
         try netlink.deleteAddress(v4, index: index)
         #expect(!(try netlink.addresses(index: index).map(\.prefix)).contains(v4))
+    }
+
+    @Test func dumpsAreFilteredByLinkAndBatchesContinuePastAFailure() throws {
+        let first = try TunDevice.open(name: "tktest5", kind: .tun, queues: 1, exclusive: true)
+        let second = try TunDevice.open(name: "tktest6", kind: .tun, queues: 1, exclusive: true)
+        defer { first.close(); second.close() }
+        let one = try #require(try netlink.link(named: "tktest5")).index
+        let two = try #require(try netlink.link(named: "tktest6")).index
+        let a = try IPPrefix.parse("10.97.0.1/24").get(), b = try IPPrefix.parse("10.96.0.1/24").get()
+        let route = RouteRequest(destination: try IPPrefix.parse("10.95.0.0/16").get(), gateway: nil, interfaceIndex: two,
+                                 metric: nil, protocol: 212)
+        let results = netlink.perform([
+            (RouteRequests.setLink(index: one, LinkChange(up: true)), "up one"),
+            (RouteRequests.setLink(index: two, LinkChange(up: true)), "up two"),
+            (RouteRequests.addAddress(a, index: one, replace: false), "a"),
+            (RouteRequests.addAddress(a, index: one, replace: false), "a again"),  // EEXIST
+            (RouteRequests.addAddress(b, index: two, replace: false), "b"),
+            (RouteRequests.addRoute(route, replace: false), "route"),
+        ])
+        #expect(results.map { $0?.errno } == [nil, nil, nil, EEXIST, nil, nil])
+        #expect(results[3]?.operation == "a again")
+        #expect(try netlink.addresses(index: one).map(\.prefix).contains(a))
+        #expect(!(try netlink.addresses(index: one).map(\.prefix)).contains(b))
+        #expect(try netlink.routes(protocol: 212, index: two).map(\.destination) == [route.destination])
+        #expect(try netlink.routes(protocol: 212, index: one).isEmpty)
+        #expect(try netlink.routes(protocol: 212, index: Int32.max).isEmpty)  // no such link: none
+    }
+
+    @Test func aGroupDeleteTakesEveryLinkOfTheGroup() throws {
+        for name in ["tktest7", "tktest8"] {
+            let device = try TunDevice.open(name: name, kind: .tun, queues: 1, exclusive: true)
+            try device.setPersistent(true)
+            device.close()
+        }
+        let keep = try TunDevice.open(name: "tktest9", kind: .tun, queues: 1, exclusive: true)
+        defer { keep.close() }
+        let group: UInt32 = 0x7475_0001
+        let indexes = try ["tktest7", "tktest8"].map { try #require(try netlink.link(named: $0)).index }
+        #expect(netlink.perform(indexes.map { (RouteRequests.setGroup(index: $0, group: group), "group") }).allSatisfy { $0 == nil })
+        #expect(try netlink.link(named: "tktest7")?.group == group)
+        try netlink.deleteGroup(group)
+        #expect(try netlink.link(named: "tktest7") == nil && netlink.link(named: "tktest8") == nil)
+        #expect(try netlink.link(named: "tktest9") != nil)
+    }
+
+    @Test func theMonitorIgnoresTheChangesOfTheSocketItIsToldOf() throws {
+        let device = try TunDevice.open(name: "tktest10", kind: .tun, queues: 1, exclusive: true)
+        defer { device.close() }
+        let index = try #require(try netlink.link(named: "tktest10")).index
+        let monitor = try NetlinkMonitor()
+        let seen = Mutex<[IPPrefix]>([])
+        try monitor.start(ignoring: netlink.portID) { notice in
+            if case .address(let address, false) = notice { seen.withLock { $0.append(address.prefix) } }
+        }
+        defer { monitor.stop() }
+        let ours = try IPPrefix.parse("10.94.0.1/24").get(), theirs = try IPPrefix.parse("10.93.0.1/24").get()
+        try netlink.addAddress(ours, index: index)
+        try RouteNetlink().addAddress(theirs, index: index)  // another socket: another port id
+        // Notices arrive in order: once the second is in, the first would have been.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline && !seen.withLock({ $0.contains(theirs) }) { sched_yield() }
+        #expect(seen.withLock { $0 } == [theirs])
     }
 
     @Test func kernelErrorsCarryErrnoAndExtendedAck() throws {
