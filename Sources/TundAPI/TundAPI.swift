@@ -40,7 +40,7 @@ public struct TundAPI: Sendable {
             handle {
                 let specs = try DeviceRequest.decodeSet(try jsonBody(request))
                 let dryRun = try booleanQuery(request, "dry_run"), recreate = try booleanQuery(request, "recreate")
-                let (plan, tag) = try manager.apply(specs, dryRun: dryRun, allowRecreate: recreate, ifMatch: request.headers["if-match"])
+                let (plan, tag) = try manager.apply(specs, dryRun: dryRun, allowRecreate: recreate, ifMatch: collectionIfMatch(request))
                 return jsonResponse(200, .object([
                     ("dry_run", .bool(dryRun)), ("create", names(plan.create)), ("update", names(plan.update)),
                     ("recreate", names(plan.recreate)), ("delete", names(plan.delete)), ("unchanged", names(plan.unchanged)),
@@ -240,6 +240,12 @@ private func booleanQuery(_ request: HTTPRequest, _ name: String) throws -> Bool
     case "true"?, "1"?, ""?: return true
     case let other?: throw APIError(status: 400, code: "invalid_query", message: "?\(name) must be true or false, got \(other.prefix(32))")
     }
+}
+
+/// The collection tags an `If-Match` header accepts, as sent (quotes included): nil for none or `*`.
+private func collectionIfMatch(_ request: HTTPRequest) -> Set<String>? {
+    guard let header = request.headers["if-match"]?.trimmingSpaces(), !header.isEmpty, header != "*" else { return nil }
+    return Set(header.split(separator: ",").map { String($0.trimmingSpaces()) })
 }
 
 /// The device's ETag: its generation, as a strong entity tag.

@@ -65,7 +65,7 @@ import TundFakes
         _ = try manager.create(try spec("b", third: 2))
         let before = snapshot()
         #expect(throws: TundError.collectionChanged(current: manager.collectionTag)) {
-            try manager.apply([try spec("a", third: 1)], dryRun: false, allowRecreate: false, ifMatch: tag)
+            try manager.apply([try spec("a", third: 1)], dryRun: false, allowRecreate: false, ifMatch: [tag])
         }
         let members = [try spec("a", third: 1), try spec("x", mtu: 10, third: 9)]
         do throws(TundError) {

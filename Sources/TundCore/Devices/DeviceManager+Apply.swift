@@ -1,6 +1,5 @@
 import Errno
 import NetAddress
-import Synchronization
 
 /// What a declarative apply does (or would do) to each device, by name.
 public struct ApplyPlan: Equatable, Sendable {
@@ -34,45 +33,47 @@ extension DeviceManager {
 
     func collectionTag(_ table: DeviceTable) -> String { "\"set-\(instanceTag)-\(table.version)\"" }
 
-    /// Plans and (unless `dryRun`) applies `specs` as the complete desired set. `ifMatch`: the raw
-    /// `If-Match` header; a tag other than the current one fails with `.collectionChanged`.
-    public func apply(_ specs: [DeviceSpec], dryRun: Bool, allowRecreate: Bool, ifMatch: String? = nil) throws(TundError) -> (plan: ApplyPlan, tag: String) {
+    /// Plans and (unless `dryRun`) applies `specs` as the complete desired set. `ifMatch`: the collection
+    /// tags the caller accepts (an `If-Match` list); nil accepts any.
+    public func apply(_ specs: [DeviceSpec], dryRun: Bool, allowRecreate: Bool, ifMatch: Set<String>? = nil) throws(TundError) -> (plan: ApplyPlan, tag: String) {
         guard isReady else { throw .notReady }
         try Self.validateSet(specs)
-        let reattach = Mutex<[String]>([])
-        let outcome: (ApplyPlan, String, [(String, DeviceEvent.Kind, [(String, String)])])
-        do throws(TundError) {
-        outcome = try devices.withLock { (table) throws(TundError) -> (ApplyPlan, String, [(String, DeviceEvent.Kind, [(String, String)])]) in
+        typealias Applied = (plan: ApplyPlan, tag: String, events: [(String, DeviceEvent.Kind, [(String, String)])])
+        let outcome = devices.withLock { (table) -> (Result<Applied, TundError>, reattach: [String]) in
             let current = collectionTag(table)
-            if let ifMatch, ifMatch.trimmingCharacters() != "*",
-               !ifMatch.split(separator: ",").map({ $0.trimmingCharacters() }).contains(current) {
-                throw .collectionChanged(current: current)
+            if let ifMatch, !ifMatch.contains(current) { return (.failure(.collectionChanged(current: current)), []) }
+            let plan: ApplyPlan
+            do throws(TundError) {
+                plan = try makePlan(specs, table: table, allowRecreate: allowRecreate)
+            } catch {
+                return (.failure(error), [])
             }
-            let plan = try makePlan(specs, table: table, allowRecreate: allowRecreate)
-            if dryRun || plan.isEmpty { return (plan, current, []) }
+            if dryRun || plan.isEmpty { return (.success((plan, current, [])), []) }
             do throws(TundError) {
                 let events = try execute(plan, specs: specs, table: &table)
-                return (plan, collectionTag(table), events)
+                return (.success((plan, collectionTag(table), events)), [])
             } catch {
-                reattach.withLock { $0 = plan.recreate }
-                throw error
+                return (.failure(error), plan.recreate)
             }
         }
-        } catch {
+        let applied: Applied
+        switch outcome.0 {
+        case .success(let success):
+            applied = success
+        case .failure(let error):
             // Devices whose old links went for a re-create get them back from their (unchanged) rows.
-            let names = reattach.withLock { $0 }
-            if !names.isEmpty { reconcile(Set(names)) }
+            if !outcome.reattach.isEmpty { reconcile(Set(outcome.reattach)) }
             throw error
         }
-        let (plan, tag, events) = outcome
-        for (name, kind, detail) in events { self.events.publish(kind, device: name, detail) }
-        if !dryRun && !plan.isEmpty {
+        for (name, kind, detail) in applied.events { events.publish(kind, device: name, detail) }
+        if !dryRun && !applied.plan.isEmpty {
+            let plan = applied.plan
             logger.info("declared set applied", metadata: [
                 "created": "\(plan.create.count)", "updated": "\(plan.update.count)", "recreated": "\(plan.recreate.count)",
                 "deleted": "\(plan.delete.count)", "unchanged": "\(plan.unchanged.count)",
             ])
         }
-        return (plan, tag)
+        return (applied.plan, applied.tag)
     }
 
     /// Names present, unique, and every member valid on its own; fields named `devices[I].FIELD`.
@@ -149,9 +150,11 @@ extension DeviceManager {
         return nil
     }
 
-    /// The netlink changes that take a live link from `old` to `new`: routes and addresses that go, the
-    /// link's settings, addresses and routes that come. A link going down keeps its IPv6 addresses (Linux
-    /// drops them; they are put back); one coming up gets every route.
+    /// The netlink changes that take a live link from `old` to `new` (`PATCH` and `PUT`): routes and addresses that go, the link's settings, addresses and routes that
+    /// come. `ip link set` with systemd-networkd's memory: a link that goes down loses its routes to the
+    /// kernel (they stay stored, inactive), and one that comes up gets them all back. Linux also drops a
+    /// link's IPv6 addresses when it goes down (keep_addr_on_down=0): they are put back at once, so
+    /// taking the device down is not mistaken for drift.
     static func liveChanges(from old: DeviceSpec, to new: DeviceSpec, index: Int32) -> [LinkChangeRequest] {
         var changes: [LinkChangeRequest] = []
         if old.up {
@@ -189,10 +192,12 @@ extension DeviceManager {
         }
         try? kernel { () throws(KernelError) in try links.deleteLinks(replaced.compactMap(\.index)) }
 
-        // New devices: opened non-persistent, so a crash or a failure below takes them away with their
-        // addresses and routes.
+        // Until the rows are committed, a failure closes the new devices (opened non-persistent, they
+        // vanish with their addresses and routes) and undoes the live changes.
         var opened: [(spec: DeviceSpec, device: any OpenDevice)] = []
-        func closeOpened() { for (_, device) in opened { device.close() } }
+        var undo: [LinkChangeRequest] = []
+        let made: [String: LinkState]
+        let stored: (inserted: [DeviceRecord], updated: [DeviceRecord])
         do throws(TundError) {
             for name in plan.recreate + plan.create {
                 let spec = byName[name]!
@@ -203,101 +208,68 @@ extension DeviceManager {
                     throw error.errno == .EBUSY ? TundError.nameInUse(name: name) : .kernel(Self.naming(name, error))
                 }
                 opened.append((spec, device))
-                try kernel { () throws(KernelError) in
-                    do throws(KernelError) {
-                        if let owner = spec.owner { try device.setOwner(owner) }
-                        if let group = spec.group { try device.setGroup(group) }
-                        try links.setIPv6(enabled: spec.usesIPv6, name: name)
-                    } catch {
-                        throw Self.naming(name, error)
-                    }
-                }
+                do throws(KernelError) { try prepare(device, spec: spec) } catch { throw .kernel(Self.naming(name, error)) }
             }
-        } catch {
-            closeOpened()
-            throw error
-        }
-        // One dump for every new link's index and MAC.
-        let made: [String: LinkState]
-        do throws(TundError) {
+            // One dump for every new link's index and MAC.
             made = opened.isEmpty ? [:] : Dictionary(try kernel { () throws(KernelError) in try links.links() }.map { ($0.name, $0) },
                                                      uniquingKeysWith: { first, _ in first })
-        } catch {
-            closeOpened()
-            throw error
-        }
 
-        // Every netlink change, pipelined: new links configured, live changes to updated ones.
-        var changes: [LinkChangeRequest] = []
-        var owners: [String] = []
-        var undo: [LinkChangeRequest] = []
-        for (spec, device) in opened {
-            guard let link = made[device.name] else { continue }
-            let setup: [LinkChangeRequest] = [.configure(index: link.index, LinkSettings(up: spec.up, mtu: spec.mtu, mac: spec.mac, alias: ownerAlias))]
-                + spec.addresses.map { .addAddress($0, index: link.index, replace: false) }
-                + (spec.up ? spec.routes.map { .addRoute($0, index: link.index, replace: false) } : [])
-            changes += setup
-            owners += Array(repeating: device.name, count: setup.count)
-        }
-        for name in plan.update {
-            guard let managed = table[name], let index = managed.index else { continue }
-            let wanted = Self.normalized(byName[name]!, like: managed.record.spec)
-            if wanted.usesIPv6 && !managed.record.spec.usesIPv6 {
-                try? kernel { () throws(KernelError) in try links.setIPv6(enabled: true, name: name) }
+            // Every netlink change, pipelined: new links configured, live changes to updated ones.
+            var changes: [LinkChangeRequest] = []
+            var owners: [String] = []
+            for (spec, device) in opened {
+                guard let link = made[device.name] else { continue }
+                let setup = setupChanges(spec, index: link.index, replace: false)
+                changes += setup
+                owners += Array(repeating: device.name, count: setup.count)
             }
-            let forward = Self.liveChanges(from: managed.record.spec, to: wanted, index: index)
-            changes += forward
-            owners += Array(repeating: name, count: forward.count)
-            undo += Self.liveChanges(from: wanted, to: managed.record.spec, index: index)
-        }
-        let results = changes.isEmpty ? [] : links.perform(changes)
-        for (position, result) in results.enumerated() {
-            guard let error = result else { continue }
-            // Removing what is already gone is fine: the goal is its absence.
-            if case .deleteAddress = changes[position], [Errno.EADDRNOTAVAIL, .ENOENT, .ESRCH].contains(error.errno) { continue }
-            if case .deleteRoute = changes[position], [Errno.ESRCH, .ENOENT].contains(error.errno) { continue }
-            closeOpened()
-            _ = links.perform(undo)
-            throw .kernel(Self.naming(owners[position], error))
-        }
-        do throws(TundError) {
+            for name in plan.update {
+                guard let managed = table[name], let index = managed.index else { continue }
+                let wanted = Self.normalized(byName[name]!, like: managed.record.spec)
+                if wanted.usesIPv6 && !managed.record.spec.usesIPv6 {
+                    try? kernel { () throws(KernelError) in try links.setIPv6(enabled: true, name: name) }
+                }
+                let forward = Self.liveChanges(from: managed.record.spec, to: wanted, index: index)
+                changes += forward
+                owners += Array(repeating: name, count: forward.count)
+                undo += Self.liveChanges(from: wanted, to: managed.record.spec, index: index)
+            }
+            for (position, result) in links.perform(changes).enumerated() {
+                guard let error = result else { continue }
+                // Removing what is already gone is fine: the goal is its absence.
+                if changes[position].removes && Self.meansAbsent(error) { continue }
+                throw .kernel(Self.naming(owners[position], error))
+            }
             for (spec, device) in opened where spec.workerMode == .tunnel {
                 if let link = made[device.name] { try checkTunnelPath(spec, index: link.index) }
             }
-        } catch {
-            closeOpened()
-            _ = links.perform(undo)
-            throw error
-        }
 
-        // The rows, in one transaction.
-        let now = Timestamp.now()
-        var inserts: [DeviceRecord] = []
-        for (spec, device) in opened {
-            var record = DeviceRecord(name: device.name, spec: spec, createdAt: now, updatedAt: now)
-            record.setRoutes(spec.routes.map { DeviceRoute(id: 0, spec: $0) })
-            if spec.kind == .tap && spec.mac == nil { record.spec.mac = made[device.name]?.mac }
-            inserts.append(record)
-        }
-        var updates: [DeviceRecord] = []
-        for name in plan.update {
-            guard let managed = table[name] else { continue }
-            var record = managed.record
-            let wanted = Self.normalized(byName[name]!, like: record.spec)
-            // Routes that stay keep their ids.
-            record.setRoutes(wanted.routes.map { route in
-                DeviceRoute(id: record.routes.first { $0.spec.sameRoute(as: route) }?.id ?? 0, spec: route)
-            })
-            record.spec = wanted
-            record.generation += 1
-            record.updatedAt = now
-            updates.append(record)
-        }
-        let stored: (inserted: [DeviceRecord], updated: [DeviceRecord])
-        do throws(TundError) {
+            // The rows, in one transaction.
+            let now = Timestamp.now()
+            var inserts: [DeviceRecord] = []
+            for (spec, device) in opened {
+                var record = DeviceRecord(name: device.name, spec: spec, createdAt: now, updatedAt: now)
+                record.setRoutes(spec.routes.map { DeviceRoute(id: 0, spec: $0) })
+                if spec.kind == .tap && spec.mac == nil { record.spec.mac = made[device.name]?.mac }
+                inserts.append(record)
+            }
+            var updates: [DeviceRecord] = []
+            for name in plan.update {
+                guard let managed = table[name] else { continue }
+                var record = managed.record
+                let wanted = Self.normalized(byName[name]!, like: record.spec)
+                // Routes that stay keep their ids.
+                record.setRoutes(wanted.routes.map { route in
+                    DeviceRoute(id: record.routes.first { $0.spec.sameRoute(as: route) }?.id ?? 0, spec: route)
+                })
+                record.spec = wanted
+                record.generation += 1
+                record.updatedAt = now
+                updates.append(record)
+            }
             stored = try store.apply(insert: inserts, update: updates, delete: plan.delete + plan.recreate)
         } catch {
-            closeOpened()
+            for (_, device) in opened { device.close() }
             _ = links.perform(undo)
             throw error
         }
@@ -367,8 +339,3 @@ extension DeviceManager {
     }
 }
 
-extension StringProtocol {
-    func trimmingCharacters() -> String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
-    }
-}

@@ -68,6 +68,7 @@ extension DeviceManager {
         }
         if let existing, !record.spec.workerMode.attachesWorker {
             do throws(TundError) {
+                // No descriptor to set the owner with: a device that exists keeps the owner it was made with.
                 try kernel { () throws(KernelError) in try links.setIPv6(enabled: record.spec.usesIPv6, name: record.name) }
                 try repair(try inspect(record, link: existing, view: view))
                 var managed = ManagedDevice(record: record, device: nil, worker: nil, index: existing.index)
@@ -85,11 +86,7 @@ extension DeviceManager {
             return ManagedDevice(record: record, device: nil, worker: nil, index: nil, restoreError: TundError.kernel(error).description)
         }
         do throws(TundError) {
-            try kernel { () throws(KernelError) in
-                if let owner = record.spec.owner { try opened.setOwner(owner) }
-                if let group = record.spec.group { try opened.setGroup(group) }
-                try links.setIPv6(enabled: record.spec.usesIPv6, name: record.name)
-            }
+            try kernel { () throws(KernelError) in try prepare(opened, spec: record.spec) }
             let link: LinkState
             if let existing {
                 link = existing
@@ -172,18 +169,14 @@ extension DeviceManager {
         return drift
     }
 
-    /// Puts back what `inspect` found: link settings first (routes need the link up), then addresses,
-    /// then routes. Removing marked leftovers is best effort: they may already be gone.
-    /// The changes go pipelined, in that order; the first failure of a needed one is the error.
+    /// Puts back what `inspect` found, pipelined: link settings first (routes need the link up), then
+    /// addresses, then routes. Removing marked leftovers is best effort: they may already be gone.
     func repair(_ drift: DeviceDrift) throws(TundError) {
         let needed: [LinkChangeRequest] = (drift.settings != LinkSettings() ? [.configure(index: drift.index, drift.settings)] : [])
             + drift.missingAddresses.map { .addAddress($0, index: drift.index, replace: true) }
             + drift.missingRoutes.map { .addRoute($0, index: drift.index, replace: true) }
-        let leftovers: [LinkChangeRequest] = drift.unstoredAddresses.map { .deleteAddress($0, index: drift.index) }
-            + drift.unstoredRoutes.map { .deleteRoute($0, index: drift.index) }
-        guard !needed.isEmpty || !leftovers.isEmpty else { return }
-        let results = links.perform(needed + leftovers)
-        if let failure = results.prefix(needed.count).compactMap({ $0 }).first { throw TundError.kernel(failure) }
+        try performChanges(needed, bestEffort: drift.unstoredAddresses.map { .deleteAddress($0, index: drift.index) }
+            + drift.unstoredRoutes.map { .deleteRoute($0, index: drift.index) })
     }
 
     // MARK: - Drift

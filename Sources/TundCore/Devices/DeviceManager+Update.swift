@@ -67,13 +67,12 @@ extension DeviceManager {
                 return {}
             }
             let index = try liveIndex(managed)
-            let linkChange = LinkSettings(up: spec.up != old.up ? spec.up : nil, mtu: spec.mtu != old.mtu ? spec.mtu : nil)
-            let undoLinkChange = LinkSettings(up: linkChange.up.map { _ in old.up }, mtu: linkChange.mtu.map { _ in old.mtu })
+            let undo = Self.liveChanges(from: spec, to: old, index: index)
             do throws(TundError) {
-                if linkChange != LinkSettings() { try applyLinkChange(linkChange, index: index, spec: spec) }
+                try performChanges(Self.liveChanges(from: old, to: spec, index: index))
                 try checkTunnelPath(spec, index: index)
             } catch {
-                if linkChange != LinkSettings() { _ = try? applyLinkChange(undoLinkChange, index: index, spec: old) }
+                _ = links.perform(undo)
                 throw error
             }
             if spec.workerMode != old.workerMode || spec.tunnel != old.tunnel {
@@ -82,12 +81,12 @@ extension DeviceManager {
                 do throws(TundError) {
                     try replaceWorker(&managed, with: record)
                 } catch {
-                    if linkChange != LinkSettings() { _ = try? applyLinkChange(undoLinkChange, index: index, spec: old) }
+                    _ = links.perform(undo)
                     throw error
                 }
             }
             managed.record.spec = spec
-            return { [self] in _ = try? applyLinkChange(undoLinkChange, index: index, spec: old) }
+            return { [links] in _ = links.perform(undo) }
         }
     }
 
@@ -142,26 +141,6 @@ extension DeviceManager {
             logger.error("could not restart the previous worker", metadata: deviceMetadata(record).merging(["error": "\(error)"]) { $1 })
             events.publish(.workerFailed, device: record.name, [("error", error.description)])
             return nil
-        }
-    }
-
-    /// `ip link set` with systemd-networkd's memory: a link that goes down loses its routes to the kernel
-    /// (they stay stored, inactive), and one that comes up gets them back. Linux also drops a link's IPv6
-    /// addresses when it goes down (keep_addr_on_down=0): they are put back at once, so taking the
-    /// device down is not mistaken for drift. `spec` is the state the link is moving to.
-    func applyLinkChange(_ change: LinkSettings, index: Int32, spec: DeviceSpec) throws(TundError) {
-        try kernel { () throws(KernelError) in
-            try links.configure(index: index, change)
-            switch change.up {
-            case false?:
-                for prefix in spec.addresses where prefix.family == .ipv6 {
-                    try links.addAddress(prefix, index: index, replace: true)
-                }
-            case true?:
-                for route in spec.routes { try links.addRoute(route, index: index, replace: true) }
-            case nil:
-                break
-            }
         }
     }
 
@@ -336,10 +315,15 @@ extension DeviceManager {
     private func ignoringAbsence(_ body: () throws(KernelError) -> Void) throws(TundError) {
         do {
             try body()
-        } catch where [Errno.ESRCH, .ENOENT, .EADDRNOTAVAIL, .ENODEV].contains(error.errno) {
+        } catch where Self.meansAbsent(error) {
             return
         } catch {
             throw .kernel(error)
         }
+    }
+
+    /// The errnos of removing what is not there (an address, a route, a link).
+    static func meansAbsent(_ error: KernelError) -> Bool {
+        [Errno.ESRCH, .ENOENT, .EADDRNOTAVAIL, .ENODEV].contains(error.errno)
     }
 }

@@ -141,24 +141,37 @@ public final class DeviceManager: Sendable {
     /// Applies `spec` to an open device: owner and group, alias, MTU, MAC, link state, addresses, routes.
     /// `replace` makes address and route additions succeed when they exist already (restore).
     func bringUp(_ device: any OpenDevice, spec: DeviceSpec, replace: Bool) throws(TundError) -> LinkState {
-        try kernel { () throws(KernelError) in
-            if let owner = spec.owner { try device.setOwner(owner) }
-            if let group = spec.group { try device.setGroup(group) }
-            try links.setIPv6(enabled: spec.usesIPv6, name: device.name)
-        }
+        try kernel { () throws(KernelError) in try prepare(device, spec: spec) }
         guard let link = try kernel({ () throws(KernelError) in try links.link(named: device.name) }) else {
             throw .kernelFailed(KernelError(operation: "RTM_GETLINK \(device.name)", errno: .ENODEV,
                                             kernelMessage: "the device vanished while being configured"))
         }
-        try kernel { () throws(KernelError) in
-            try links.configure(index: link.index, LinkSettings(up: spec.up, mtu: spec.mtu, mac: spec.mac, alias: ownerAlias))
-            for prefix in spec.addresses { try links.addAddress(prefix, index: link.index, replace: replace) }
-            // The kernel refuses routes out of a link that is down; they wait in the store until it is up.
-            if spec.up {
-                for route in spec.routes { try links.addRoute(route, index: link.index, replace: replace) }
-            }
-        }
+        try performChanges(setupChanges(spec, index: link.index, replace: replace))
         return try kernel({ () throws(KernelError) in try links.link(index: link.index) }) ?? link
+    }
+
+    /// What needs the device's descriptor or its name, before its link is configured: TUNSETOWNER,
+    /// TUNSETGROUP, and the link's IPv6 switch.
+    func prepare(_ device: any OpenDevice, spec: DeviceSpec) throws(KernelError) {
+        if let owner = spec.owner { try device.setOwner(owner) }
+        if let group = spec.group { try device.setGroup(group) }
+        try links.setIPv6(enabled: spec.usesIPv6, name: device.name)
+    }
+
+    /// What makes a link what `spec` describes: its settings with tund's alias, its addresses, and its
+    /// routes. The kernel refuses routes out of a link that is down; they wait in the store until it is up.
+    func setupChanges(_ spec: DeviceSpec, index: Int32, replace: Bool) -> [LinkChangeRequest] {
+        [.configure(index: index, LinkSettings(up: spec.up, mtu: spec.mtu, mac: spec.mac, alias: ownerAlias))]
+            + spec.addresses.map { .addAddress($0, index: index, replace: replace) }
+            + (spec.up ? spec.routes.map { .addRoute($0, index: index, replace: replace) } : [])
+    }
+
+    /// Sends `needed` and then `bestEffort` in one pipelined batch; the first failure among `needed` is
+    /// the error. Removing what may already be gone is best effort.
+    func performChanges(_ needed: [LinkChangeRequest], bestEffort: [LinkChangeRequest] = []) throws(TundError) {
+        guard !needed.isEmpty || !bestEffort.isEmpty else { return }
+        let results = links.perform(needed + bestEffort)
+        if let failure = results.prefix(needed.count).compactMap({ $0 }).first { throw .kernel(failure) }
     }
 
     /// A tunnel whose remote the kernel would reach through the tunnel's own device sends its datagrams

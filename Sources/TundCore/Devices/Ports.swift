@@ -78,6 +78,14 @@ public enum LinkChangeRequest: Sendable, Equatable {
     case addRoute(RouteSpec, index: Int32, replace: Bool)
     case deleteAddress(IPPrefix, index: Int32)
     case deleteRoute(RouteSpec, index: Int32)
+
+    /// Whether it removes something (which may already be gone).
+    public var removes: Bool {
+        switch self {
+        case .deleteAddress, .deleteRoute: true
+        case .configure, .addAddress, .addRoute: false
+        }
+    }
 }
 
 extension LinkControl {
