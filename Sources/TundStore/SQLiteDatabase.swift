@@ -70,7 +70,7 @@ public final class SQLiteDatabase: Sendable {
 
     /// The same, each row read by column name.
     public func rows(_ sql: String, _ bindings: [SQLiteValue] = []) throws(SQLiteError) -> [SQLiteRow] {
-        try handle.withLock { (db: inout OpaquePointer) throws(SQLiteError) in try Self.run(db, sql, bindings).named }
+        try handle.withLock { (db: inout OpaquePointer) throws(SQLiteError) in try Self.run(db, sql, bindings, columnNames: true).named() }
     }
 
     /// Runs `body` inside BEGIN IMMEDIATE ... COMMIT, rolling back when it throws. The connection is held
@@ -101,7 +101,8 @@ public final class SQLiteDatabase: Sendable {
         }
     }
 
-    fileprivate static func run(_ db: OpaquePointer, _ sql: String, _ bindings: [SQLiteValue]) throws(SQLiteError) -> (rows: [[SQLiteValue]], named: [SQLiteRow]) {
+    /// `columnNames`: read the statement's column names too (for rows read by name).
+    fileprivate static func run(_ db: OpaquePointer, _ sql: String, _ bindings: [SQLiteValue], columnNames: Bool = false) throws(SQLiteError) -> ResultRows {
         func failure(_ code: Int32) -> SQLiteError {
             SQLiteError(operation: String(sql.prefix(60)), code: code & 0xff, extendedCode: sqlite3_extended_errcode(db),
                         message: String(cString: sqlite3_errmsg(db)))
@@ -120,11 +121,10 @@ public final class SQLiteDatabase: Sendable {
             guard code == SQLITE_OK else { throw failure(code) }
         }
         var rows: [[SQLiteValue]] = []
-        let columns = (0..<sqlite3_column_count(statement)).map { String(cString: sqlite3_column_name(statement, $0)) }
-        let positions = Dictionary(columns.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        let columns = columnNames ? (0..<sqlite3_column_count(statement)).map { String(cString: sqlite3_column_name(statement, $0)) } : []
         while true {
             let step = sqlite3_step(statement)
-            if step == SQLITE_DONE { return (rows, rows.map { SQLiteRow(values: $0, positions: positions) }) }
+            if step == SQLITE_DONE { return ResultRows(columns: columns, rows: rows) }
             guard step == SQLITE_ROW else { throw failure(step) }
             rows.append((0..<sqlite3_column_count(statement)).map { column in
                 switch sqlite3_column_type(statement, column) {
@@ -150,10 +150,22 @@ public struct SQLiteTransaction: @unchecked Sendable {
     }
 
     public func rows(_ sql: String, _ bindings: [SQLiteValue] = []) throws(SQLiteError) -> [SQLiteRow] {
-        try SQLiteDatabase.run(db, sql, bindings).named
+        try SQLiteDatabase.run(db, sql, bindings, columnNames: true).named()
     }
 
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
+}
+
+/// What a statement returned: its column names and its rows.
+struct ResultRows {
+    let columns: [String]
+    let rows: [[SQLiteValue]]
+
+    /// The rows, each read by column name.
+    func named() -> [SQLiteRow] {
+        let positions = Dictionary(columns.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        return rows.map { SQLiteRow(values: $0, positions: positions) }
+    }
 }
 
 /// One result row, read by column name, so a query's column order is not a second place to keep in step.
