@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "TunKitTests", dependencies: ["TunKit", "NetAddress", "CLinux"]),
         .testTarget(name: "TundStoreTests", dependencies: ["TundStore"]),
         // In-memory kernel, store and notices for tests of the core and of the API in process.
-        .target(name: "TundFakes", dependencies: ["TundCore", "NetAddress", "Errno", "TundDataPlane", "TundWorkers"], path: "Tests/TundFakes"),
+        .target(name: "TundFakes", dependencies: ["TundCore", "NetAddress", "Errno", "TundDataPlane", "TundWorkers", .product(name: "Logging", package: "swift-log")], path: "Tests/TundFakes"),
         .testTarget(name: "TundCoreTests", dependencies: ["TundCore", "NetAddress", "Errno", "TundFakes"]),
         .testTarget(name: "TundDataPlaneTests", dependencies: ["TundDataPlane", "NetAddress", "PacketCounters", "TundFakes"]),
         .testTarget(name: "TundHTTPTests", dependencies: ["TundHTTP"]),

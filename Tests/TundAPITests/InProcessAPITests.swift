@@ -22,7 +22,7 @@ import TundJSON
     }
 
     func api(token: String? = Self.token, restored: Bool = true) throws -> TundAPI {
-        let manager = DeviceManager(links: links, store: store, workers: TestPlane.workers, logger: Logger(label: "test"))
+        let manager = TestPlane.manager(links: links, store: store)
         if restored { try manager.restore() }
         return TundAPI(manager: manager, logger: Logger(label: "test"), token: token)
     }

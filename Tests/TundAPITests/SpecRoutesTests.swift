@@ -35,7 +35,7 @@ import TundFakes
     }
 
     @Test func servedRoutesMatchTheSpec() throws {
-        let manager = DeviceManager(links: UnusedLinks(), store: UnusedStore(), workers: TestPlane.workers, logger: Logger(label: "test"))
+        let manager = TestPlane.manager(links: UnusedLinks(), store: UnusedStore())
         let served = Set(TundAPI(manager: manager, logger: Logger(label: "test")).router.endpoints.map { "\($0.method) \($0.pattern)" })
         let specified = try Self.specOperations()
         #expect(!specified.isEmpty)

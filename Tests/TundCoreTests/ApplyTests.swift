@@ -1,4 +1,3 @@
-import Logging
 import NetAddress
 import Testing
 import TundFakes
@@ -10,7 +9,7 @@ import TundFakes
     let store = FakeStore()
 
     func ready() throws -> DeviceManager {
-        let manager = DeviceManager(links: links, store: store, workers: TestPlane.workers, logger: Logger(label: "test"))
+        let manager = TestPlane.manager(links: links, store: store)
         try manager.restore()
         return manager
     }

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Logging
 import NetAddress
 import Testing
 import TundFakes
@@ -10,7 +9,7 @@ import TundFakes
 @Suite struct DeviceManagerTests {
     let links = FakeLinks()
     let store = FakeStore()
-    var manager: DeviceManager { DeviceManager(links: links, store: store, workers: TestPlane.workers, logger: Logger(label: "test")) }
+    var manager: DeviceManager { TestPlane.manager(links: links, store: store) }
 
     func ready() throws -> DeviceManager {
         let manager = self.manager
@@ -182,7 +181,7 @@ import TundFakes
     let store = FakeStore()
 
     func ready() throws -> DeviceManager {
-        let manager = DeviceManager(links: links, store: store, workers: TestPlane.workers, logger: Logger(label: "test"))
+        let manager = TestPlane.manager(links: links, store: store)
         try manager.restore()
         _ = try manager.create(DeviceSpec(name: "tun0", kind: .tun, mtu: 1400, addresses: [try IPPrefix.parse("10.10.0.1/24").get()]))
         return manager

@@ -4,6 +4,7 @@ import Glibc
 import Errno
 import NetAddress
 import Synchronization
+import Logging
 import TundCore
 
 import TundWorkers
@@ -330,4 +331,9 @@ public enum TestPlane {
             fatalError("cannot start the test data plane: \(error)")
         }
     }()
+
+    /// A manager over fakes (or anything else) and the test data plane, not yet restored.
+    public static func manager(links: any LinkControl, store: any DeviceStore) -> DeviceManager {
+        DeviceManager(links: links, store: store, workers: workers, logger: Logger(label: "test"))
+    }
 }

@@ -146,13 +146,13 @@ public struct DeviceSpec: Equatable, Sendable {
         self.policy = policy
     }
 
-    /// Checks everything that can be known without the kernel; throws the first problem, naming the field.
     /// Whether the device needs IPv6 on: it has an IPv6 address or route. Without either, tund keeps IPv6
     /// off on the link (no link-local address, no IPv6 routes of its own; see TunKit's IPv6Switch).
     public var usesIPv6: Bool {
         addresses.contains { $0.family == .ipv6 } || routes.contains { $0.destination.family == .ipv6 }
     }
 
+    /// Checks everything that can be known without the kernel; throws the first problem, naming the field.
     public func validate() throws(TundError) {
         if let name { try Self.validateName(name) }
         guard Self.mtuRange.lowerBound...Self.maximumMTU(kind) ~= mtu else {
