@@ -5,17 +5,16 @@ JSON with --json) and exit status, and compares the kernel's view. Capture and b
 against a small fake server that speaks the documented contract, so the client is tested before, and
 independently of, the daemon's side. Every subprocess is bounded with a timeout.
 """
-import http.server
 import json
 import os
 import struct
 import subprocess
-import threading
 import time
 
 import pytest
 
 from conftest import ROOT, free_port, ip_json, link_names, tund_binary
+from fake_http import FakeServer, QuietHandler
 
 
 def tundctl_binary() -> str:
@@ -313,7 +312,7 @@ def pcap_records(data):
     return records
 
 
-class FakeTund:
+class FakeTund(FakeServer):
     """Answers GET /devices/tun0/capture with a chunked pcap stream, sent in awkward pieces, and every
     other path with tund's 404 error; records each request's path and Authorization header."""
 
@@ -321,12 +320,7 @@ class FakeTund:
         self.requests = []
         fake = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 fake.requests.append((self.path, self.headers.get("Authorization")))
                 if self.path.startswith("/devices/tun0/capture"):
@@ -341,21 +335,9 @@ class FakeTund:
                     self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
                     return
-                body = b'{"error":{"code":"device_not_found","message":"no device named nope0"}}\n'
-                self.send_response(404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(404, b'{"error":{"code":"device_not_found","message":"no device named nope0"}}\n')
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ routes). Against a small fake server that speaks the documented contract, the re
 and query, If-Match, the body with a bare array wrapped) and how it reports a failure half-way are checked
 independently of the daemon. Every subprocess is bounded with a timeout.
 """
-import http.server
 import json
 import subprocess
-import threading
 
 import pytest
 
 from conftest import ip_json, link_names
+from fake_http import FakeServer, QuietHandler
 from test_tundctl import global_addresses, ok, route_destinations, tundctl, tundctl_binary
 
 DEVICES = [
@@ -214,7 +213,7 @@ def test_a_bare_array_from_standard_input_with_json_output(tund):
 
 # --- against a fake server: what tundctl sends and how it reports ---------------------------------------
 
-class FakePutServer:
+class FakePutServer(FakeServer):
     """Answers every PUT with `status` and `answer` (and an ETag on success); records each request's
     method, path, If-Match header and parsed body."""
 
@@ -222,32 +221,14 @@ class FakePutServer:
         self.requests = []
         fake = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_PUT(self):
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length)) if length else None
                 fake.requests.append((self.command, self.path, self.headers.get("If-Match"), body))
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                if status == 200:
-                    self.send_header("ETag", '"c-8"')
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_body(status, json.dumps(answer).encode(), headers=[("ETag", '"c-8"')] if status == 200 else [])
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture
