@@ -211,8 +211,7 @@ extension DeviceManager {
                 do throws(KernelError) { try prepare(device, spec: spec) } catch { throw .kernel(Self.naming(name, error)) }
             }
             // One dump for every new link's index and MAC.
-            made = opened.isEmpty ? [:] : Dictionary(try kernel { () throws(KernelError) in try links.links() }.map { ($0.name, $0) },
-                                                     uniquingKeysWith: { first, _ in first })
+            made = opened.isEmpty ? [:] : try kernel { () throws(KernelError) in try links.links() }.byName()
 
             // Every netlink change, pipelined: new links configured, live changes to updated ones.
             var changes: [LinkChangeRequest] = []

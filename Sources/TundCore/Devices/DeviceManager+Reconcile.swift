@@ -31,7 +31,7 @@ extension DeviceManager {
                 logger.error("could not remove orphan device", metadata: ["device": "\(link.name)", "error": "\(error)"])
             }
         }
-        let byName = Dictionary(current.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let byName = current.byName()
         for record in records {
             let managed = attach(record, existing: byName[record.name], view: view)
             if let error = managed.restoreError {
@@ -198,12 +198,12 @@ extension DeviceManager {
         if work.count > Self.singleReadLimit {
             let needed = work.values.reduce(DriftAspects()) { $0.union($1) }
             view = try? kernel { () throws(KernelError) in
-                KernelView(links: Dictionary(try links.links().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }),
+                KernelView(links: try links.links().byName(),
                            addresses: needed.contains(.addresses) ? try links.addressesByLink() : nil,
                            routes: needed.contains(.routes) ? try links.ownedRoutesByLink() : nil)
             }
         }
-        for name in work.keys.sorted() { reconcileOne(name, aspects: work[name] ?? .all, view: view) }
+        for (name, aspects) in work.sorted(by: { $0.key < $1.key }) { reconcileOne(name, aspects: aspects, view: view) }
     }
 
     /// Up to this many devices, a pass asks the kernel about each one; past it, it dumps once.

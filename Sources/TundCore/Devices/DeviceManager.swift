@@ -271,7 +271,7 @@ public final class DeviceManager: Sendable {
     /// `/metrics` needs them: no per-device kernel query.
     public func listWithStatistics() -> [(device: DeviceSnapshot, statistics: DeviceStatistics)] {
         let managed = devices.withLock { Array($0.values) }.sorted { ($0.record.id ?? 0) < ($1.record.id ?? 0) }
-        let linksByName = Dictionary((try? links.links())?.map { ($0.name, $0) } ?? [], uniquingKeysWith: { first, _ in first })
+        let linksByName = ((try? links.links()) ?? []).byName()
         // One route dump for every device, and none when no device has routes.
         let routesByLink = managed.contains { !$0.record.routes.isEmpty } ? (try? links.ownedRoutesByLink()) ?? [:] : [:]
         return managed.map { managed in

@@ -71,6 +71,13 @@ public protocol LinkControl: Sendable {
     func setIPv6(enabled: Bool, name: String) throws(KernelError)
 }
 
+extension Sequence<LinkState> {
+    /// The links by name (a name is unique in a namespace; the first wins should a dump race a rename).
+    func byName() -> [String: LinkState] {
+        Dictionary(map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+}
+
 /// One change of a batch (`LinkControl.perform`).
 public enum LinkChangeRequest: Sendable, Equatable {
     case configure(index: Int32, LinkSettings)
