@@ -33,7 +33,10 @@ export TUND_HOST_NETNS
 
 if [ "$(id -u)" -eq 0 ]; then
     # One fresh namespace for the whole run: Swift tasks hop threads, so per-thread setns would be unsafe.
-    unshare --net -- sh -c 'ip link set lo up && swift test --skip-build "$@" && python3 -m pytest -q Tests/e2e' sh "${UNIT[@]}"
+    # Bounded: a test phase that hangs fails after TUND_TEST_PHASE_SECONDS (conftest.py) with every
+    # thread's stack; these bounds catch anything else, and SIGINT still makes pytest print its summary.
+    unshare --net -- sh -c 'ip link set lo up && timeout -k 30 1200 swift test --skip-build "$@" &&
+        PYTHONUNBUFFERED=1 timeout -s INT -k 60 3000 python3 -m pytest -q --durations=10 Tests/e2e' sh "${UNIT[@]}"
 else
     [ "${CI:-}" = "true" ] && { echo "error: CI=true but not root: the privileged tests cannot run" >&2; exit 1; }
     echo "NOTE: not root -- kernel and end-to-end tests will skip (run as root to run them)" >&2

@@ -22,6 +22,44 @@ import programs
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
+# No test may hang the run: CI gives the whole command a fixed time, and a wait that never ends (a read
+# from a pipe nobody writes, a process stuck in the kernel) would use all of it and show nothing. Each
+# phase of each test (setup, call, teardown) gets PHASE_SECONDS; past that, every thread's stack is
+# printed and the phase fails with TimeoutError, and the run goes on. The longest test takes ~90 s here.
+PHASE_SECONDS = int(os.environ.get("TUND_TEST_PHASE_SECONDS", "300"))
+
+
+class PhaseTimeout(Exception):
+    pass
+
+
+def _phase_expired(signum, frame):
+    import faulthandler
+    import sys
+    print(f"\n*** test phase exceeded {PHASE_SECONDS} s; every thread's stack:", file=sys.stderr, flush=True)
+    faulthandler.dump_traceback(all_threads=True)
+    raise PhaseTimeout(f"this test phase took longer than {PHASE_SECONDS} s (TUND_TEST_PHASE_SECONDS)")
+
+
+def _bounded(phase):
+    @pytest.hookimpl(wrapper=True)
+    def hook(item):
+        previous = signal.signal(signal.SIGALRM, _phase_expired)
+        signal.setitimer(signal.ITIMER_REAL, PHASE_SECONDS)
+        try:
+            return (yield)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    hook.__name__ = phase
+    return hook
+
+
+pytest_runtest_setup = _bounded("pytest_runtest_setup")
+pytest_runtest_call = _bounded("pytest_runtest_call")
+pytest_runtest_teardown = _bounded("pytest_runtest_teardown")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def listed_programs_only():
     """Every subprocess a test or fixture starts runs only programs that scripts/test-programs.txt lists
