@@ -9,6 +9,7 @@ import time
 
 from conftest import ip_json, link_names
 from consistency import check
+from lines import LineReader
 
 JSON = {"Content-Type": "application/json"}
 
@@ -87,30 +88,27 @@ class Monitor:
     """`ip -o monitor link address route`: every rtnetlink notification of the namespace, one per line."""
 
     def __init__(self):
-        self.process = subprocess.Popen(["ip", "-o", "monitor", "link", "address", "route"], stdout=subprocess.PIPE,
-                                        text=True, bufsize=1)
+        self.process = subprocess.Popen(["ip", "-o", "monitor", "link", "address", "route"], stdout=subprocess.PIPE)
+        self.lines = LineReader(self.process.stdout)
         self.markers = []
 
-    def lines_until(self, marker, deadline_seconds=10):
-        """The lines before the first one holding `marker` (an address put on lo to mark a moment)."""
+    def mark(self, address, deadline_seconds=10):
+        """Puts `address` on lo and returns the lines announced before it. `ip monitor` subscribes some time
+        after it starts, so a marker it missed is taken off and put on again until it is seen."""
         seen = []
         deadline = time.monotonic() + deadline_seconds
         while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            if marker in line:
-                return seen
-            # A marker is announced twice (its address, then its local route).
-            if not any(earlier in line for earlier in self.markers):
-                seen.append(line.strip())
-        raise AssertionError(f"marker {marker} never seen; lines: {seen[:20]}")
-
-    def mark(self, address):
-        subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], check=True)
-        seen = self.lines_until(address)
-        self.markers.append(address)
-        return seen
+            subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], check=True)
+            attempt_ends = min(deadline, time.monotonic() + 0.5)
+            while (line := self.lines.line(max(0.0, attempt_ends - time.monotonic()))) is not None:
+                if address in line:
+                    self.markers.append(address)
+                    return seen
+                # A marker is announced twice (its address, then its local route), and again when re-put.
+                if not any(earlier in line for earlier in self.markers):
+                    seen.append(line.strip())
+            subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], check=True)
+        raise AssertionError(f"marker {address} never seen; lines: {seen[:20]}")
 
     def close(self, *addresses):
         for address in addresses:

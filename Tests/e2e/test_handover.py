@@ -1,13 +1,13 @@
 """Worker mode none: tund makes and keeps a device, and its owner (here an unprivileged program standing in
 for a VMM) attaches to it with TUNSETIFF, across a SIGKILL and restart of tund."""
 import os
-import select
 import stat
 import subprocess
 import tempfile
 import time
 
 from conftest import ip_json
+from lines import LineReader
 
 JSON = {"Content-Type": "application/json"}
 OWNER = 1000
@@ -43,29 +43,12 @@ def tun_node():
     return path
 
 
-def line_within(peer, seconds):
-    """The peer's next line, or "" when it prints none within `seconds` (it prints only when a frame comes).
-    Reads the pipe's descriptor itself: a buffered reader would hold lines that select() cannot see."""
-    pending = peer.__dict__.setdefault("pending", bytearray())
-    deadline = time.monotonic() + seconds
-    while b"\n" not in pending:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([peer.stdout], [], [], remaining)[0]:
-            return ""
-        chunk = os.read(peer.stdout.fileno(), 4096)
-        if not chunk:
-            return ""
-        pending += chunk
-    line, _, rest = bytes(pending).partition(b"\n")
-    pending[:] = rest
-    return line.decode() + "\n"
-
-
 def start_peer(name):
     peer = subprocess.Popen(["setpriv", "--reuid", str(OWNER), "--regid", str(OWNER), "--clear-groups",
                              "python3", "-c", PEER, name, tun_node()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    line = line_within(peer, 15)
+    peer.lines = LineReader(peer.stdout)
+    line = peer.lines.line(15) or ""
     assert line.split() == ["attached", str(OWNER)], f"the owner's program could not attach: {line!r} {peer.stderr.read() if peer.poll() is not None else ''}"
     return peer
 
@@ -77,7 +60,7 @@ def frames_after(peer, count, trigger, deadline_seconds=15):
     last = 0
     while time.monotonic() < deadline:
         trigger()
-        line = line_within(peer, 1)
+        line = peer.lines.line(1) or ""
         if line.startswith("frame"):
             last = int(line.split()[1])
             if last >= count:
