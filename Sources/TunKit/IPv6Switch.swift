@@ -11,14 +11,17 @@ import Glibc
 /// IPv6 configuration keep IPv6 off, so the table stays small.
 public enum IPv6Switch {
     /// Writes the link's `disable_ipv6`; the kernel acts only when the value changes.
-    public static func set(enabled: Bool, link name: String) throws(SystemError) {
+    /// `namespace`: the link's (/proc/sys/net shows the settings of the namespace it is opened in).
+    public static func set(enabled: Bool, link name: String, in namespace: NetworkNamespace? = nil) throws(SystemError) {
         let path = "/proc/sys/net/ipv6/conf/\(name)/disable_ipv6"
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else {
+        let fd: Int32
+        do {
+            fd = try NetworkNamespace.open(path, flags: O_WRONLY | O_CLOEXEC, in: namespace)
+        } catch {
             // No IPv6 in this kernel (ENOENT), or /proc/sys read-only (a container, a sandboxed service:
             // EROFS, EACCES): IPv6 stays as the kernel made it; the devices work, the optimisation is lost.
-            if [ENOENT, EROFS, EACCES, EPERM].contains(errno) { return }
-            throw SystemError("open(\(path))", errno: errno)
+            if [ENOENT, EROFS, EACCES, EPERM].contains(error.errno) { return }
+            throw error
         }
         defer { close(fd) }
         let value: [UInt8] = enabled ? [0x30, 0x0a] : [0x31, 0x0a]

@@ -34,7 +34,10 @@ public final class TunDevice: Sendable {
     /// Every descriptor opened so far is closed when a later step fails.
     /// `vnetHeader`: every read and write carries a 10-byte `struct virtio_net_hdr` first (IFF_VNET_HDR),
     /// which is what lets the kernel hand over and take TCP/UDP super-packets (see `enableOffloads`).
-    public static func open(name: String?, kind: TunKind, queues: Int, exclusive: Bool, vnetHeader: Bool = false) throws(SystemError) -> TunDevice {
+    /// `namespace`: where the device is made or found (a tun descriptor belongs to the namespace it was
+    /// opened in); nil for this process's own.
+    public static func open(name: String?, kind: TunKind, queues: Int, exclusive: Bool, vnetHeader: Bool = false,
+                            in namespace: NetworkNamespace? = nil) throws(SystemError) -> TunDevice {
         precondition(queues >= 1)
         var flags = (kind == .tun ? TUND_IFF_TUN : TUND_IFF_TAP) | TUND_IFF_NO_PI
         if queues > 1 { flags |= TUND_IFF_MULTI_QUEUE }
@@ -43,7 +46,7 @@ public final class TunDevice: Sendable {
         var actualName = name ?? ""
         do {
             for queue in 0..<queues {
-                let fd = try syscall("open(/dev/net/tun)") { Glibc.open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC) }
+                let fd = try NetworkNamespace.open("/dev/net/tun", flags: O_RDWR | O_NONBLOCK | O_CLOEXEC, in: namespace)
                 descriptors.append(fd)
                 // Only the first queue may create; the others attach to what it made.
                 let queueFlags = queue == 0 && exclusive ? flags | TUND_IFF_TUN_EXCL : flags

@@ -63,6 +63,10 @@ public struct APIError: Error, Sendable, Equatable {
         case .collectionChanged(let current):
             self.init(status: 412, code: "precondition_failed", message: error.description)
             headers["ETag"] = current
+        case .namespaceNotFound:
+            self.init(status: 422, code: "namespace_not_found", message: error.description, field: "netns")
+        case .namespaceMissing:
+            self.init(status: 409, code: "namespace_missing", message: error.description)
         }
     }
 

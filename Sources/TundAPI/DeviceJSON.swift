@@ -14,7 +14,9 @@ enum DeviceJSON {
                 ("flags", .array(link.flags.map(JSONValue.string))),
                 ("mtu", .integer(Int64(link.mtu))),
             ]
+            if spec.kind == .tap, let mac = link.mac { state.append(("mac", .string(mac.description))) }
         }
+        state.append(("reason", .optional(snapshot.absentReason)))
         state.append(("restore_error", .optional(snapshot.restoreError)))
         let drift = JSONValue.object([
             ("detected", .integer(Int64(snapshot.driftDetected))),
@@ -28,6 +30,8 @@ enum DeviceJSON {
         ])
         return .object([
             ("name", .string(record.name)),
+            ("ifname", .string(record.kernelName)),
+            ("netns", .optional(spec.netns)),
             ("type", .string(spec.kind.rawValue)),
             ("mtu", .integer(Int64(spec.mtu))),
             ("up", .bool(spec.up)),

@@ -5,7 +5,7 @@ import TundCore
 /// Turns the body of `POST /devices` into a `DeviceSpec`, naming the field of the first problem.
 /// Shape and types are checked here; values that need domain rules are checked by `DeviceSpec.validate`.
 enum DeviceRequest {
-    static let fields: Set<String> = ["name", "type", "mtu", "up", "owner", "group", "queues", "mac", "addresses", "routes", "worker", "policy", "offload"]
+    static let fields: Set<String> = ["name", "ifname", "netns", "type", "mtu", "up", "owner", "group", "queues", "mac", "addresses", "routes", "worker", "policy", "offload"]
     static let patchFields: Set<String> = ["mtu", "up", "worker", "policy"]
     static let routeFields: Set<String> = ["destination", "gateway", "metric"]
     static let workerFields: Set<String> = ["mode", "local", "remote"]
@@ -21,7 +21,7 @@ enum DeviceRequest {
         for (position, member) in members.enumerated() {
             var named = ""
             if case .object(let members) = member, let name = members.first(where: { $0.0 == "name" }), case .string(let text) = name.1 {
-                named = "device \(text.prefix(15)): "
+                named = "device \(text.prefix(63)): "
             }
             do throws(TundError) {
                 specs.append(try decode(member))
@@ -42,7 +42,8 @@ enum DeviceRequest {
         }
         var spec = DeviceSpec(kind: kind)
         spec.name = try object.string("name")
-        if let name = spec.name { try DeviceSpec.validateName(name) }
+        spec.ifname = try object.string("ifname")
+        spec.netns = try object.string("netns")
         spec.mtu = try object.integer("mtu", in: Int64(DeviceSpec.mtuRange.lowerBound)...Int64(DeviceSpec.mtuRange.upperBound)).map(Int.init) ?? DeviceSpec.defaultMTU
         spec.up = try object.bool("up") ?? true
         spec.owner = try object.integer("owner", in: 0...4_294_967_294)

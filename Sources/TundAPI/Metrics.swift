@@ -133,17 +133,17 @@ final class RequestMetrics: Sendable {
 enum DeviceMetrics {
     static let version = TundVersion.current
 
-    static func render(manager: DeviceManager, requests: RequestMetrics, eventStreams: Int) -> [UInt8] {
+    static func render(fleet: DeviceFleet, requests: RequestMetrics, eventStreams: Int) -> [UInt8] {
         var text = MetricsText()
         text.family("tund_build_info", "gauge", "Always 1; the labels say which build this is.")
         text.sample("tund_build_info", [("version", version)], 1.0)
         text.family("tund_ready", "gauge", "1 once every stored device has been restored.")
-        text.sample("tund_ready", [], manager.isReady ? 1.0 : 0.0)
+        text.sample("tund_ready", [], fleet.isReady ? 1.0 : 0.0)
 
-        let statistics = manager.listWithStatistics()
+        let statistics = fleet.listWithStatistics()
         text.family("tund_devices", "gauge", "Devices tund manages.")
         text.sample("tund_devices", [], Double(statistics.count))
-        let restore = manager.lastRestore
+        let restore = fleet.lastRestore
         text.family("tund_restore_devices", "gauge", "What the last start's restore did, by outcome.")
         for (outcome, count) in [("reattached", restore.reattached.count), ("recreated", restore.recreated.count),
                                  ("orphan_removed", restore.orphansRemoved.count), ("failed", restore.failed.count)] {

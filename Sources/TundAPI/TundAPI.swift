@@ -4,7 +4,7 @@ import TundCore
 import TundHTTP
 
 /// The HTTP API: routes, thin handlers over `DeviceManager`, and the request log.
-/// Each handler parses, calls the manager once, and renders; errors become `APIError` once.
+/// Each handler parses, calls the fleet once, and renders; errors become `APIError` once.
 public struct TundAPI: Sendable {
     public let router: Router
     private let logger: Logger
@@ -17,30 +17,32 @@ public struct TundAPI: Sendable {
     /// `token`: when set, every endpoint but the probes (`/healthz`, `/readyz`) requires
     /// `Authorization: Bearer <token>`. Probes cannot carry a secret (a kubelet's httpGet, a load
     /// balancer's health check) and reveal nothing but "alive" and "ready".
-    public init(manager: DeviceManager, logger: Logger, token: String? = nil) {
+    public init(fleet: DeviceFleet, logger: Logger, token: String? = nil) {
         self.logger = logger
         var requestLogger = Logger(label: "tund.requests")
         requestLogger.logLevel = logger.logLevel
         self.requestLogger = requestLogger
         self.token = token.map { Array($0.utf8) }
-        let streams = EventStreams(log: manager.events)
+        let streams = EventStreams(log: fleet.events)
         eventStreams = streams
         let requests = RequestMetrics()
         requestMetrics = requests
         var router = Router()
         router.add("GET", "/healthz") { _, _ in jsonResponse(200, .object([("status", .string("ok"))])) }
         router.add("GET", "/readyz") { _, _ in
-            manager.isReady ? jsonResponse(200, .object([("status", .string("ready"))])) : APIError(TundError.notReady).response
+            fleet.isReady ? jsonResponse(200, .object([("status", .string("ready"))])) : APIError(TundError.notReady).response
         }
-        router.add("GET", "/devices") { _, _ in
-            let (devices, tag) = manager.listTagged()
+        router.add("GET", "/devices") { request, _ in
+            var (devices, tag) = fleet.listTagged()
+            // ?netns=NAME: the devices of one namespace, as they name it; an empty value: tund's own.
+            if let netns = request.query["netns"] { devices = devices.filter { ($0.record.spec.netns ?? "") == netns } }
             return jsonResponse(200, .object([("devices", .array(devices.map(DeviceJSON.device)))]), headers: [("ETag", tag)])
         }
         router.add("PUT", "/devices") { request, _ in
             handle {
                 let specs = try DeviceRequest.decodeSet(try jsonBody(request))
                 let dryRun = try booleanQuery(request, "dry_run"), recreate = try booleanQuery(request, "recreate")
-                let (plan, tag) = try manager.apply(specs, dryRun: dryRun, allowRecreate: recreate, ifMatch: collectionIfMatch(request))
+                let (plan, tag) = try fleet.apply(specs, dryRun: dryRun, allowRecreate: recreate, ifMatch: collectionIfMatch(request))
                 return jsonResponse(200, .object([
                     ("dry_run", .bool(dryRun)), ("create", names(plan.create)), ("update", names(plan.update)),
                     ("recreate", names(plan.recreate)), ("delete", names(plan.delete)), ("unchanged", names(plan.unchanged)),
@@ -51,7 +53,7 @@ public struct TundAPI: Sendable {
             handle {
                 let spec = try DeviceRequest.decode(try jsonBody(request))
                 let key = try idempotencyKey(request)
-                let (created, replayed) = try manager.create(spec, idempotencyKey: key)
+                let (created, replayed) = try fleet.create(spec, idempotencyKey: key)
                 var headers = [("Location", "/devices/\(created.record.name)"), etag(created)]
                 if replayed { headers.append(("Idempotent-Replayed", "true")) }
                 return jsonResponse(201, DeviceJSON.device(created), headers: headers)
@@ -59,44 +61,44 @@ public struct TundAPI: Sendable {
         }
         router.add("GET", "/devices/{name}") { _, path in
             handle {
-                let device = try manager.get(path["name"])
+                let device = try fleet.get(path["name"])
                 return jsonResponse(200, DeviceJSON.device(device), headers: [etag(device)])
             }
         }
         router.add("PATCH", "/devices/{name}") { request, path in
             handle {
                 let patch = try DeviceRequest.decodePatch(try jsonBody(request))
-                let device = try manager.update(path["name"], patch, ifMatch: try ifMatch(request))
+                let device = try fleet.update(path["name"], patch, ifMatch: try ifMatch(request))
                 return jsonResponse(200, DeviceJSON.device(device), headers: [etag(device)])
             }
         }
         router.add("DELETE", "/devices/{name}") { request, path in
             handle {
-                try manager.delete(path["name"], ifMatch: try ifMatch(request))
+                try fleet.delete(path["name"], ifMatch: try ifMatch(request))
                 return HTTPResponse(status: 204)
             }
         }
         router.add("GET", "/devices/{name}/stats") { _, path in
-            handle { jsonResponse(200, DeviceJSON.statistics(try manager.statistics(path["name"]))) }
+            handle { jsonResponse(200, DeviceJSON.statistics(try fleet.statistics(path["name"]))) }
         }
         router.add("POST", "/devices/{name}/addresses") { request, path in
             handle {
                 let prefix = try DeviceRequest.decodeAddress(try jsonBody(request))
-                let device = try manager.addAddress(path["name"], prefix, ifMatch: try ifMatch(request))
+                let device = try fleet.addAddress(path["name"], prefix, ifMatch: try ifMatch(request))
                 let location = "/devices/\(device.record.name)/addresses/\(prefix.address)"
                 return jsonResponse(201, .object([("address", .string(prefix.description))]), headers: [("Location", location), etag(device)])
             }
         }
         router.add("DELETE", "/devices/{name}/addresses/{address}") { request, path in
             handle {
-                let device = try manager.deleteAddress(path["name"], path["address"], ifMatch: try ifMatch(request))
+                let device = try fleet.deleteAddress(path["name"], path["address"], ifMatch: try ifMatch(request))
                 return HTTPResponse(status: 204, headers: [etag(device)])
             }
         }
         router.add("POST", "/devices/{name}/routes") { request, path in
             handle {
                 let route = try DeviceRequest.decodeRoute(try jsonBody(request))
-                let device = try manager.addRoute(path["name"], route, ifMatch: try ifMatch(request))
+                let device = try fleet.addRoute(path["name"], route, ifMatch: try ifMatch(request))
                 let created = device.record.routes.last!
                 let location = "/devices/\(device.record.name)/routes/\(created.id)"
                 return jsonResponse(201, DeviceJSON.route(created, active: device.activeRouteIDs.contains(created.id)),
@@ -108,16 +110,16 @@ public struct TundAPI: Sendable {
                 guard let id = canonicalInteger(Substring(path["id"])), id > 0 else {
                     throw APIError(status: 404, code: "route_not_found", message: "route ids are positive integers, got \(path["id"].prefix(32))")
                 }
-                let device = try manager.deleteRoute(path["name"], id: id, ifMatch: try ifMatch(request))
+                let device = try fleet.deleteRoute(path["name"], id: id, ifMatch: try ifMatch(request))
                 return HTTPResponse(status: 204, headers: [etag(device)])
             }
         }
         router.add("GET", "/events") { request, _ in streams.open(request) }
         router.add("GET", "/devices/{name}/capture") { request, path in
-            handle { try capture(manager, path["name"], request) }
+            handle { try capture(fleet, path["name"], request) }
         }
         router.add("GET", "/metrics") { _, _ in
-            let body = DeviceMetrics.render(manager: manager, requests: requests, eventStreams: streams.openCount)
+            let body = DeviceMetrics.render(fleet: fleet, requests: requests, eventStreams: streams.openCount)
             return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: body)
         }
         self.router = router
@@ -210,7 +212,7 @@ private func handle(_ body: () throws -> HTTPResponse) -> HTTPResponse {
 }
 
 /// `GET /devices/{name}/capture?count=N&timeout=S`: a pcap stream of what the worker reads.
-private func capture(_ manager: DeviceManager, _ name: String, _ request: HTTPRequest) throws -> HTTPResponse {
+private func capture(_ fleet: DeviceFleet, _ name: String, _ request: HTTPRequest) throws -> HTTPResponse {
     func number(_ key: String, default value: Int) throws -> Int {
         guard let text = request.query[key] else { return value }
         guard let parsed = Int(text) else {
@@ -221,7 +223,7 @@ private func capture(_ manager: DeviceManager, _ name: String, _ request: HTTPRe
     let count = try number("count", default: 100)
     let timeout = try number("timeout", default: 10)
     let stream = HTTPStream(capacity: 8 << 20)
-    let session = try manager.capture(name, limit: count, timeoutSeconds: timeout,
+    let session = try fleet.capture(name, limit: count, timeoutSeconds: timeout,
                                       sink: { stream.send($0) }, onFinish: { stream.finish() })
     stream.onClose { session.finish() }
     let fileName = "\(name)-\(count).pcap"

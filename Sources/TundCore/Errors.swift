@@ -55,6 +55,10 @@ public enum TundError: Error, Equatable, Sendable {
     case notLiveChangeable(field: String, reason: String)
     /// `If-Match` named a collection tag the set of devices has moved past.
     case collectionChanged(current: String)
+    /// The namespace a request names cannot be opened (none at that path, or not a network namespace).
+    case namespaceNotFound(netns: String, reason: String)
+    /// The device's namespace is gone: it can be read and deleted, not changed.
+    case namespaceMissing(name: String, netns: String)
 
     /// Maps a kernel failure to the domain: errnos that mean "the request does not fit the system"
     /// become rejections, privilege errors stand apart, the rest are failures.
@@ -88,6 +92,8 @@ extension TundError: CustomStringConvertible {
         case .deviceLimitReached(let limit): "tund manages its maximum of \(limit) devices (--max-devices); delete one first"
         case .notLiveChangeable(let field, let reason): "\(field): \(reason)"
         case .collectionChanged(let current): "the set of devices has changed since it was read: its tag is now \(current)"
+        case .namespaceNotFound(let netns, let reason): "netns: cannot use the network namespace \(netns): \(reason)"
+        case .namespaceMissing(let name, let netns): "device \(name) lives in the network namespace \(netns), which is gone; it can only be deleted"
         }
     }
 }

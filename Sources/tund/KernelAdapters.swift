@@ -18,7 +18,7 @@ struct KernelLinkControl: LinkControl {
     func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool, vnetHeader: Bool) throws(KernelError) -> any OpenDevice {
         do {
             return KernelOpenDevice(try TunDevice.open(name: name, kind: kind == .tun ? .tun : .tap, queues: queues,
-                                                       exclusive: exclusive, vnetHeader: vnetHeader))
+                                                       exclusive: exclusive, vnetHeader: vnetHeader, in: netlink.namespace))
         } catch {
             throw KernelError(error)
         }
@@ -73,7 +73,7 @@ struct KernelLinkControl: LinkControl {
     }
 
     func setIPv6(enabled: Bool, name: String) throws(KernelError) {
-        do { try IPv6Switch.set(enabled: enabled, link: name) } catch { throw KernelError(error) }
+        do { try IPv6Switch.set(enabled: enabled, link: name, in: netlink.namespace) } catch { throw KernelError(error) }
     }
 
     func ownedRoutes(index: Int32) throws(KernelError) -> [RouteSpec] {
@@ -212,9 +212,9 @@ final class KernelNoticeSource: KernelNotices {
     let monitor: NetlinkMonitor
     let ownPort: UInt32
 
-    init(ignoringChangesBy ownPort: UInt32) throws(KernelError) {
+    init(ignoringChangesBy ownPort: UInt32, in namespace: NetworkNamespace? = nil) throws(KernelError) {
         self.ownPort = ownPort
-        do { monitor = try NetlinkMonitor() } catch { throw KernelError(error) }
+        do { monitor = try NetlinkMonitor(in: namespace) } catch { throw KernelError(error) }
     }
 
     func start(_ handler: @escaping @Sendable (KernelNotice) -> Void) throws(KernelError) {
@@ -239,4 +239,25 @@ final class KernelNoticeSource: KernelNotices {
     }
 
     func stop() { monitor.stop() }
+}
+
+/// Other network namespaces for the core: each opened once, with its own netlink sockets and monitor
+/// (made inside it, so they talk to its stack) and tun descriptors opened there.
+struct KernelNamespaceOpener: NamespaceOpener {
+    func open(_ reference: String) throws(KernelError) -> NamespaceKernel {
+        do {
+            let namespace = try NetworkNamespace(reference)
+            // One reader: the many-socket spread is for the home namespace's scrape load.
+            let netlink = try RouteNetlink(readers: 1, in: namespace)
+            return NamespaceKernel(links: KernelLinkControl(netlink: netlink),
+                                   notices: try KernelNoticeSource(ignoringChangesBy: netlink.portID, in: namespace),
+                                   isPresent: { namespace.isStillThere })
+        } catch let error as SystemError {
+            throw KernelError(error)
+        } catch let error as KernelError {
+            throw error
+        } catch {
+            throw KernelError(operation: "open network namespace \(reference)", errno: .EIO)
+        }
+    }
 }

@@ -74,7 +74,7 @@ extension StoredDevice {
             id: record.id, name: record.name, type: spec.kind.rawValue, mtu: spec.mtu, up: spec.up,
             ownerUID: spec.owner, groupGID: spec.group, queues: spec.queues, mac: spec.mac?.description,
             workerMode: spec.workerMode.rawValue, tunnelLocal: spec.tunnel?.local.description,
-            tunnelRemote: spec.tunnel?.remote.description, offload: spec.offload, driftPolicy: spec.policy.rawValue,
+            tunnelRemote: spec.tunnel?.remote.description, offload: spec.offload, netns: spec.netns, ifname: spec.ifname, driftPolicy: spec.policy.rawValue,
             generation: record.generation,
             addresses: spec.addresses.map(\.description),
             routes: record.routes.map {
@@ -102,10 +102,12 @@ extension DeviceRecord {
                                  metric: route.metric.map { UInt32(truncatingIfNeeded: $0) })
             routes.append(DeviceRoute(id: route.id ?? 0, spec: spec))
         }
-        let spec = DeviceSpec(
+        var spec = DeviceSpec(
             name: row.name, kind: kind, mtu: row.mtu, up: row.up, owner: row.ownerUID, group: row.groupGID,
             queues: row.queues, mac: row.mac.flatMap(MACAddress.init), addresses: addresses, routes: routes.map(\.spec),
             workerMode: mode, tunnel: Self.tunnel(row), offload: row.offload, policy: policy)
+        spec.netns = row.netns
+        spec.ifname = row.ifname
         self.init(id: row.id, name: row.name, spec: spec, routes: routes, generation: row.generation,
                   createdAt: row.createdAt, updatedAt: row.updatedAt)
     }

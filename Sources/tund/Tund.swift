@@ -137,7 +137,8 @@ struct Tund: ParsableCommand {
         let manager = DeviceManager(links: KernelLinkControl(netlink: netlink), store: SQLiteDeviceStore(database: store),
                                     workers: DataPlaneWorkers(plane: plane),
                                     logger: logger, maxDevices: maxDevices)
-        let api = TundAPI(manager: manager, logger: logger, token: token)
+        let fleet = DeviceFleet(home: manager, opener: KernelNamespaceOpener())
+        let api = TundAPI(fleet: fleet, logger: logger, token: token)
         var httpConfiguration = HTTPServer.Configuration(tooLarge: TundAPI.payloadTooLarge, badRequest: TundAPI.badRequest,
                                                          tooManyConnections: TundAPI.tooManyConnections)
         httpConfiguration.maxBodyBytes = maxBodyBytes
@@ -165,7 +166,7 @@ struct Tund: ParsableCommand {
         ])
 
         do {
-            let report = try manager.restore()
+            let report = try fleet.restore()
             logger.info("restore finished; ready", metadata: [
                 "reattached": "\(report.reattached.count)", "recreated": "\(report.recreated.count)",
                 "orphans_removed": "\(report.orphansRemoved.count)", "failed": "\(report.failed.count)",
@@ -190,7 +191,7 @@ struct Tund: ParsableCommand {
         watcher.stop()
         api.closeEventStreams()
         server.stop()
-        manager.shutdown()
+        fleet.shutdown()
         plane.shutdown()
         logger.info("stopped; devices stay up and are re-attached on the next start")
         LogWriter.shared.stop()

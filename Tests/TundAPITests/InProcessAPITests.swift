@@ -24,7 +24,7 @@ import TundJSON
     func api(token: String? = Self.token, restored: Bool = true) throws -> TundAPI {
         let manager = TestPlane.manager(links: links, store: store)
         if restored { try manager.restore() }
-        return TundAPI(manager: manager, logger: Logger(label: "test"), token: token)
+        return TundAPI(fleet: DeviceFleet(home: manager, opener: nil), logger: Logger(label: "test"), token: token)
     }
 
     func send(_ api: TundAPI, _ method: String, _ path: String, body: String? = nil, headers: [String: String] = [:],

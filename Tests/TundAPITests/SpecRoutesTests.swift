@@ -36,7 +36,7 @@ import TundFakes
 
     @Test func servedRoutesMatchTheSpec() throws {
         let manager = TestPlane.manager(links: UnusedLinks(), store: UnusedStore())
-        let served = Set(TundAPI(manager: manager, logger: Logger(label: "test")).router.endpoints.map { "\($0.method) \($0.pattern)" })
+        let served = Set(TundAPI(fleet: DeviceFleet(home: manager, opener: nil), logger: Logger(label: "test")).router.endpoints.map { "\($0.method) \($0.pattern)" })
         let specified = try Self.specOperations()
         #expect(!specified.isEmpty)
         #expect(served.subtracting(specified).isEmpty, "served but not in the spec: \(served.subtracting(specified).sorted())")

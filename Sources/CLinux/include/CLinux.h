@@ -36,4 +36,12 @@ int tund_tun_set_iff(int fd, const char *name, unsigned short flags, char *name_
 /// TUNGETIFF: the device name and flags the descriptor is attached to. Returns 0 or -1 with errno.
 int tund_tun_get_iff(int fd, char *name_out, unsigned short *flags_out);
 
+/// open(path, flags) or socket(domain, type, protocol) as if called inside the network namespace `netns_fd`
+/// (a descriptor of /run/netns/NAME or /proc/PID/ns/net): from a short-lived thread that joins it with
+/// setns(CLONE_NEWNET) first. What such a descriptor belongs to stays with it: /dev/net/tun creates and
+/// finds devices in that namespace, a netlink socket talks to its stack, /proc/sys/net shows its
+/// settings. The calling thread's own namespace never changes. Returns the descriptor, or -1 with errno.
+int tund_netns_open(int netns_fd, const char *path, int flags);
+int tund_netns_socket(int netns_fd, int domain, int type, int protocol);
+
 #endif

@@ -21,8 +21,10 @@ public final class NetlinkMonitor: Sendable {
     private let fd: Int32
     private let thread = Mutex<BackgroundThread?>(nil)
 
-    public init() throws(SystemError) {
-        fd = try syscall("socket(AF_NETLINK)") { socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_ROUTE) }
+    /// `namespace`: whose changes it hears; nil for this process's own.
+    public init(in namespace: NetworkNamespace? = nil) throws(SystemError) {
+        let type = Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        fd = try NetworkNamespace.socket(domain: AF_NETLINK, type: type, protocol: NETLINK_ROUTE, in: namespace)
         do {
             // A burst (hundreds of devices changing at once) should fit; past it, ENOBUFS and a resync.
             var size: Int32 = 4 << 20

@@ -24,8 +24,10 @@ public final class NetlinkSocket: Sendable {
     public let portID: UInt32
 
     /// Opens and binds the socket. Fails with EPROTONOSUPPORT/EACCES-like errors from `socket`.
-    public init() throws(SystemError) {
-        let fd = try syscall("socket(AF_NETLINK)") { socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_ROUTE) }
+    /// `namespace`: the stack it talks to; nil for this process's own.
+    public init(in namespace: NetworkNamespace? = nil) throws(SystemError) {
+        let type = Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        let fd = try NetworkNamespace.socket(domain: AF_NETLINK, type: type, protocol: NETLINK_ROUTE, in: namespace)
         do {
             var one: Int32 = 1
             try syscall("setsockopt(NETLINK_EXT_ACK)") { setsockopt(fd, 270, NETLINK_EXT_ACK, &one, 4) }  // SOL_NETLINK

@@ -14,10 +14,14 @@ public final class RouteNetlink: Sendable {
     private let readers: [NetlinkSocket]
     private let nextReader = Atomic<Int>(0)
 
-    public init(readers count: Int = 4) throws(SystemError) {
-        socket = try NetlinkSocket()
+    /// The namespace its sockets talk to; nil for this process's own.
+    public let namespace: NetworkNamespace?
+
+    public init(readers count: Int = 4, in namespace: NetworkNamespace? = nil) throws(SystemError) {
+        self.namespace = namespace
+        socket = try NetlinkSocket(in: namespace)
         var readers: [NetlinkSocket] = []
-        for _ in 0..<max(1, count) { readers.append(try NetlinkSocket()) }
+        for _ in 0..<max(1, count) { readers.append(try NetlinkSocket(in: namespace)) }
         self.readers = readers
     }
 

@@ -23,6 +23,9 @@ public struct DeviceRecord: Equatable, Sendable {
     public var createdAt: String
     public var updatedAt: String
 
+    /// The link's name in its namespace: `spec.ifname`, else the device's name.
+    public var kernelName: String { spec.ifname ?? name }
+
     public init(id: Int64? = nil, name: String, spec: DeviceSpec, routes: [DeviceRoute] = [], generation: Int64 = 1,
                 createdAt: String, updatedAt: String) {
         self.id = id
@@ -117,6 +120,8 @@ public struct DeviceSnapshot: Equatable, Sendable {
     /// The stored routes the kernel holds now. A link that is down holds none: its routes wait in the
     /// store and go back when it comes up.
     public var activeRouteIDs: Set<Int64> = []
+    /// Why the link is absent, when tund knows: "namespace_missing".
+    public var absentReason: String?
 }
 
 /// `GET /devices/{name}/stats`: the worker's counters and the kernel's, side by side.

@@ -34,8 +34,10 @@ extension DeviceManager {
     func collectionTag(_ table: DeviceTable) -> String { "\"set-\(instanceTag)-\(table.version)\"" }
 
     /// Plans and (unless `dryRun`) applies `specs` as the complete desired set. `ifMatch`: the collection
-    /// tags the caller accepts (an `If-Match` list); nil accepts any.
-    public func apply(_ specs: [DeviceSpec], dryRun: Bool, allowRecreate: Bool, ifMatch: Set<String>? = nil) throws(TundError) -> (plan: ApplyPlan, tag: String) {
+    /// tags the caller accepts (an `If-Match` list); nil accepts any. `positions`: where each spec stands
+    /// in the request, when `specs` is part of a larger set (errors name `devices[I]` by it).
+    public func apply(_ specs: [DeviceSpec], dryRun: Bool, allowRecreate: Bool, ifMatch: Set<String>? = nil,
+                      positions: [Int]? = nil) throws(TundError) -> (plan: ApplyPlan, tag: String) {
         guard isReady else { throw .notReady }
         try Self.validateSet(specs)
         typealias Applied = (plan: ApplyPlan, tag: String, events: [(String, DeviceEvent.Kind, [(String, String)])])
@@ -44,7 +46,7 @@ extension DeviceManager {
             if let ifMatch, !ifMatch.contains(current) { return (.failure(.collectionChanged(current: current)), []) }
             let plan: ApplyPlan
             do throws(TundError) {
-                plan = try makePlan(specs, table: table, allowRecreate: allowRecreate)
+                plan = try makePlan(specs, table: table, allowRecreate: allowRecreate, positions: positions)
             } catch {
                 return (.failure(error), [])
             }
@@ -96,18 +98,19 @@ extension DeviceManager {
 
     /// Sorts each declared device into create, update, re-create or unchanged, and each stored one not
     /// declared into delete. Reads the kernel once (a link dump) for names held by others.
-    func makePlan(_ specs: [DeviceSpec], table: DeviceTable, allowRecreate: Bool) throws(TundError) -> ApplyPlan {
+    func makePlan(_ specs: [DeviceSpec], table: DeviceTable, allowRecreate: Bool, positions: [Int]? = nil) throws(TundError) -> ApplyPlan {
         var plan = ApplyPlan()
         let declared = Set(specs.compactMap(\.name))
         guard specs.count <= maxDevices else { throw .deviceLimitReached(limit: maxDevices) }
         var foreign: Set<String>?
-        for (position, spec) in specs.enumerated() {
+        for (offset, spec) in specs.enumerated() {
+            let position = positions?[offset] ?? offset
             let name = spec.name!
             guard let managed = table[name] else {
                 if foreign == nil {
                     foreign = Set(try kernel { () throws(KernelError) in try links.links() }.filter { !owned($0) }.map(\.name))
                 }
-                if foreign!.contains(name) { throw .nameInUse(name: name) }
+                if foreign!.contains(spec.kernelName!) { throw .nameInUse(name: spec.kernelName!) }
                 plan.create.append(name)
                 continue
             }
@@ -142,6 +145,8 @@ extension DeviceManager {
     /// The first setting that only a new device can have, if it differs.
     static func fixedField(_ old: DeviceSpec, _ new: DeviceSpec) -> String? {
         if old.kind != new.kind { return "type" }
+        if old.ifname != new.ifname { return "ifname" }
+        if old.netns != new.netns { return "netns" }
         if old.queues != new.queues { return "queues" }
         if old.offload != new.offload { return "offload" }
         if old.owner != new.owner { return "owner" }
@@ -203,9 +208,9 @@ extension DeviceManager {
                 let spec = byName[name]!
                 let device: any OpenDevice
                 do throws(KernelError) {
-                    device = try links.open(name: name, kind: spec.kind, queues: spec.queues, exclusive: true, vnetHeader: spec.offload)
+                    device = try links.open(name: spec.kernelName!, kind: spec.kind, queues: spec.queues, exclusive: true, vnetHeader: spec.offload)
                 } catch {
-                    throw error.errno == .EBUSY ? TundError.nameInUse(name: name) : .kernel(Self.naming(name, error))
+                    throw error.errno == .EBUSY ? TundError.nameInUse(name: spec.kernelName!) : .kernel(Self.naming(name, error))
                 }
                 opened.append((spec, device))
                 do throws(KernelError) { try prepare(device, spec: spec) } catch { throw .kernel(Self.naming(name, error)) }
@@ -220,13 +225,13 @@ extension DeviceManager {
                 guard let link = made[device.name] else { continue }
                 let setup = setupChanges(spec, index: link.index, replace: false)
                 changes += setup
-                owners += Array(repeating: device.name, count: setup.count)
+                owners += Array(repeating: spec.name!, count: setup.count)
             }
             for name in plan.update {
                 guard let managed = table[name], let index = managed.index else { continue }
                 let wanted = Self.normalized(byName[name]!, like: managed.record.spec)
                 if wanted.usesIPv6 && !managed.record.spec.usesIPv6 {
-                    try? kernel { () throws(KernelError) in try links.setIPv6(enabled: true, name: name) }
+                    try? kernel { () throws(KernelError) in try links.setIPv6(enabled: true, name: managed.record.kernelName) }
                 }
                 let forward = Self.liveChanges(from: managed.record.spec, to: wanted, index: index)
                 changes += forward
@@ -247,7 +252,7 @@ extension DeviceManager {
             let now = Timestamp.now()
             var inserts: [DeviceRecord] = []
             for (spec, device) in opened {
-                var record = DeviceRecord(name: device.name, spec: spec, createdAt: now, updatedAt: now)
+                var record = DeviceRecord(name: spec.name!, spec: spec, createdAt: now, updatedAt: now)
                 record.setRoutes(spec.routes.map { DeviceRoute(id: 0, spec: $0) })
                 if spec.kind == .tap && spec.mac == nil { record.spec.mac = made[device.name]?.mac }
                 inserts.append(record)
@@ -276,10 +281,11 @@ extension DeviceManager {
         // Committed: from here on every step only finishes what the rows already say.
         for (record, (_, device)) in zip(stored.inserted, opened) {
             let name = record.name
+            let link = made[record.kernelName]
             let recreated = plan.recreate.contains(name)
             do throws(TundError) {
                 try kernel { () throws(KernelError) in try device.setPersistent(true) }
-                var managed = ManagedDevice(record: record, device: device, worker: nil, index: made[name]?.index)
+                var managed = ManagedDevice(record: record, device: device, worker: nil, index: link?.index)
                 managed.offloads = record.spec.offload ? device.enableOffloads() : []
                 managed.lastLinkUp = record.spec.up
                 if record.spec.workerMode.attachesWorker {
@@ -292,7 +298,7 @@ extension DeviceManager {
                 table[name] = managed
             } catch {
                 // The row is there: restore and drift repair finish the job.
-                table[name] = ManagedDevice(record: record, device: device, worker: nil, index: made[name]?.index, restoreError: error.description)
+                table[name] = ManagedDevice(record: record, device: device, worker: nil, index: link?.index, restoreError: error.description)
                 logger.error("device stored by apply, not fully started", metadata: deviceMetadata(record).merging(["error": "\(error)"]) { $1 })
             }
             events.append((name, recreated ? .updated : .created, [("generation", "\(record.generation)")] + (recreated ? [("change", "re-created")] : [])))

@@ -15,13 +15,14 @@ extension DeviceManager {
     @discardableResult
     public func restore() throws(TundError) -> RestoreReport {
         var report = RestoreReport()
-        let records = try store.allDevices()
+        // The store holds the devices of every namespace; this manager restores its own.
+        let records = try store.allDevices().filter { $0.spec.netns == netns }
         // One dump of each kind for the whole pass: the cost of restore grows with the devices, not with
         // their square.
         let current = try kernel { () throws(KernelError) in try links.links() }
         let view = KernelView(links: nil, addresses: try kernel { () throws(KernelError) in try links.addressesByLink() },
                               routes: try kernel { () throws(KernelError) in try links.ownedRoutesByLink() })
-        let storedNames = Set(records.map(\.name))
+        let storedNames = Set(records.map(\.kernelName))
         for link in current where owned(link) && !storedNames.contains(link.name) {
             do {
                 try links.deleteLink(index: link.index)
@@ -33,14 +34,14 @@ extension DeviceManager {
         }
         let byName = current.byName()
         for record in records {
-            let managed = attach(record, existing: byName[record.name], view: view)
+            let managed = attach(record, existing: byName[record.kernelName], view: view)
             if let error = managed.restoreError {
                 report.failed[record.name] = error
                 logger.error("device not restored", metadata: deviceMetadata(record).merging(["error": "\(error)"]) { $1 })
                 events.publish(.workerFailed, device: record.name, [("error", error)])
             } else {
-                let how = byName[record.name] == nil ? "re-created" : "re-attached"
-                if byName[record.name] == nil { report.recreated.append(record.name) } else { report.reattached.append(record.name) }
+                let how = byName[record.kernelName] == nil ? "re-created" : "re-attached"
+                if byName[record.kernelName] == nil { report.recreated.append(record.name) } else { report.reattached.append(record.name) }
                 logger.info("device restored", metadata: deviceMetadata(record).merging(["how": "\(how)"]) { $1 })
                 if managed.worker != nil {
                     events.publish(.workerStarted, device: record.name, [("mode", record.spec.workerMode.rawValue)])
@@ -64,12 +65,12 @@ extension DeviceManager {
     func attach(_ record: DeviceRecord, existing: LinkState?, view: KernelView? = nil) -> ManagedDevice {
         if let existing, !owned(existing) {
             return ManagedDevice(record: record, device: nil, worker: nil, index: nil,
-                                 restoreError: TundError.nameInUse(name: record.name).description)
+                                 restoreError: TundError.nameInUse(name: record.kernelName).description)
         }
         if let existing, !record.spec.workerMode.attachesWorker {
             do throws(TundError) {
                 // No descriptor to set the owner with: a device that exists keeps the owner it was made with.
-                try kernel { () throws(KernelError) in try links.setIPv6(enabled: record.spec.usesIPv6, name: record.name) }
+                try kernel { () throws(KernelError) in try links.setIPv6(enabled: record.spec.usesIPv6, name: record.kernelName) }
                 try repair(try inspect(record, link: existing, view: view))
                 var managed = ManagedDevice(record: record, device: nil, worker: nil, index: existing.index)
                 managed.lastLinkUp = record.spec.up
@@ -80,7 +81,7 @@ extension DeviceManager {
         }
         let opened: any OpenDevice
         do {
-            opened = try links.open(name: record.name, kind: record.spec.kind, queues: record.spec.queues, exclusive: false,
+            opened = try links.open(name: record.kernelName, kind: record.spec.kind, queues: record.spec.queues, exclusive: false,
                                     vnetHeader: record.spec.offload)
         } catch {
             return ManagedDevice(record: record, device: nil, worker: nil, index: nil, restoreError: TundError.kernel(error).description)
@@ -91,8 +92,8 @@ extension DeviceManager {
             if let existing {
                 link = existing
             } else {
-                guard let made = try kernel({ () throws(KernelError) in try links.link(named: record.name) }) else {
-                    throw .kernelFailed(KernelError(operation: "RTM_GETLINK \(record.name)", errno: .ENODEV))
+                guard let made = try kernel({ () throws(KernelError) in try links.link(named: record.kernelName) }) else {
+                    throw .kernelFailed(KernelError(operation: "RTM_GETLINK \(record.kernelName)", errno: .ENODEV))
                 }
                 link = made
             }
@@ -218,9 +219,9 @@ extension DeviceManager {
             var aspects = requested
             let link: LinkState?
             if let known = view?.links {
-                link = known[name]
+                link = known[record.kernelName]
             } else {
-                link = (try? links.link(named: name)) ?? nil
+                link = (try? links.link(named: record.kernelName)) ?? nil
             }
             // Link state events come from what the link is now, not from each notice, so the down-then-up
             // of a device being configured is not announced.
@@ -306,7 +307,7 @@ extension DeviceManager {
             return nil
         case .link(let name, let index, _, _):
             return devices.withLock { devices in
-                Set([devices[name] != nil ? name : nil, devices.name(index: index)].compactMap { $0 })
+                Set([devices.name(kernelName: name), devices.name(index: index)].compactMap { $0 })
             }
         case .address(let index):
             return devices.withLock { devices in Set([devices.name(index: index)].compactMap { $0 }) }

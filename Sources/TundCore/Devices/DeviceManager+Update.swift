@@ -108,7 +108,7 @@ extension DeviceManager {
             device = held
         } else {
             do throws(KernelError) {
-                device = try links.open(name: record.name, kind: record.spec.kind, queues: record.spec.queues, exclusive: false,
+                device = try links.open(name: record.kernelName, kind: record.spec.kind, queues: record.spec.queues, exclusive: false,
                                         vnetHeader: record.spec.offload)
             } catch where error.errno == .EBUSY {
                 throw .kernelRejected(KernelError(operation: "TUNSETIFF \(record.name)", errno: .EBUSY,
@@ -152,7 +152,7 @@ extension DeviceManager {
             try Self.renamingField(to: "address", from: "addresses[") { () throws(TundError) in try spec.validate() }
             let index = try liveIndex(managed)
             try kernel { () throws(KernelError) in
-                if prefix.family == .ipv6 { try links.setIPv6(enabled: true, name: name) }
+                if prefix.family == .ipv6 { try links.setIPv6(enabled: true, name: managed.record.kernelName) }
                 try links.addAddress(prefix, index: index, replace: false)
             }
             do throws(TundError) {
@@ -197,7 +197,7 @@ extension DeviceManager {
             try Self.renamingField(to: "destination", from: "routes[") { () throws(TundError) in try spec.validate() }
             let index = try liveIndex(managed)
             if route.destination.family == .ipv6 {
-                try kernel { () throws(KernelError) in try links.setIPv6(enabled: true, name: name) }
+                try kernel { () throws(KernelError) in try links.setIPv6(enabled: true, name: managed.record.kernelName) }
             }
             // On a device that is down the route is only stored: the kernel takes it when the link comes up.
             guard spec.up else {
@@ -286,7 +286,7 @@ extension DeviceManager {
                 }
             }
         }
-        return snapshot(managed, link: (try? links.link(named: name)) ?? nil)
+        return snapshot(managed, link: (try? links.link(named: managed.record.kernelName)) ?? nil)
     }
 
     /// Runs a whole-spec validation for a request about one item, naming the request's field instead of

@@ -37,10 +37,13 @@ public final class DeviceManager: Sendable {
 
     /// Creates beyond this many devices answer `.deviceLimitReached`.
     public let maxDevices: Int
+    /// The network namespace whose devices this manager keeps (`links` talks to it); nil for tund's own.
+    public let netns: String?
 
     public init(links: any LinkControl, store: any DeviceStore, workers: any PacketWorkers, logger: Logger,
-                events: EventLog = EventLog(), maxDevices: Int = 1024) {
+                events: EventLog = EventLog(), maxDevices: Int = 1024, netns: String? = nil) {
         self.maxDevices = maxDevices
+        self.netns = netns
         self.links = links
         self.workers = workers
         self.store = store
@@ -76,15 +79,15 @@ public final class DeviceManager: Sendable {
             }
             if let name = spec.name, devices[name] != nil { throw .deviceExists(name: name) }
             guard devices.count < maxDevices else { throw .deviceLimitReached(limit: maxDevices) }
-            if let name = spec.name {
+            if let name = spec.kernelName {
                 if try kernel({ () throws(KernelError) in try links.link(named: name) }) != nil { throw .nameInUse(name: name) }
             }
             let opened: any OpenDevice
             do throws(KernelError) {
-                opened = try links.open(name: spec.name, kind: spec.kind, queues: spec.queues, exclusive: true, vnetHeader: spec.offload)
+                opened = try links.open(name: spec.kernelName, kind: spec.kind, queues: spec.queues, exclusive: true, vnetHeader: spec.offload)
             } catch {
                 // EBUSY: someone made a link of that name between our check and the ioctl.
-                throw error.errno == .EBUSY ? .nameInUse(name: spec.name ?? "") : .kernel(error)
+                throw error.errno == .EBUSY ? .nameInUse(name: spec.kernelName ?? "") : .kernel(error)
             }
             var persisted = false
             var handedOver = false
@@ -93,11 +96,13 @@ public final class DeviceManager: Sendable {
                 let now = Timestamp.now()
                 let link = try bringUp(opened, spec: spec, replace: false)
                 try checkTunnelPath(spec, index: link.index)
-                var record = DeviceRecord(name: opened.name, spec: spec, createdAt: now, updatedAt: now)
-                record.spec.name = opened.name
+                // Without an ifname the device is called what the kernel called the link (it may have picked).
+                let name = spec.ifname == nil ? opened.name : spec.name!
+                var record = DeviceRecord(name: name, spec: spec, createdAt: now, updatedAt: now)
+                record.spec.name = name
                 record.setRoutes(spec.routes.map { DeviceRoute(id: 0, spec: $0) })
                 if spec.kind == .tap && spec.mac == nil { record.spec.mac = link.mac }
-                let claim = idempotencyKey.map { IdempotencyClaim(key: $0, fingerprint: fingerprint, deviceName: opened.name) }
+                let claim = idempotencyKey.map { IdempotencyClaim(key: $0, fingerprint: fingerprint, deviceName: name) }
                 record = try store.insert(record, claim: claim)
                 stored = record
                 try kernel { () throws(KernelError) in try opened.setPersistent(true) }
@@ -134,7 +139,7 @@ public final class DeviceManager: Sendable {
             }
         }
         // A fresh create has just installed every route the kernel acknowledged; no need to ask it again.
-        let link = configured ?? (try? links.link(named: managed.record.name)) ?? nil
+        let link = configured ?? (try? links.link(named: managed.record.kernelName)) ?? nil
         return (snapshot(managed, link: link, kernelRoutes: replayed ? nil : managed.record.spec.routes), replayed)
     }
 
@@ -275,15 +280,24 @@ public final class DeviceManager: Sendable {
         // One route dump for every device, and none when no device has routes.
         let routesByLink = managed.contains { !$0.record.routes.isEmpty } ? (try? links.ownedRoutesByLink()) ?? [:] : [:]
         return managed.map { managed in
-            let link = linksByName[managed.record.name]
+            let link = linksByName[managed.record.kernelName]
             let kernelRoutes = link.map { routesByLink[$0.index] ?? [] }
             return (snapshot(managed, link: link, kernelRoutes: kernelRoutes), statistics(managed, link: link))
         }
     }
 
+    /// Whether `name` is one of this manager's devices.
+    public func manages(_ name: String) -> Bool { devices.withLock { $0[name] != nil } }
+
+    /// How many devices this manager keeps.
+    public var count: Int { devices.withLock { $0.count } }
+
+    /// Bumped by every change to the desired state of any of its devices.
+    var version: UInt64 { devices.withLock { $0.version } }
+
     public func get(_ name: String) throws(TundError) -> DeviceSnapshot {
         let managed = try managedDevice(name)
-        return snapshot(managed, link: (try? links.link(named: name)) ?? nil)
+        return snapshot(managed, link: (try? links.link(named: managed.record.kernelName)) ?? nil)
     }
 
     /// The worker's counters and the kernel's for one device. The kernel's come from the link tund's
@@ -350,7 +364,7 @@ public final class DeviceManager: Sendable {
             }
             // Still there when another process holds a queue descriptor, or restore never opened it.
             do throws(KernelError) {
-                if let link = try links.link(named: name), owned(link) { try links.deleteLink(index: link.index) }
+                if let link = try links.link(named: managed.record.kernelName), owned(link) { try links.deleteLink(index: link.index) }
             } catch {
                 logger.error("device forgotten, but its link could not be removed; it carries tund's alias, so the next start removes it",
                              metadata: deviceMetadata(managed.record).merging(["error": "\(error)"]) { $1 })
@@ -400,6 +414,8 @@ public final class DeviceManager: Sendable {
 struct DeviceTable {
     private(set) var byName: [String: ManagedDevice] = [:]
     private var nameByIndex: [Int32: String] = [:]
+    /// The device of each link name, where the two differ (`ifname`).
+    private var nameByKernelName: [String: String] = [:]
     /// Bumped by every change to the desired state of any device: the collection's entity tag.
     var version: UInt64 = 0
 
@@ -407,8 +423,10 @@ struct DeviceTable {
         get { byName[name] }
         set {
             if let old = byName[name]?.index, nameByIndex[old] == name { nameByIndex[old] = nil }
+            if let old = byName[name]?.record.kernelName, old != name { nameByKernelName[old] = nil }
             byName[name] = newValue
             if let index = newValue?.index { nameByIndex[index] = name }
+            if let kernelName = newValue?.record.kernelName, kernelName != name { nameByKernelName[kernelName] = name }
         }
     }
 
@@ -417,6 +435,11 @@ struct DeviceTable {
     var count: Int { byName.count }
 
     func name(index: Int32) -> String? { nameByIndex[index] }
+
+    /// The device whose link is called `kernelName`.
+    func name(kernelName: String) -> String? {
+        nameByKernelName[kernelName] ?? (byName[kernelName].map { $0.record.kernelName == kernelName } == true ? kernelName : nil)
+    }
 }
 
 /// A device under management: its record, and, when it is live, its descriptors and worker. A device

@@ -95,8 +95,13 @@ extension RouteSpec {
 
 /// The desired configuration of one device, as a client asks for it.
 public struct DeviceSpec: Equatable, Sendable {
-    /// nil: the kernel picks `tunN` / `tapN` at creation.
+    /// The device's name in the API (unique in tund). nil: the kernel picks `tunN` / `tapN` at creation.
     public var name: String?
+    /// Its name in the kernel when that differs from `name` (two containers may both have an `eth0`).
+    public var ifname: String?
+    /// The network namespace it lives in: a name under /run/netns or an absolute path to a namespace
+    /// file; nil for tund's own namespace.
+    public var netns: String?
     public var kind: DeviceKind
     public var mtu: Int
     public var up: Bool
@@ -146,6 +151,9 @@ public struct DeviceSpec: Equatable, Sendable {
         self.policy = policy
     }
 
+    /// The link's name in its namespace.
+    public var kernelName: String? { ifname ?? name }
+
     /// Whether the device needs IPv6 on: it has an IPv6 address or route. Without either, tund keeps IPv6
     /// off on the link (no link-local address, no IPv6 routes of its own; see TunKit's IPv6Switch).
     public var usesIPv6: Bool {
@@ -154,7 +162,14 @@ public struct DeviceSpec: Equatable, Sendable {
 
     /// Checks everything that can be known without the kernel; throws the first problem, naming the field.
     public func validate() throws(TundError) {
-        if let name { try Self.validateName(name) }
+        if let ifname {
+            try Self.validateName(ifname, field: "ifname")
+            guard let name else { throw .invalidField(field: "name", reason: "a device with an ifname needs a name of its own") }
+            try Self.validateAPIName(name)
+        } else if let name {
+            try Self.validateName(name)
+        }
+        if let netns { try Self.validateNamespace(netns) }
         guard Self.mtuRange.lowerBound...Self.maximumMTU(kind) ~= mtu else {
             throw .invalidField(field: "mtu", reason: "must be between \(Self.mtuRange.lowerBound) and \(Self.maximumMTU(kind)) for a \(kind.rawValue) device, got \(mtu)")
         }
@@ -206,20 +221,47 @@ public struct DeviceSpec: Equatable, Sendable {
 
     /// A Linux interface name: 1 to 15 bytes (IFNAMSIZ - 1), and here only letters, digits, `_`, `-`
     /// and `.`: no `/`, `:`, `%`, space or control characters, not `.` or `..`.
-    public static func validateName(_ name: String) throws(TundError) {
+    public static func validateName(_ name: String, field: String = "name") throws(TundError) {
+        try validateName(name, field: field, maximum: 15, limit: "IFNAMSIZ - 1")
+    }
+
+    /// A name in the API only (the link is called `ifname`): the same characters, up to 63 bytes.
+    public static func validateAPIName(_ name: String) throws(TundError) {
+        try validateName(name, field: "name", maximum: 63, limit: "the limit for a device with an ifname")
+    }
+
+    private static func validateName(_ name: String, field: String, maximum: Int, limit: String) throws(TundError) {
         let bytes = Array(name.utf8)
-        guard !bytes.isEmpty else { throw .invalidField(field: "name", reason: "must not be empty") }
-        guard bytes.count <= 15 else {
-            throw .invalidField(field: "name", reason: "must be at most 15 bytes (IFNAMSIZ - 1), got \(bytes.count)")
+        guard !bytes.isEmpty else { throw .invalidField(field: field, reason: "must not be empty") }
+        guard bytes.count <= maximum else {
+            throw .invalidField(field: field, reason: "must be at most \(maximum) bytes (\(limit)), got \(bytes.count)")
         }
-        let allowed = bytes.allSatisfy { byte in
-            (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
-                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+        guard bytes.allSatisfy(isNameByte) else {
+            throw .invalidField(field: field, reason: "may contain only ASCII letters, digits, '_', '-' and '.'")
         }
-        guard allowed else {
-            throw .invalidField(field: "name", reason: "may contain only ASCII letters, digits, '_', '-' and '.'")
+        guard name != ".", name != ".." else { throw .invalidField(field: field, reason: "must not be '.' or '..'") }
+    }
+
+    private static func isNameByte(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
+            || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+    }
+
+    /// `ip netns` names (a file under /run/netns) or absolute paths as container runtimes pass them.
+    public static func validateNamespace(_ netns: String) throws(TundError) {
+        let bytes = Array(netns.utf8)
+        guard !bytes.isEmpty, bytes.count <= 4096 else {
+            throw .invalidField(field: "netns", reason: "must be a namespace name or an absolute path of at most 4096 bytes")
         }
-        guard name != ".", name != ".." else { throw .invalidField(field: "name", reason: "must not be '.' or '..'") }
+        if bytes.first == UInt8(ascii: "/") {
+            guard !bytes.contains(0), !netns.split(separator: "/").contains("..") else {
+                throw .invalidField(field: "netns", reason: "a namespace path must not contain NUL or '..'")
+            }
+        } else {
+            guard bytes.count <= 255, bytes.allSatisfy(isNameByte), netns != ".", netns != ".." else {
+                throw .invalidField(field: "netns", reason: "a namespace name (under /run/netns) may contain only ASCII letters, digits, '_', '-' and '.'; give other namespaces as absolute paths")
+            }
+        }
     }
 
     private func validateAddresses() throws(TundError) {

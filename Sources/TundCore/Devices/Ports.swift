@@ -128,6 +128,27 @@ extension LinkControl {
     }
 }
 
+/// Another network namespace, as the core needs it: the kernel ports of that namespace, and whether it
+/// is still there.
+public struct NamespaceKernel: Sendable {
+    public var links: any LinkControl
+    public var notices: any KernelNotices
+    /// False once the namespace's file is gone (`ip netns del`, the container exited) or names another.
+    public var isPresent: @Sendable () -> Bool
+
+    public init(links: any LinkControl, notices: any KernelNotices, isPresent: @escaping @Sendable () -> Bool) {
+        self.links = links
+        self.notices = notices
+        self.isPresent = isPresent
+    }
+}
+
+/// Opens network namespaces by the reference a device gives (`netns`).
+public protocol NamespaceOpener: Sendable {
+    /// A name under /run/netns or an absolute path; throws (ENOENT, EINVAL) when it names no namespace.
+    func open(_ reference: String) throws(KernelError) -> NamespaceKernel
+}
+
 /// A change in the kernel that may concern a device, as the kernel announced it.
 public enum KernelNotice: Sendable, Equatable {
     case link(name: String, index: Int32, up: Bool, deleted: Bool)

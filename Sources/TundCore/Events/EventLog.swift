@@ -7,6 +7,8 @@ public struct DeviceEvent: Equatable, Sendable {
         case driftDetected = "drift.detected", driftRepaired = "drift.repaired"
         case workerStarted = "worker.started", workerStopped = "worker.stopped", workerFailed = "worker.failed"
         case linkUp = "link.up", linkDown = "link.down"
+        /// The device's network namespace is gone (the container exited, `ip netns del`).
+        case namespaceMissing = "namespace.missing"
         /// Sent to a reconnecting client whose missed events fell out of the ring: refetch the state.
         case resync
     }
