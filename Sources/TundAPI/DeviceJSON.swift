@@ -15,6 +15,7 @@ enum DeviceJSON {
                 ("mtu", .integer(Int64(link.mtu))),
             ]
             if spec.kind == .tap, let mac = link.mac { state.append(("mac", .string(mac.description))) }
+            state.append(("addresses", .array((snapshot.liveAddresses ?? []).map { .string($0.description) })))
         }
         state.append(("reason", .optional(snapshot.absentReason)))
         state.append(("restore_error", .optional(snapshot.restoreError)))

@@ -30,6 +30,34 @@ import TundCore
         #expect(field(of: DeviceSpec(name: name, kind: .tun)) == nil)
     }
 
+    @Test func aKernelNameOfItsOwnLetsTheNameBeLonger() {
+        var spec = DeviceSpec(name: "cni-0123456789ab-eth0", kind: .tap)
+        #expect(field(of: spec) == "name")
+        spec.ifname = "eth0"
+        #expect(field(of: spec) == nil && spec.kernelName == "eth0")
+        spec.ifname = "abcdefghijklmnop"
+        #expect(field(of: spec) == "ifname")
+        spec.ifname = "eth0"
+        spec.name = String(repeating: "a", count: 64)
+        #expect(field(of: spec) == "name")
+        spec.name = nil
+        #expect(field(of: spec) == "name")
+    }
+
+    @Test(arguments: ["vm1", "cni-1234", "/run/netns/vm1", "/var/run/netns/cni-1234", "/proc/42/ns/net"])
+    func acceptsNamespaceReferences(_ netns: String) {
+        var spec = DeviceSpec(name: "tap0", kind: .tap)
+        spec.netns = netns
+        #expect(field(of: spec) == nil)
+    }
+
+    @Test(arguments: ["", "a/b", "..", ".", "../x", "/run/netns/../../etc/x", "vm 1", "/a\u{0}b"])
+    func rejectsBadNamespaceReferences(_ netns: String) {
+        var spec = DeviceSpec(name: "tap0", kind: .tap)
+        spec.netns = netns
+        #expect(field(of: spec) == "netns")
+    }
+
     @Test func checksRangesAndCombinations() throws {
         #expect(field(of: DeviceSpec(kind: .tun, mtu: 67)) == "mtu")
         #expect(field(of: DeviceSpec(kind: .tun, mtu: 65536)) == "mtu")

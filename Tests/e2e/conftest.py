@@ -206,6 +206,16 @@ class Tund:
         return self.request("DELETE", path)
 
 
+def eventually(check, attempts=100):
+    """Retries a kernel check while tund acts (bounded: at most 10 s); returns the last result."""
+    for _ in range(attempts):
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    return check()
+
+
 def ip_json(*args):
     out = subprocess.run(["ip", "-j", *args], check=True, capture_output=True, text=True).stdout
     return json.loads(out) if out.strip() else []

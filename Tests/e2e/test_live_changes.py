@@ -2,9 +2,8 @@
 import sqlite3
 import subprocess
 import threading
-import time
 
-from conftest import ip_json, link_names
+from conftest import eventually, ip_json, link_names
 from sse import EventClient
 from test_devices import TUN0, global_addresses, routes_via
 
@@ -20,16 +19,6 @@ def patch(tund, name, body, if_match=None):
     if if_match is not None:
         headers["If-Match"] = if_match
     return tund.request("PATCH", f"/devices/{name}", body=body, headers=headers)
-
-
-def eventually(check, attempts=100):
-    """Retries a kernel check while tund repairs (bounded: at most 10 s); returns the last result."""
-    for _ in range(attempts):
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    return check()
 
 
 def test_patch_mtu_and_up_apply_at_once_and_survive_restarts(tund):

@@ -897,11 +897,13 @@ REJECTED = [
     ({"type": "tun", "worker": {"mode": "tunnel", "local": "[::1]:7000", "remote": "127.0.0.1:7001"}}, "worker.remote"),
     ({"type": "tun", "worker": {"threads": 2}}, "worker.threads"),
     ({"type": "tun", "worker": "count"}, "worker"),
+    ({"type": "tun", "ifname": "eth0"}, "name"),
 ]
 
 # Bodies that DeviceCreate accepts at its edges; the daemon must create them.
 ACCEPTED = [
     {"type": "tun", "name": "a" * 15},
+    {"type": "tun", "name": "a" * 63, "ifname": "b" * 15},
     {"type": "tun", "name": "x.y_z-1", "mtu": 68, "queues": 64},
     {"type": "tun", "mtu": None, "up": None, "owner": None, "group": None, "queues": None, "mac": None,
      "addresses": None, "routes": None, "worker": None, "name": None},

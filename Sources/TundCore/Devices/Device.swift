@@ -120,6 +120,8 @@ public struct DeviceSnapshot: Equatable, Sendable {
     /// The stored routes the kernel holds now. A link that is down holds none: its routes wait in the
     /// store and go back when it comes up.
     public var activeRouteIDs: Set<Int64> = []
+    /// The addresses on the link as the kernel holds them now (any owner's); nil while it is absent.
+    public var liveAddresses: [IPPrefix]?
     /// Why the link is absent, when tund knows: "namespace_missing".
     public var absentReason: String?
 }

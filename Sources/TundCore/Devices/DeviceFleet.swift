@@ -38,12 +38,16 @@ public final class DeviceFleet: Sendable {
     static let presenceCheckMilliseconds: Int32 = 500
 
     public var events: EventLog { home.events }
-    public var isReady: Bool { home.isReady }
+    /// Ready once every namespace's devices are restored, not only tund's own.
+    public var isReady: Bool { restored.load(ordering: .acquiring) && home.isReady }
+    private let restored = Atomic<Bool>(false)
 
     /// `opener`: nil where devices in other namespaces cannot be made (tests of the home namespace).
     public init(home: DeviceManager, opener: (any NamespaceOpener)?) {
         self.home = home
         self.opener = opener
+        // A fleet over a manager restored on its own (tests of the home namespace) is ready with it.
+        restored.store(home.isReady, ordering: .releasing)
     }
 
     // MARK: - Restore and shutdown
@@ -70,6 +74,7 @@ public final class DeviceFleet: Sendable {
             }
         }
         startPresenceChecks()
+        restored.store(true, ordering: .releasing)
         return report
     }
 
@@ -169,7 +174,7 @@ public final class DeviceFleet: Sendable {
             state.stranded[name] = nil
             state.generation += 1
         }
-        events.publish(.deleted, device: name, [("netns", record.spec.netns ?? "")])
+        events.publish(.deleted, device: name)
         home.logger.info("device forgotten; its namespace was gone", metadata: ["device": "\(name)", "netns": "\(record.spec.netns ?? "")"])
     }
 

@@ -279,10 +279,12 @@ public final class DeviceManager: Sendable {
         let linksByName = ((try? links.links()) ?? []).byName()
         // One route dump for every device, and none when no device has routes.
         let routesByLink = managed.contains { !$0.record.routes.isEmpty } ? (try? links.ownedRoutesByLink()) ?? [:] : [:]
+        let addressesByLink = managed.isEmpty ? [:] : (try? links.addressesByLink()) ?? [:]
         return managed.map { managed in
             let link = linksByName[managed.record.kernelName]
             let kernelRoutes = link.map { routesByLink[$0.index] ?? [] }
-            return (snapshot(managed, link: link, kernelRoutes: kernelRoutes), statistics(managed, link: link))
+            let kernelAddresses = link.map { (addressesByLink[$0.index] ?? []).map(\.prefix) }
+            return (snapshot(managed, link: link, kernelRoutes: kernelRoutes, kernelAddresses: kernelAddresses), statistics(managed, link: link))
         }
     }
 
@@ -329,7 +331,9 @@ public final class DeviceManager: Sendable {
 
     /// The device as the API shows it. `kernelRoutes`: tund's routes out of the link as the kernel holds
     /// them now; nil asks the kernel, unless the link is absent or down (then it holds none of them).
-    func snapshot(_ managed: ManagedDevice, link: LinkState?, kernelRoutes: [RouteSpec]? = nil) -> DeviceSnapshot {
+    /// `kernelAddresses`: the link's addresses as the kernel holds them; nil asks the kernel.
+    func snapshot(_ managed: ManagedDevice, link: LinkState?, kernelRoutes: [RouteSpec]? = nil,
+                  kernelAddresses: [IPPrefix]? = nil) -> DeviceSnapshot {
         let link = link.flatMap { owned($0) ? $0 : nil }
         var active = Set<Int64>()
         if let link, link.up, !managed.record.routes.isEmpty,
@@ -339,7 +343,8 @@ public final class DeviceManager: Sendable {
         return DeviceSnapshot(record: managed.record, link: link,
                               workerRunning: managed.worker?.isRunning ?? false, restoreError: managed.restoreError,
                               lastDrift: managed.lastDrift, driftDetected: managed.driftDetected, driftRepaired: managed.driftRepaired,
-                              offloads: managed.offloads, activeRouteIDs: active)
+                              offloads: managed.offloads, activeRouteIDs: active,
+                              liveAddresses: link.map { link in kernelAddresses ?? ((try? links.addresses(index: link.index)) ?? []).map(\.prefix) })
     }
 
     // MARK: - Delete
