@@ -3,12 +3,14 @@ import PackageDescription
 
 // Dependencies point down: tund -> TundAPI -> TundHTTP; tund -> TundCore -> NetAddress;
 // TunKit and TundStore are OS/storage adapters that know nothing of Core, HTTP or each other.
+// The clients point down too: tundctl -> TundClient -> TundJSON; tund-cni -> TundCNI -> TundClient.
 let package = Package(
     name: "tund",
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tund", targets: ["tund"]),
         .executable(name: "tundctl", targets: ["tundctl"]),
+        .executable(name: "tund-cni", targets: ["tund-cni"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -49,11 +51,16 @@ let package = Package(
             ]
         ),
 
+        // What every client of the HTTP API shares: the server address, HTTP over TCP and Unix sockets, the token.
+        .target(name: "TundClient", dependencies: ["TundJSON"]),
         // The command-line client: talks to the daemon over the HTTP API only.
         .executableTarget(
             name: "tundctl",
-            dependencies: ["TundJSON", "TundVersion", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["TundClient", "TundJSON", "TundVersion", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // The CNI plugin: a container runtime's ADD/DEL/CHECK become device requests to tund (logic in TundCNI, testable).
+        .target(name: "TundCNI", dependencies: ["TundClient", "TundJSON", "NetAddress"]),
+        .executableTarget(name: "tund-cni", dependencies: ["TundCNI", "TundClient", "TundJSON"]),
 
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"]),
         .testTarget(name: "TunKitTests", dependencies: ["TunKit", "NetAddress", "CLinux"]),
@@ -63,6 +70,7 @@ let package = Package(
         .testTarget(name: "TundCoreTests", dependencies: ["TundCore", "NetAddress", "Errno", "TundFakes"]),
         .testTarget(name: "TundDataPlaneTests", dependencies: ["TundDataPlane", "NetAddress", "PacketCounters", "TundFakes"]),
         .testTarget(name: "TundHTTPTests", dependencies: ["TundHTTP"]),
+        .testTarget(name: "TundCNITests", dependencies: ["TundCNI", "TundJSON", "NetAddress"]),
         .testTarget(name: "TundAPITests", dependencies: ["TundAPI", "TundCore", "TundHTTP", "TundJSON", "NetAddress", "Errno", "TundFakes"]),
     ]
 )

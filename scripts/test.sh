@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 # What the tests run (every program in scripts/test-programs.txt comes from one of these) and what
 # pytest imports; require_programs checks the list against what this line asked for.
-ensure_debian_packages "${RUNTIME_PACKAGES[@]}" iproute2 iputils-ping iperf3 tshark prometheus jq curl openssl util-linux mount coreutils procps dash python3 python3-pip python3-yaml python3-pytest python3-jsonschema
+ensure_debian_packages "${RUNTIME_PACKAGES[@]}" iproute2 iputils-ping iperf3 tshark prometheus jq curl openssl util-linux mount coreutils procps dash python3 python3-pip python3-yaml python3-pytest python3-jsonschema containernetworking-plugins
 require_programs scripts/test-programs.txt
 
 python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check --break-system-packages openapi-spec-validator pyyaml jsonschema pytest 2>/dev/null || python3 -m pip install -q --disable-pip-version-check openapi-spec-validator pyyaml jsonschema pytest
@@ -25,6 +25,7 @@ UNIT=(--sanitize=address --build-path .build-asan)
 swift build --build-tests "${UNIT[@]}"
 swift build -c release
 export TUND_BIN="$(swift build -c release --show-bin-path)/tund"
+export TUND_CNI_BIN="$(swift build -c release --show-bin-path)/tund-cni"
 export ASAN_OPTIONS=detect_leaks=0
 
 # The machine's own namespace, so the tests can refuse to run in it (/proc/1 may be unreadable here).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TundClient
 import TundJSON
 
 /// `tundctl addresses ...`: single addresses of a device, added and removed live.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TundClient
 import TundJSON
 
 /// `apply -f FILE`: PUT /devices, so tund's devices become exactly the set in FILE; prints the plan it

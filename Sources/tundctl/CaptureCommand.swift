@@ -1,4 +1,5 @@
 import ArgumentParser
+import TundClient
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,7 +53,7 @@ struct CaptureCommand: TundCommand {
         var counter = PcapRecordCounter()
         while let piece = try reader.nextBodyPiece() {
             counter.feed(piece)
-            let failure = StandardStreams.writeAll(destination, piece)
+            let failure = DescriptorIO.writeAll(destination, piece)
             guard failure == 0 else {
                 if destination == 1 { throw OutputClosed() }
                 throw LocalError("cannot write \(output ?? "-"): \(String(cString: strerror(failure)))")

@@ -1,3 +1,6 @@
+import TundClient
+import TundJSON
+
 /// A problem with the command line found after parsing, such as a malformed --server (exit status 64).
 struct UsageError: Error {
     let message: String
@@ -32,7 +35,7 @@ enum CommandFailure {
             }
             return .serverError
         case let failure as HTTPClientError:
-            StandardStreams.err("error: \(failure.message(server: options.serverText, timeout: timeout))\n")
+            StandardStreams.err("error: \(failure.message(server: options.serverText, timeout: timeout, program: "tundctl"))\n")
             return .unreachable
         case let failure as LocalError:
             StandardStreams.err("error: \(failure.message)\n")
@@ -45,5 +48,14 @@ enum CommandFailure {
         default:
             throw error
         }
+    }
+}
+
+extension ServerError {
+    /// Lines printed after the error as `note: ...`: what a failed `PUT /devices` had applied before it
+    /// failed (the error's `applied` object), then the command's hint.
+    var notes: [String] {
+        let applied = PlanText.appliedBeforeFailure((try? JSONValue.parse(body))?["error"])
+        return [applied, hint].compactMap { $0 }
     }
 }

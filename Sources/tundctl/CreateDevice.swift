@@ -1,4 +1,5 @@
 import ArgumentParser
+import TundClient
 import TundJSON
 
 /// `devices create [NAME] ...`: POST /devices, then the device as `devices show` prints it.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TundClient
 import TundJSON
 
 /// `tundctl devices ...`: the devices tund manages.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TundClient
 import TundJSON
 
 /// `events`: follows GET /events, one line per event, reconnecting with `Last-Event-ID` when the
@@ -61,7 +62,7 @@ struct EventsCommand: TundCommand {
             } catch let failure as HTTPClientError {
                 // Only a stream that once worked is retried; a first connection that fails is reported.
                 guard connected, !noReconnect else { throw failure }
-                StandardStreams.err("note: event stream lost (\(failure.message(server: global.serverText, timeout: Self.idleTimeout))); reconnecting\n")
+                StandardStreams.err("note: event stream lost (\(failure.message(server: global.serverText, timeout: Self.idleTimeout, program: "tundctl"))); reconnecting\n")
             }
             MonotonicClock.sleep(until: MonotonicClock.now() + Double(max(retryMilliseconds, 100)) / 1000)
         }

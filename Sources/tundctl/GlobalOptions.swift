@@ -1,4 +1,5 @@
 import ArgumentParser
+import TundClient
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -37,8 +38,13 @@ struct GlobalOptions: ParsableArguments {
 
     /// A client for the chosen server and token; `timeout` bounds connecting and each read (0: none).
     func makeClient(timeout: Double) throws -> APIClient {
-        let address = try ServerAddress(parsing: serverText)
-        return APIClient(http: HTTPClient(server: address), token: try resolveToken(), timeout: timeout)
+        let address: ServerAddress
+        do {
+            address = try ServerAddress(parsing: serverText)
+        } catch {
+            throw UsageError("--server \(error.text): \(error.reason)")
+        }
+        return APIClient(http: HTTPClient(server: address, userAgent: "tundctl/1"), token: try resolveToken(), timeout: timeout)
     }
 
     private func resolveToken() throws -> String? {
@@ -61,31 +67,15 @@ struct GlobalOptions: ParsableArguments {
                 return nil
             }
         }
-        let trimmed = text.trimmingWhitespace()
-        guard !trimmed.isEmpty else { throw UsageError("the token is empty") }
-        guard trimmed.utf8.allSatisfy({ (0x21...0x7e).contains($0) }) else {
-            throw UsageError("the token must be printable ASCII without spaces")
+        do {
+            return try BearerToken.validated(text)
+        } catch {
+            throw UsageError(error.message)
         }
-        return trimmed
     }
 
     private static func readTokenFile(_ path: String) throws -> String {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw LocalError("cannot read the token file \(path): \(String(cString: strerror(errno)))") }
-        defer { close(descriptor) }
-        var contents: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw LocalError("cannot read the token file \(path): \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            contents += chunk[..<count]
-            guard contents.count <= 64 * 1024 else { throw LocalError("the token file \(path) is larger than 64 KiB") }
-        }
-        return String(decoding: contents, as: UTF8.self)
+        String(decoding: try LocalFile.read(path, what: "the token file", limit: BearerToken.fileLimit), as: UTF8.self)
     }
 }
 

@@ -1,3 +1,4 @@
+import TundClient
 import TundJSON
 
 /// `apply` and `diff` as people read them, and the request body they send. Pure functions of tund's

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TundClient
 import TundJSON
 
 /// `tundctl routes ...`: single routes through a device, added and removed live.

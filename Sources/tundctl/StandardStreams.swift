@@ -1,3 +1,4 @@
+import TundClient
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,26 +16,12 @@ enum StandardStreams {
     }
 
     static func out(_ bytes: [UInt8]) throws(OutputClosed) {
-        guard writeAll(1, bytes) == 0 else { throw OutputClosed() }
+        guard DescriptorIO.writeAll(1, bytes) == 0 else { throw OutputClosed() }
     }
 
     /// Standard error: messages for people (errors, notes). Failures to write here are ignored.
     static func err(_ text: String) {
-        _ = writeAll(2, Array(text.utf8))
-    }
-
-    /// Writes every byte to `descriptor`: 0, or the errno of the write that failed.
-    static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) -> Int32 {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            offset += written
-        }
-        return 0
+        _ = DescriptorIO.writeAll(2, Array(text.utf8))
     }
 
     /// True when standard output is a terminal (binary data must not go there).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TundClient
 import TundJSON
 
 /// `stats NAME [--watch]`: GET /devices/{name}/stats once, or every interval with packet and byte rates.

@@ -1,3 +1,4 @@
+import TundClient
 import TundJSON
 
 /// Counters as people read them: the block of `stats NAME` and the lines of `stats NAME --watch`.

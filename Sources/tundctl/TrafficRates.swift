@@ -1,3 +1,4 @@
+import TundClient
 import TundJSON
 
 /// The worker's four traffic counters at one instant (seconds on `MonotonicClock`).

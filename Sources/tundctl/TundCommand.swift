@@ -1,4 +1,5 @@
 import ArgumentParser
+import TundClient
 #if canImport(Glibc)
 import Glibc
 #endif

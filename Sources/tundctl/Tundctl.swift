@@ -1,4 +1,5 @@
 import ArgumentParser
+import TundClient
 import TundVersion
 
 /// The tundctl command: a client for tund's HTTP API, and nothing else (it never touches the kernel).

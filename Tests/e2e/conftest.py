@@ -105,6 +105,14 @@ def tund_binary() -> str:
     return binary
 
 
+def tund_cni_binary() -> str:
+    """The CNI plugin: TUND_CNI_BIN (scripts/test.sh sets it), else next to the tund binary."""
+    binary = os.environ.get("TUND_CNI_BIN") or os.path.join(os.path.dirname(tund_binary()), "tund-cni")
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"no tund-cni binary at {binary}: build first (swift build) or set TUND_CNI_BIN", pytrace=False)
+    return binary
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -1,5 +1,5 @@
 """The programs the tests may run: those listed in scripts/test-programs.txt, whose Debian packages the
-test command installs, plus tund and tundctl as built and this Python.
+test command installs, plus tund, tundctl and tund-cni as built and this Python.
 
 `guard_subprocesses()` makes every subprocess the suite starts check that list first, so a test that
 starts using a new tool fails at once, naming it, instead of passing on the one machine where someone
@@ -95,9 +95,15 @@ def programs_run_by(argv, shell=False):
             yield from programs_run_by(rest[position:])
 
 
+def built_binaries() -> set:
+    """Binaries built by the test command that may live elsewhere (TUND_CNI_BIN), as real paths."""
+    return {os.path.realpath(os.environ[name]) for name in ("TUND_CNI_BIN",) if os.environ.get(name)}
+
+
 def unlisted(program: str, listed: dict) -> bool:
     if os.path.isabs(program):
-        if os.path.dirname(program) == built_directory() or os.path.realpath(program) == os.path.realpath(sys.executable):
+        if (os.path.dirname(program) == built_directory() or os.path.realpath(program) == os.path.realpath(sys.executable)
+                or os.path.realpath(program) in built_binaries()):
             return False
         program = os.path.basename(program)
     return program not in listed

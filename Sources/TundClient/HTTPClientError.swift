@@ -2,8 +2,9 @@
 import Glibc
 #endif
 
-/// Why an HTTP exchange with tund did not produce an answer. All of these exit with status 2.
-enum HTTPClientError: Error, Equatable {
+/// Why an HTTP exchange with tund did not produce an answer (tundctl exits with status 2, tund-cni
+/// reports "try again later").
+public enum HTTPClientError: Error, Equatable {
     /// The host name did not resolve.
     case unresolvable(host: String, reason: String)
     /// No connection could be made (ECONNREFUSED, ENOENT for a socket path, ETIMEDOUT, ...).
@@ -17,8 +18,8 @@ enum HTTPClientError: Error, Equatable {
     /// What came back is not HTTP/1.x as tundctl understands it.
     case malformed(String)
 
-    /// The sentence printed after `error: `, naming the server.
-    func message(server: String, timeout: Double) -> String {
+    /// The sentence printed after `error: `, naming the server; `program` is who could not read an answer.
+    public func message(server: String, timeout: Double, program: String) -> String {
         switch self {
         case .unresolvable(let host, let reason):
             return "cannot reach tund at \(server): cannot resolve \(host): \(reason)"
@@ -31,7 +32,7 @@ enum HTTPClientError: Error, Equatable {
         case .timedOut:
             return "tund at \(server) did not answer within \(formatSeconds(timeout)) s"
         case .malformed(let reason):
-            return "tund at \(server) sent an answer tundctl cannot read: \(reason)"
+            return "tund at \(server) sent an answer \(program) cannot read: \(reason)"
         }
     }
 

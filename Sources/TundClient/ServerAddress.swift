@@ -1,4 +1,4 @@
-/// Where tund listens, as given by `--server` or `TUND_SERVER`.
+/// Where tund listens, as given by tundctl's `--server` or `TUND_SERVER`, or tund-cni's `server`.
 ///
 /// Accepted forms:
 /// - `http://HOST[:PORT][/PREFIX]` where HOST is an IPv4 address, `[IPv6]`, or a name such as
@@ -6,23 +6,23 @@
 /// - `HOST:PORT` without a scheme, taken as `http://HOST:PORT`;
 /// - `unix:/PATH/TO.sock` (or `unix:///PATH`) for a Unix domain socket.
 ///
-/// `https` is refused: tundctl speaks plain HTTP only.
-struct ServerAddress: Equatable, CustomStringConvertible {
-    enum Endpoint: Equatable {
+/// `https` is refused: the clients speak plain HTTP only.
+public struct ServerAddress: Equatable, CustomStringConvertible {
+    public enum Endpoint: Equatable {
         case tcp(host: String, port: UInt16)
         case unix(path: String)
     }
 
-    let endpoint: Endpoint
+    public let endpoint: Endpoint
     /// A path prefix put before every API path (`http://proxy/tund` gives `/tund/devices`); "" for none.
-    let pathPrefix: String
+    public let pathPrefix: String
     /// The text it was parsed from, for messages.
-    let description: String
+    public let description: String
 
-    static let defaultURL = "http://127.0.0.1:8080"
+    public static let defaultURL = "http://127.0.0.1:8080"
 
     /// The value of the `Host` header.
-    var hostHeader: String {
+    public var hostHeader: String {
         switch endpoint {
         case .unix: return "localhost"
         case .tcp(let host, let port):
@@ -31,13 +31,13 @@ struct ServerAddress: Equatable, CustomStringConvertible {
         }
     }
 
-    init(parsing text: String) throws(UsageError) {
+    public init(parsing text: String) throws(ServerAddressError) {
         description = text
         if text.hasPrefix("unix:") {
             var path = Substring(text.dropFirst("unix:".count))
             if path.hasPrefix("//") { path = path.dropFirst(2) }
             guard path.hasPrefix("/"), path.count > 1 else {
-                throw UsageError("--server \(text): a Unix socket is given as unix:/absolute/path.sock")
+                throw ServerAddressError(text: text, reason: "a Unix socket is given as unix:/absolute/path.sock")
             }
             endpoint = .unix(path: String(path))
             pathPrefix = ""
@@ -47,7 +47,7 @@ struct ServerAddress: Equatable, CustomStringConvertible {
         if let schemeEnd = rest.firstRange(of: "://") {
             let scheme = rest[..<schemeEnd.lowerBound].lowercased()
             guard scheme == "http" else {
-                throw UsageError("--server \(text): only http:// and unix: are supported, not \(scheme)://")
+                throw ServerAddressError(text: text, reason: "only http:// and unix: are supported, not \(scheme)://")
             }
             rest = rest[schemeEnd.upperBound...]
         }
@@ -62,13 +62,13 @@ struct ServerAddress: Equatable, CustomStringConvertible {
             pathPrefix = ""
         }
         guard !authority.contains("@") else {
-            throw UsageError("--server \(text): user information in the URL is not supported; use --token")
+            throw ServerAddressError(text: text, reason: "user information in the URL is not supported; give the token separately")
         }
         let host: Substring
         let portText: Substring?
         if authority.hasPrefix("[") {
             guard let close = authority.firstIndex(of: "]") else {
-                throw UsageError("--server \(text): an IPv6 address must be closed with ]")
+                throw ServerAddressError(text: text, reason: "an IPv6 address must be closed with ]")
             }
             host = authority[authority.index(after: authority.startIndex)..<close]
             let after = authority[authority.index(after: close)...]
@@ -77,26 +77,32 @@ struct ServerAddress: Equatable, CustomStringConvertible {
             } else if after.hasPrefix(":") {
                 portText = after.dropFirst()
             } else {
-                throw UsageError("--server \(text): expected :PORT after the IPv6 address")
+                throw ServerAddressError(text: text, reason: "expected :PORT after the IPv6 address")
             }
         } else if let colon = authority.lastIndex(of: ":") {
             host = authority[..<colon]
             portText = authority[authority.index(after: colon)...]
             guard !host.contains(":") else {
-                throw UsageError("--server \(text): write an IPv6 address in brackets, like http://[::1]:8080")
+                throw ServerAddressError(text: text, reason: "write an IPv6 address in brackets, like http://[::1]:8080")
             }
         } else {
             host = authority
             portText = nil
         }
-        guard !host.isEmpty else { throw UsageError("--server \(text): the host is missing") }
+        guard !host.isEmpty else { throw ServerAddressError(text: text, reason: "the host is missing") }
         var port: UInt16 = 80
         if let portText {
             guard let parsed = UInt16(portText), parsed > 0 else {
-                throw UsageError("--server \(text): the port must be a number from 1 to 65535")
+                throw ServerAddressError(text: text, reason: "the port must be a number from 1 to 65535")
             }
             port = parsed
         }
         endpoint = .tcp(host: String(host), port: port)
     }
+}
+
+/// A server address that cannot be used; `reason` says why without repeating the address.
+public struct ServerAddressError: Error, Equatable {
+    public let text: String
+    public let reason: String
 }

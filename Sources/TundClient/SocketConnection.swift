@@ -7,7 +7,7 @@ import Glibc
 /// Contract: `connect` gives up after `connectTimeout` seconds; `receive` waits at most `readTimeout`
 /// seconds for data (SO_RCVTIMEO; 0 waits for ever) and then throws `.timedOut`; `send` writes
 /// everything or throws. SIGPIPE is never raised (MSG_NOSIGNAL).
-final class SocketConnection {
+public final class SocketConnection {
     private let descriptor: Int32
 
     private init(descriptor: Int32) {
@@ -17,7 +17,7 @@ final class SocketConnection {
     deinit { close(descriptor) }
 
     /// Connects to the first address of `endpoint` that accepts.
-    static func connect(to endpoint: ServerAddress.Endpoint, connectTimeout: Double, readTimeout: Double) throws(HTTPClientError) -> SocketConnection {
+    public static func connect(to endpoint: ServerAddress.Endpoint, connectTimeout: Double, readTimeout: Double) throws(HTTPClientError) -> SocketConnection {
         let connection: SocketConnection
         switch endpoint {
         case .unix(let path): connection = try connectUnix(path: path, timeout: connectTimeout)
@@ -28,7 +28,7 @@ final class SocketConnection {
     }
 
     /// Changes how long `receive` waits for data; 0 waits for ever.
-    func setReadTimeout(_ seconds: Double) throws(HTTPClientError) {
+    public func setReadTimeout(_ seconds: Double) throws(HTTPClientError) {
         var value = timeval(seconds: seconds)
         guard setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size)) == 0 else {
             throw .unreachable(errno: errno)
@@ -37,7 +37,7 @@ final class SocketConnection {
         _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &sendValue, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    func send(_ bytes: [UInt8]) throws(HTTPClientError) {
+    public func send(_ bytes: [UInt8]) throws(HTTPClientError) {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -52,7 +52,7 @@ final class SocketConnection {
     }
 
     /// Up to `limit` bytes as they arrive; empty at end of stream.
-    func receive(limit: Int = 64 * 1024) throws(HTTPClientError) -> [UInt8] {
+    public func receive(limit: Int = 64 * 1024) throws(HTTPClientError) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: limit)
         while true {
             let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }

@@ -1,7 +1,7 @@
 /// Numbers as people read them, without Foundation's formatters.
 
 /// `value` with exactly `decimals` digits after the point ("12.50"); "-" for NaN and infinities.
-func formatFixed(_ value: Double, decimals: Int) -> String {
+public func formatFixed(_ value: Double, decimals: Int) -> String {
     guard value.isFinite else { return "-" }
     guard abs(value) < 1e15 else { return "\(value)" }
     var scale: Int64 = 1
@@ -16,7 +16,7 @@ func formatFixed(_ value: Double, decimals: Int) -> String {
 }
 
 /// Seconds with at most three decimals and no trailing zeros: "10", "0.3", "1.25".
-func formatSeconds(_ seconds: Double) -> String {
+public func formatSeconds(_ seconds: Double) -> String {
     var text = formatFixed(seconds, decimals: 3)
     if text.contains(".") {
         while text.hasSuffix("0") { text.removeLast() }
@@ -26,7 +26,7 @@ func formatSeconds(_ seconds: Double) -> String {
 }
 
 /// A byte count in binary units: "512 B", "1.5 KiB", "3.2 MiB".
-func formatBytes(_ bytes: Double) -> String {
+public func formatBytes(_ bytes: Double) -> String {
     guard bytes.isFinite else { return "-" }
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
     var value = bytes
@@ -39,6 +39,6 @@ func formatBytes(_ bytes: Double) -> String {
 }
 
 /// A rate rounded to three decimals, for JSON.
-func roundedRate(_ value: Double) -> Double {
+public func roundedRate(_ value: Double) -> Double {
     (value * 1000).rounded() / 1000
 }

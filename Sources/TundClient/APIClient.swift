@@ -1,28 +1,34 @@
 import TundJSON
 
-/// tund's HTTP API as tundctl uses it: JSON request bodies, the bearer token on every request, and
+/// tund's HTTP API as its clients use it: JSON request bodies, the bearer token on every request, and
 /// error answers (any non-2xx status) thrown as `ServerError`.
-struct APIClient {
-    let http: HTTPClient
+public struct APIClient {
+    public let http: HTTPClient
     /// Sent as `Authorization: Bearer <token>` when set.
-    let token: String?
+    public let token: String?
     /// Seconds to wait for connecting and for each read; 0 waits for ever.
-    let timeout: Double
+    public let timeout: Double
 
-    var server: ServerAddress { http.server }
+    public var server: ServerAddress { http.server }
+
+    public init(http: HTTPClient, token: String?, timeout: Double) {
+        self.http = http
+        self.token = token
+        self.timeout = timeout
+    }
 
     /// A request that expects a complete answer. `json` becomes the body (`application/json`).
-    func send(_ method: String, _ path: String, json: JSONValue? = nil, headers: [(name: String, value: String)] = []) throws -> APIResponse {
+    public func send(_ method: String, _ path: String, json: JSONValue? = nil, headers: [(name: String, value: String)] = []) throws -> APIResponse {
         let response = try http.exchange(request(method, path, json: json, headers: headers), timeout: timeout)
         guard response.head.isSuccess else { throw ServerError(head: response.head, body: response.body) }
         return APIResponse(head: response.head, body: response.body)
     }
 
-    func get(_ path: String) throws -> APIResponse { try send("GET", path) }
+    public func get(_ path: String) throws -> APIResponse { try send("GET", path) }
 
     /// A GET whose body is read as it arrives. `streamTimeout` bounds each wait for body data after the
     /// head (0: for ever). An error answer is read whole and thrown as `ServerError`.
-    func openStream(_ path: String, headers: [(name: String, value: String)] = [], streamTimeout: Double) throws -> (HTTPResponseHead, HTTPResponseReader) {
+    public func openStream(_ path: String, headers: [(name: String, value: String)] = [], streamTimeout: Double) throws -> (HTTPResponseHead, HTTPResponseReader) {
         let (head, reader) = try http.open(request("GET", path, json: nil, headers: headers), timeout: timeout)
         guard head.isSuccess else { throw ServerError(head: head, body: try reader.readBody()) }
         try reader.setReadTimeout(streamTimeout)
@@ -43,12 +49,12 @@ struct APIClient {
 }
 
 /// A successful answer.
-struct APIResponse {
-    let head: HTTPResponseHead
-    let body: [UInt8]
+public struct APIResponse {
+    public let head: HTTPResponseHead
+    public let body: [UInt8]
 
     /// The body parsed as JSON; a body that is not JSON means tund is not what answered.
-    func json() throws(HTTPClientError) -> JSONValue {
+    public func json() throws(HTTPClientError) -> JSONValue {
         do {
             return try JSONValue.parse(body)
         } catch {
@@ -57,7 +63,7 @@ struct APIResponse {
     }
 
     /// The body as compact JSON text ending in a newline, exactly as tund sent it, for `--json`.
-    var jsonLine: [UInt8] {
+    public var jsonLine: [UInt8] {
         var line = body
         while let last = line.last, last == 0x0a || last == 0x0d || last == 0x20 { line.removeLast() }
         line.append(0x0a)
@@ -67,18 +73,18 @@ struct APIResponse {
 
 /// tund's error answer: `{"error": {"code", "message", "field"?, "errno"?}}` with a non-2xx status.
 /// An answer that is not in this form (a proxy's page, say) keeps the status and shows the body's start.
-struct ServerError: Error {
-    let status: Int
-    let code: String
-    let message: String
-    let field: String?
-    let errno: String?
+public struct ServerError: Error {
+    public let status: Int
+    public let code: String
+    public let message: String
+    public let field: String?
+    public let errno: String?
     /// The body as received, printed on standard output with `--json`.
-    let body: [UInt8]
+    public let body: [UInt8]
     /// Advice the command adds for this failure (`give --recreate ...`), printed as a note.
-    var hint: String? = nil
+    public var hint: String? = nil
 
-    init(head: HTTPResponseHead, body: [UInt8]) {
+    public init(head: HTTPResponseHead, body: [UInt8]) {
         status = head.status
         self.body = body
         let error = (try? JSONValue.parse(body))?["error"]
@@ -96,15 +102,8 @@ struct ServerError: Error {
         }
     }
 
-    /// Lines printed after the error as `note: ...`: what a failed `PUT /devices` had applied before it
-    /// failed (the error's `applied` object), then the command's hint.
-    var notes: [String] {
-        let applied = PlanText.appliedBeforeFailure((try? JSONValue.parse(body))?["error"])
-        return [applied, hint].compactMap { $0 }
-    }
-
     /// `<message> (<code>[, field <field>][, errno <errno>])`
-    var summary: String {
+    public var summary: String {
         var details = [code]
         if let field { details.append("field \(field)") }
         if let errno { details.append("errno \(errno)") }

@@ -1,15 +1,15 @@
 /// The head of an HTTP response: status and headers (names kept as sent, looked up case-insensitively).
-struct HTTPResponseHead {
-    let status: Int
-    let reason: String
-    let headers: [(name: String, value: String)]
+public struct HTTPResponseHead {
+    public let status: Int
+    public let reason: String
+    public let headers: [(name: String, value: String)]
 
-    func header(_ name: String) -> String? {
+    public func header(_ name: String) -> String? {
         let wanted = name.lowercased()
         return headers.first { $0.name.lowercased() == wanted }?.value
     }
 
-    var isSuccess: Bool { (200..<300).contains(status) }
+    public var isSuccess: Bool { (200..<300).contains(status) }
 }
 
 /// Reads one HTTP/1.1 response off a connection: the head, then the body piece by piece as it arrives.
@@ -18,7 +18,7 @@ struct HTTPResponseHead {
 /// `Transfer-Encoding` ends in `chunked` (decoded incrementally: a piece is returned as soon as part of
 /// a chunk has arrived, and chunk extensions and trailers are skipped); else `Content-Length` bytes; else
 /// everything until the server closes. The reader owns the connection and closes it when released.
-final class HTTPResponseReader {
+public final class HTTPResponseReader {
     private enum Framing {
         case empty
         case length(remaining: Int)
@@ -29,7 +29,7 @@ final class HTTPResponseReader {
         case finished
     }
 
-    static let maximumHeadBytes = 64 * 1024
+    public static let maximumHeadBytes = 64 * 1024
 
     private let connection: SocketConnection
     private var buffer: [UInt8] = []
@@ -41,10 +41,10 @@ final class HTTPResponseReader {
     }
 
     /// Changes the read timeout for the rest of the body (a stream may wait longer than a reply).
-    func setReadTimeout(_ seconds: Double) throws(HTTPClientError) { try connection.setReadTimeout(seconds) }
+    public func setReadTimeout(_ seconds: Double) throws(HTTPClientError) { try connection.setReadTimeout(seconds) }
 
     /// Reads the status line and headers, skipping interim 1xx answers, and prepares the body.
-    func readHead(requestMethod: String) throws(HTTPClientError) -> HTTPResponseHead {
+    public func readHead(requestMethod: String) throws(HTTPClientError) -> HTTPResponseHead {
         var headBytes = 0
         while true {
             let statusLine = try readLine(budget: &headBytes)
@@ -67,7 +67,7 @@ final class HTTPResponseReader {
     }
 
     /// The next piece of the body, or nil at its end.
-    func nextBodyPiece() throws(HTTPClientError) -> [UInt8]? {
+    public func nextBodyPiece() throws(HTTPClientError) -> [UInt8]? {
         while true {
             switch framing {
             case .empty, .finished:
@@ -108,7 +108,7 @@ final class HTTPResponseReader {
     }
 
     /// The whole rest of the body.
-    func readBody() throws(HTTPClientError) -> [UInt8] {
+    public func readBody() throws(HTTPClientError) -> [UInt8] {
         var body: [UInt8] = []
         while let piece = try nextBodyPiece() { body += piece }
         return body
@@ -168,7 +168,7 @@ final class HTTPResponseReader {
 
 extension String {
     /// Without leading and trailing spaces, tabs, CR and LF.
-    func trimmingWhitespace() -> String {
+    public func trimmingWhitespace() -> String {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }
         return String(drop(while: isSpace).reversed().drop(while: isSpace).reversed())
     }
