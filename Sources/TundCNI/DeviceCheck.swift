@@ -21,11 +21,22 @@ public enum DeviceCheck {
         if ifname != environment.ifname {
             problems.append("the device's interface is \(ifname ?? "null"), not \(environment.ifname)")
         }
-        let held = Set((device["addresses"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap { try? IPPrefix.parse($0).get() } })
-        for ip in previous.ips where !held.contains(ip.address) {
-            problems.append("the device does not hold \(ip.address)")
+        // tund's desired addresses, and the kernel's now (`state.addresses`): someone may have taken one
+        // off the link by hand and tund (policy `report`) left it so.
+        let stored = prefixes(device["addresses"])
+        let live = prefixes(state?["addresses"])
+        for ip in previous.ips {
+            if !stored.contains(ip.address) {
+                problems.append("tund's device does not list \(ip.address)")
+            } else if state?["present"]?.boolValue == true, !live.contains(ip.address) {
+                problems.append("the link does not hold \(ip.address) now")
+            }
         }
         return problems
+    }
+
+    private static func prefixes(_ list: JSONValue?) -> Set<IPPrefix> {
+        Set((list?.arrayValue ?? []).compactMap { $0.stringValue.flatMap { try? IPPrefix.parse($0).get() } })
     }
 
     /// tund takes a namespace as a name under /run/netns or as a path; the runtime always gives a path.

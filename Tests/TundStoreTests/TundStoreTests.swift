@@ -148,6 +148,43 @@ func temporaryDatabasePath() -> String {
         #expect(try DeviceDatabase(path: temporaryDatabasePath()).instanceID != first)
     }
 
+    @Test func upgradingToNamespacesKeepsEveryDeviceWithItsAddressesAndRoutes() throws {
+        let path = temporaryDatabasePath()
+        let old = try SQLiteDatabase(path: path)
+        _ = try MigrationRunner.migrate(old, migrations: EmbeddedMigration.all.filter { $0.version < 5 })
+        try old.execute("""
+            INSERT INTO devices (name, type, mtu, up, queues, worker_mode, created_at, updated_at, generation)
+                VALUES ('tun0', 'tun', 1400, 1, 1, 'count', 't', 't', 3);
+            INSERT INTO addresses VALUES (1, 0, '10.10.0.1', 24);
+            INSERT INTO routes (device_id, destination, gateway) VALUES (1, '10.20.0.0/16', '10.10.0.2');
+            """)
+        let db = try DeviceDatabase(path: path)
+        let all = try db.allDevices()
+        #expect(all.count == 1 && all[0].name == "tun0" && all[0].generation == 3 && all[0].netns == nil && all[0].ifname == nil)
+        #expect(all[0].addresses == ["10.10.0.1/24"] && all[0].routes.map(\.destination) == ["10.20.0.0/16"])
+        #expect(try db.database.query("PRAGMA foreign_key_check").isEmpty)
+        #expect(try db.delete(name: "tun0"))
+        #expect(try db.database.query("SELECT COUNT(*) FROM routes").first?.first?.integer == 0)
+    }
+
+    @Test func linkNamesAreUniquePerNamespaceAndLongNamesNeedOne() throws {
+        let db = try DeviceDatabase(path: temporaryDatabasePath())
+        var a = sample("pod-a-eth0"), b = sample("pod-b-eth0"), home = sample("eth0")
+        a.netns = "/run/netns/a"; a.ifname = "eth0"
+        b.netns = "/run/netns/b"; b.ifname = "eth0"
+        _ = try db.insert(a)
+        _ = try db.insert(b)
+        _ = try db.insert(home)
+        var clash = sample("pod-a-other")
+        clash.netns = "/run/netns/a"; clash.ifname = "eth0"
+        #expect(throws: SQLiteError.self) { try db.insert(clash) }
+        #expect(throws: SQLiteError.self) { try db.insert(sample("a-name-over-fifteen")) }
+        var long = sample("a-name-over-fifteen")
+        long.ifname = "tun7"
+        _ = try db.insert(long)
+        #expect(try db.allDevices().map(\.name) == ["pod-a-eth0", "pod-b-eth0", "eth0", "a-name-over-fifteen"])
+    }
+
     @Test func schemaChecksRejectNonsenseEvenIfCodeLetItThrough() throws {
         let db = try DeviceDatabase(path: temporaryDatabasePath())
         var bad = sample("x")
