@@ -107,7 +107,12 @@ public struct APIError: Error, Sendable, Equatable {
 }
 
 func jsonResponse(_ status: Int, _ body: JSONValue, headers: [(String, String)] = []) -> HTTPResponse {
-    var bytes = body.serialized()
-    bytes.append(0x0a)
-    return HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: bytes)
+    jsonResponse(status, bytes: body.serialized(), headers: headers)
+}
+
+/// A JSON answer already written (`JSONWriter`); the newline is added here, as for every answer.
+func jsonResponse(_ status: Int, bytes: [UInt8], headers: [(String, String)] = []) -> HTTPResponse {
+    var body = bytes
+    body.append(0x0a)
+    return HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: body)
 }

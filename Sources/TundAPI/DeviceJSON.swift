@@ -67,34 +67,89 @@ enum DeviceJSON {
         ])
     }
 
-    static func statistics(_ statistics: DeviceStatistics) -> JSONValue {
-        var worker = queueCounters(statistics.worker.total)
-        worker.insert(contentsOf: [("mode", .string(statistics.worker.mode.rawValue)), ("running", .bool(statistics.worker.running))], at: 0)
-        worker.append(("last_packet_at", .optional(statistics.worker.lastPacketAt)))
-        worker.append(("queues", .array(statistics.worker.queues.map { queue in
-            .object([("queue", .integer(Int64(queue.queue)))] + queueCounters(queue))
-        })))
-        return .object([
-            ("name", .string(statistics.name)),
-            ("worker", .object(worker)),
-            ("kernel", statistics.kernel.map(kernelCounters) ?? .null),
-            ("drift", .object([
-                ("detected", .integer(Int64(statistics.driftDetected))), ("repaired", .integer(Int64(statistics.driftRepaired))),
-            ])),
-        ])
+    /// `GET /devices/{name}/stats`, written straight to bytes: it answers every scrape of every device.
+    static func statistics(_ statistics: DeviceStatistics) -> [UInt8] {
+        var json = JSONWriter(capacity: 2048)
+        json.beginObject()
+        json.key(StatsKeys.name)
+        json.value(statistics.name)
+        json.key(StatsKeys.worker)
+        json.beginObject()
+        json.key(StatsKeys.mode)
+        json.value(statistics.worker.mode.rawValue)
+        json.key(StatsKeys.running)
+        json.value(statistics.worker.running)
+        writeQueueCounters(statistics.worker.total, to: &json)
+        json.key(StatsKeys.lastPacketAt)
+        json.value(statistics.worker.lastPacketAt)
+        json.key(StatsKeys.queues)
+        json.beginArray()
+        for queue in statistics.worker.queues {
+            json.beginObject()
+            json.key(StatsKeys.queue)
+            json.value(queue.queue)
+            writeQueueCounters(queue, to: &json)
+            json.endObject()
+        }
+        json.endArray()
+        json.endObject()
+        json.key(StatsKeys.kernel)
+        if let kernel = statistics.kernel {
+            json.beginObject()
+            for (key, value) in zip(StatsKeys.kernelCounters, kernel.values) {
+                json.key(key)
+                json.value(value)
+            }
+            json.endObject()
+        } else {
+            json.value(nil as String?)
+        }
+        json.key(StatsKeys.drift)
+        json.beginObject()
+        json.key(StatsKeys.detected)
+        json.value(statistics.driftDetected)
+        json.key(StatsKeys.repaired)
+        json.value(statistics.driftRepaired)
+        json.endObject()
+        json.endObject()
+        return json.bytes
     }
 
     /// A queue's counters from the counter table, in its order: top-level counters, then each group as an
     /// object; `dropped` (the sum of `dropped_reasons`) comes just before that group.
-    private static func queueCounters(_ values: QueueCounterValues) -> [(String, JSONValue)] {
-        var fields: [(String, JSONValue)] = []
-        fields.reserveCapacity(counterLayout.fields.count + 2 * counterLayout.groups.count)
-        for (counter, key) in counterLayout.fields { fields.append((key, .count(values[counter]))) }
-        for group in counterLayout.groups {
-            if group.name == "dropped_reasons" { fields.append(("dropped", .count(values.dropped))) }
-            fields.append((group.name, .object(group.fields.map { ($0.key, .count(values[$0.counter])) })))
+    private static func writeQueueCounters(_ values: QueueCounterValues, to json: inout JSONWriter) {
+        for (counter, key) in StatsKeys.layout.fields {
+            json.key(key)
+            json.value(values[counter])
         }
-        return fields
+        for group in StatsKeys.layout.groups {
+            if group.isDroppedReasons {
+                json.key(StatsKeys.dropped)
+                json.value(values.dropped)
+            }
+            json.key(group.key)
+            json.beginObject()
+            for (counter, key) in group.fields {
+                json.key(key)
+                json.value(values[counter])
+            }
+            json.endObject()
+        }
+    }
+
+    /// The keys of the stats answer, made once.
+    private enum StatsKeys {
+        static let name = JSONKey("name"), worker = JSONKey("worker"), mode = JSONKey("mode"), running = JSONKey("running")
+        static let lastPacketAt = JSONKey("last_packet_at"), queues = JSONKey("queues"), queue = JSONKey("queue")
+        static let kernel = JSONKey("kernel"), drift = JSONKey("drift"), detected = JSONKey("detected")
+        static let repaired = JSONKey("repaired"), dropped = JSONKey("dropped")
+        static let kernelCounters = KernelCounters.names.map(JSONKey.init)
+        static let layout = (
+            fields: counterLayout.fields.map { (counter: $0.counter, key: JSONKey($0.key)) },
+            groups: counterLayout.groups.map { group in
+                (key: JSONKey(group.name), isDroppedReasons: group.name == "dropped_reasons",
+                 fields: group.fields.map { (counter: $0.counter, key: JSONKey($0.key)) })
+            })
     }
 
     /// Where each counter goes, worked out once from the counter table: the top-level ones, then the groups
@@ -118,13 +173,4 @@ enum DeviceJSON {
         return (fields, groups)
     }()
 
-    private static func kernelCounters(_ counters: KernelCounters) -> JSONValue {
-        .object([
-            ("rx_packets", .count(counters.rxPackets)), ("tx_packets", .count(counters.txPackets)),
-            ("rx_bytes", .count(counters.rxBytes)), ("tx_bytes", .count(counters.txBytes)),
-            ("rx_errors", .count(counters.rxErrors)), ("tx_errors", .count(counters.txErrors)),
-            ("rx_dropped", .count(counters.rxDropped)), ("tx_dropped", .count(counters.txDropped)),
-            ("multicast", .count(counters.multicast)), ("collisions", .count(counters.collisions)),
-        ])
-    }
 }

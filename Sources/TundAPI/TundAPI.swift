@@ -79,7 +79,7 @@ public struct TundAPI: Sendable {
             }
         }
         router.add("GET", "/devices/{name}/stats") { _, path in
-            handle { jsonResponse(200, DeviceJSON.statistics(try fleet.statistics(path["name"]))) }
+            handle { jsonResponse(200, bytes: DeviceJSON.statistics(try fleet.statistics(path["name"]))) }
         }
         router.add("POST", "/devices/{name}/addresses") { request, path in
             handle {

@@ -90,7 +90,7 @@ extension JSONValue {
     }
 
     /// Decimal digits straight into the output, without an intermediate String.
-    private static func writeInteger(_ value: Int64, to output: inout [UInt8]) {
+    static func writeInteger(_ value: Int64, to output: inout [UInt8]) {
         if value >= 0 && value < 10 {
             output.append(UInt8(ascii: "0") + UInt8(value))
             return
@@ -108,7 +108,7 @@ extension JSONValue {
         }
     }
 
-    private static func writeString(_ text: String, to output: inout [UInt8]) {
+    static func writeString(_ text: String, to output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         // Most strings (keys, names, timestamps) need no escape: copy them whole.
         var text = text

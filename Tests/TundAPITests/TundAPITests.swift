@@ -77,6 +77,26 @@ extension TundError {
         #expect(String(decoding: value.serialized(), as: UTF8.self) == #"{"b":1,"a":"x\"y\\z\n\u0001","c":[null,true]}"#)
     }
 
+    @Test func theWriterWritesWhatTheTreeSerializes() {
+        let tree = JSONValue.object([
+            ("name", .string("t\"0")), ("n", .integer(-12)), ("big", .count(UInt64.max)),
+            ("list", .array([.object([("q", .integer(0)), ("on", .bool(false))]), .object([])])), ("none", .null), ("e", .array([])),
+        ])
+        var json = JSONWriter()
+        json.beginObject()
+        json.key(JSONKey("name")); json.value("t\"0")
+        json.key(JSONKey("n")); json.value(-12)
+        json.key(JSONKey("big")); json.value(UInt64.max)
+        json.key(JSONKey("list")); json.beginArray()
+        json.beginObject(); json.key(JSONKey("q")); json.value(0); json.key(JSONKey("on")); json.value(false); json.endObject()
+        json.beginObject(); json.endObject()
+        json.endArray()
+        json.key(JSONKey("none")); json.value(nil as String?)
+        json.key(JSONKey("e")); json.beginArray(); json.endArray()
+        json.endObject()
+        #expect(json.bytes == tree.serialized())
+    }
+
     @Test(arguments: [
         #"{"a":1,"a":2}"#, #"{"a":1,}"#, #"[1,]"#, #"[1 2]"#, #"{"a":NaN}"#, #"{"a":01}"#, #"{"a":1e400}"#, #"{"a":.5}"#,
         #"{"a":"\ud800"}"#, #"{"a":"\x41"}"#, "{\"a\":\"\u{1}\"}", #"{}x"#, #"{'a':1}"#, #"{"a":1}/*c*/"#,

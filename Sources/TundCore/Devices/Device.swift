@@ -102,6 +102,14 @@ public struct KernelCounters: Equatable, Sendable {
         self.multicast = multicast
         self.collisions = collisions
     }
+
+    /// The counters' names as the API shows them, in the order of `values`.
+    public static let names = ["rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors",
+                               "rx_dropped", "tx_dropped", "multicast", "collisions"]
+
+    public var values: [UInt64] {
+        [rxPackets, txPackets, rxBytes, txBytes, rxErrors, txErrors, rxDropped, txDropped, multicast, collisions]
+    }
 }
 
 /// A device as the API shows it: the stored config and what the kernel and the worker say now.
