@@ -12,6 +12,9 @@ enum APIPaths {
         return devices + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
     }
 
+    /// `GET /devices?netns=NAME`: one namespace's devices ("" for tund's own); nil lists all.
+    static func devices(netns: String?) -> String { netns.map { devices + "?netns=" + segment($0) } ?? devices }
+
     static func device(_ name: String) -> String { "/devices/\(segment(name))" }
     static func stats(_ name: String) -> String { device(name) + "/stats" }
     static func addresses(_ name: String) -> String { device(name) + "/addresses" }

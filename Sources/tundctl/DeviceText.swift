@@ -29,6 +29,8 @@ enum DeviceText {
     static func detail(_ device: JSONValue) -> String {
         var block = KeyValueBlock()
         block.add("name", text(device["name"]))
+        if let ifname = device["ifname"]?.stringValue, ifname != device["name"]?.stringValue { block.add("ifname", ifname) }
+        if let netns = device["netns"]?.stringValue { block.add("netns", netns) }
         block.add("type", text(device["type"]))
         block.add("mtu", text(device["mtu"]))
         block.add("up", yesNo(device["up"]))
@@ -65,6 +67,8 @@ enum DeviceText {
             lines.append("present, ifindex \(text(state["ifindex"])), oper \(text(state["oper_state"])), mtu \(text(state["mtu"]))")
             let flags = state["flags"]?.arrayValue?.compactMap(\.stringValue) ?? []
             lines.append("flags " + (flags.isEmpty ? "-" : flags.joined(separator: ",")))
+        } else if state["reason"]?.stringValue == "namespace_missing" {
+            lines.append("absent: its network namespace is gone")
         } else {
             lines.append("absent from the kernel")
         }

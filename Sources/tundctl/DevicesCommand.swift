@@ -19,6 +19,8 @@ struct ListDevices: TundCommand {
         aliases: ["ls"])
 
     @OptionGroup var global: GlobalOptions
+    @Option(help: "Only the devices of this network namespace, as they give it (\"\" for tund's own).")
+    var netns: String?
     /// `list` is the default subcommand, so `tundctl devices lst` lands here with "lst" as an argument;
     /// caught, it is named as the mistyped subcommand it is, instead of printing list's usage.
     @Argument(help: .hidden) var stray: [String] = []
@@ -31,7 +33,7 @@ struct ListDevices: TundCommand {
     }
 
     func execute(_ api: APIClient) throws {
-        let response = try api.get(APIPaths.devices)
+        let response = try api.get(APIPaths.devices(netns: netns))
         if global.json { return try printJSON(response) }
         let devices = try response.json()["devices"]?.arrayValue ?? []
         try StandardStreams.out(devices.isEmpty ? "no devices\n" : DeviceText.table(devices))

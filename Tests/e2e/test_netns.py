@@ -10,6 +10,7 @@ import pytest
 
 from conftest import eventually, ip_json
 from sse import EventClient
+from test_tundctl import ok, tundctl
 
 JSON = {"Content-Type": "application/json"}
 
@@ -117,6 +118,10 @@ def test_two_namespaces_each_with_an_eth0_and_filtering_by_namespace(tund, names
     assert addresses_in(ns1, "eth0") == ["10.63.1.1/24"] and addresses_in(ns2, "eth0") == ["10.63.2.1/24"]
     listed = tund.get(f"/devices?netns={ns2}").json()["devices"]
     assert [d["name"] for d in listed] == ["pod2-eth0"]
+    table = ok(tundctl(tund, "devices", "list", "--netns", ns2)).splitlines()
+    assert len(table) == 2 and table[1].split()[0] == "pod2-eth0", table
+    shown = dict(line.split(":", 1) for line in ok(tundctl(tund, "devices", "show", "pod1-eth0")).splitlines() if ":" in line)
+    assert shown["ifname"].strip() == "eth0" and shown["netns"].strip() == ns1, shown
     assert {d["name"] for d in tund.get("/devices").json()["devices"]} == {"pod1-eth0", "pod2-eth0"}
     # The API name is unique across namespaces; the kernel name is unique within one.
     taken = tund.post("/devices", {"name": "pod1-eth0", "ifname": "eth1", "netns": ns2, "type": "tun"})
