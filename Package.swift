@@ -22,6 +22,8 @@ let package = Package(
         .target(name: "CMicroHTTPD", linkerSettings: [.linkedLibrary("microhttpd")]),
         .target(name: "CSQLite", linkerSettings: [.linkedLibrary("sqlite3")]),
         .target(name: "CBatchIO"),
+        // OpenSSL 3's libcrypto (Debian libssl-dev): the primitives under WireGuard.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         .target(name: "NetAddress"),
         .target(name: "TundVersion"),
@@ -39,6 +41,12 @@ let package = Package(
         .target(name: "TundCore", dependencies: ["NetAddress", "Errno", "BackgroundThread", "PacketCounters", .product(name: "Logging", package: "swift-log")]),
         // The core's PacketWorkers port over the data plane.
         .target(name: "TundWorkers", dependencies: ["TundCore", "TundDataPlane"]),
+        // WireGuard's primitives over libcrypto: ChaCha20-Poly1305, XChaCha20-Poly1305, X25519, BLAKE2s, HMAC, KDF, TAI64N.
+        .target(name: "WireGuardCrypto", dependencies: ["COpenSSL"]),
+        // WireGuard's handshake (Noise_IKpsk2), its four messages, MAC1/MAC2 and cookies: bytes in, bytes out, no sockets.
+        .target(name: "WireGuardNoise", dependencies: ["WireGuardCrypto"]),
+        // The receive side's sliding window of counters (RFC 6479), as the kernel's.
+        .target(name: "WireGuardReplay"),
         .target(name: "TundHTTP", dependencies: ["CMicroHTTPD", "BackgroundThread"]),
         .target(name: "TundJSON"),
         .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "TundJSON", "NetAddress", "TundVersion", "Errno", "BackgroundThread", .product(name: "Logging", package: "swift-log")]),
@@ -69,6 +77,7 @@ let package = Package(
         .target(name: "TundFakes", dependencies: ["TundCore", "NetAddress", "Errno", "TundDataPlane", "TundWorkers", .product(name: "Logging", package: "swift-log")], path: "Tests/TundFakes"),
         .testTarget(name: "TundCoreTests", dependencies: ["TundCore", "NetAddress", "Errno", "TundFakes"]),
         .testTarget(name: "TundDataPlaneTests", dependencies: ["TundDataPlane", "NetAddress", "PacketCounters", "TundFakes"]),
+        .testTarget(name: "WireGuardTests", dependencies: ["WireGuardCrypto", "WireGuardNoise", "WireGuardReplay"]),
         .testTarget(name: "TundHTTPTests", dependencies: ["TundHTTP"]),
         .testTarget(name: "TundCNITests", dependencies: ["TundCNI", "TundJSON", "NetAddress"]),
         .testTarget(name: "TundAPITests", dependencies: ["TundAPI", "TundCore", "TundHTTP", "TundJSON", "NetAddress", "Errno", "TundFakes"]),

@@ -55,4 +55,4 @@ require_programs() {
 BENCHMARK_PACKAGES=(iproute2 iputils-ping jq curl python3 coreutils util-linux gcc libc6-dev iperf3 socat openvpn wrk)
 
 # What building and running tund needs.
-RUNTIME_PACKAGES=(libmicrohttpd-dev libsqlite3-dev pkg-config iproute2 curl)
+RUNTIME_PACKAGES=(libmicrohttpd-dev libsqlite3-dev libssl-dev pkg-config iproute2 curl)
