@@ -47,6 +47,8 @@ let package = Package(
         .target(name: "WireGuardNoise", dependencies: ["WireGuardCrypto"]),
         // The receive side's sliding window of counters (RFC 6479), as the kernel's.
         .target(name: "WireGuardReplay"),
+        // A peer's state without sockets or threads: allowed IPs, timers, keypair slots, indices, statistics.
+        .target(name: "WireGuardPeers", dependencies: ["WireGuardNoise", "WireGuardCrypto", "WireGuardReplay", "NetAddress"]),
         .target(name: "TundHTTP", dependencies: ["CMicroHTTPD", "BackgroundThread"]),
         .target(name: "TundJSON"),
         .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "TundJSON", "NetAddress", "TundVersion", "Errno", "BackgroundThread", .product(name: "Logging", package: "swift-log")]),
@@ -77,7 +79,7 @@ let package = Package(
         .target(name: "TundFakes", dependencies: ["TundCore", "NetAddress", "Errno", "TundDataPlane", "TundWorkers", .product(name: "Logging", package: "swift-log")], path: "Tests/TundFakes"),
         .testTarget(name: "TundCoreTests", dependencies: ["TundCore", "NetAddress", "Errno", "TundFakes"]),
         .testTarget(name: "TundDataPlaneTests", dependencies: ["TundDataPlane", "NetAddress", "PacketCounters", "TundFakes"]),
-        .testTarget(name: "WireGuardTests", dependencies: ["WireGuardCrypto", "WireGuardNoise", "WireGuardReplay"]),
+        .testTarget(name: "WireGuardTests", dependencies: ["WireGuardCrypto", "WireGuardNoise", "WireGuardReplay", "WireGuardPeers", "NetAddress"]),
         .testTarget(name: "TundHTTPTests", dependencies: ["TundHTTP"]),
         .testTarget(name: "TundCNITests", dependencies: ["TundCNI", "TundJSON", "NetAddress"]),
         .testTarget(name: "TundAPITests", dependencies: ["TundAPI", "TundCore", "TundHTTP", "TundJSON", "NetAddress", "Errno", "TundFakes"]),
