@@ -51,11 +51,11 @@ let package = Package(
         .target(name: "WireGuardPeers", dependencies: ["WireGuardNoise", "WireGuardCrypto", "WireGuardReplay", "NetAddress"]),
         .target(name: "TundHTTP", dependencies: ["CMicroHTTPD", "BackgroundThread"]),
         .target(name: "TundJSON"),
-        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "TundJSON", "NetAddress", "TundVersion", "Errno", "BackgroundThread", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "TundJSON", "NetAddress", "TundVersion", "Errno", "BackgroundThread", "WireGuardCrypto", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "tund",
             dependencies: [
-                "TundAPI", "TundCore", "TundHTTP", "TundStore", "TunKit", "NetAddress", "TundVersion", "Errno", "TundDataPlane", "TundWorkers", "BackgroundThread",
+                "TundAPI", "TundCore", "TundHTTP", "TundJSON", "TundStore", "TunKit", "NetAddress", "TundVersion", "Errno", "TundDataPlane", "TundWorkers", "BackgroundThread",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -63,6 +63,10 @@ public struct APIError: Error, Sendable, Equatable {
         case .collectionChanged(let current):
             self.init(status: 412, code: "precondition_failed", message: error.description)
             headers["ETag"] = current
+        case .peerExists:
+            self.init(status: 409, code: "peer_exists", message: error.description)
+        case .peerNotFound:
+            self.init(status: 404, code: "peer_not_found", message: error.description)
         case .namespaceNotFound:
             self.init(status: 422, code: "namespace_not_found", message: error.description, field: "netns")
         case .namespaceMissing:

@@ -44,6 +44,7 @@ enum DeviceJSON {
             ("routes", .array(record.routes.map { route($0, active: snapshot.activeRouteIDs.contains($0.id)) })),
             ("worker", .object([("mode", .string(spec.workerMode.rawValue))]
                 + (spec.tunnel.map { [("local", JSONValue.string($0.local.description)), ("remote", .string($0.remote.description))] } ?? [])
+                + (spec.wireguard.map(WireGuardJSON.workerMembers) ?? [])
                 + [("running", .bool(snapshot.workerRunning))])),
             ("offload", .bool(spec.offload)),
             ("offloads", .array(snapshot.offloads.map(JSONValue.string))),
@@ -104,6 +105,10 @@ enum DeviceJSON {
         } else {
             json.value(nil as String?)
         }
+        if statistics.worker.mode == .wireguard {
+            json.key(StatsKeys.peers)
+            json.raw(JSONValue.array(statistics.peers.map(WireGuardJSON.peerStatus)).serialized())
+        }
         json.key(StatsKeys.drift)
         json.beginObject()
         json.key(StatsKeys.detected)
@@ -142,7 +147,7 @@ enum DeviceJSON {
         static let name = JSONKey("name"), worker = JSONKey("worker"), mode = JSONKey("mode"), running = JSONKey("running")
         static let lastPacketAt = JSONKey("last_packet_at"), queues = JSONKey("queues"), queue = JSONKey("queue")
         static let kernel = JSONKey("kernel"), drift = JSONKey("drift"), detected = JSONKey("detected")
-        static let repaired = JSONKey("repaired"), dropped = JSONKey("dropped")
+        static let repaired = JSONKey("repaired"), dropped = JSONKey("dropped"), peers = JSONKey("peers")
         static let kernelCounters = KernelCounters.names.map(JSONKey.init)
         static let layout = (
             fields: counterLayout.fields.map { (counter: $0.counter, key: JSONKey($0.key)) },

@@ -8,7 +8,7 @@ enum DeviceRequest {
     static let fields: Set<String> = ["name", "ifname", "netns", "type", "mtu", "up", "owner", "group", "queues", "mac", "addresses", "routes", "worker", "policy", "offload"]
     static let patchFields: Set<String> = ["mtu", "up", "worker", "policy"]
     static let routeFields: Set<String> = ["destination", "gateway", "metric"]
-    static let workerFields: Set<String> = ["mode", "local", "remote"]
+    static let workerFields: Set<String> = Set(["mode", "local", "remote"]).union(WireGuardJSON.workerFields)
 
     /// The body of `PUT /devices`: `{"devices": [...]}`, each member what `POST /devices` takes; a
     /// member's problem is named `devices[I].FIELD`.
@@ -64,6 +64,7 @@ enum DeviceRequest {
         let worker = try workerConfiguration(object) ?? WorkerConfiguration(mode: .count)
         spec.workerMode = worker.mode
         spec.tunnel = worker.tunnel
+        spec.wireguard = worker.wireguard
         spec.policy = try policy(object) ?? .repair
         spec.offload = try object.bool("offload") ?? false
         try spec.validate()
@@ -120,9 +121,10 @@ enum DeviceRequest {
             return address
         }
         let local = try endpoint("local"), remote = try endpoint("remote")
+        let wireguard = try WireGuardJSON.decode(reader)
         switch (local, remote) {
-        case (let local?, let remote?): return WorkerConfiguration(mode: mode, tunnel: TunnelSpec(local: local, remote: remote))
-        case (nil, nil): return WorkerConfiguration(mode: mode)
+        case (let local?, let remote?): return WorkerConfiguration(mode: mode, tunnel: TunnelSpec(local: local, remote: remote), wireguard: wireguard)
+        case (nil, nil): return WorkerConfiguration(mode: mode, wireguard: wireguard)
         case (nil, _): throw .invalidField(field: "worker.local", reason: "a tunnel needs both local and remote")
         case (_, nil): throw .invalidField(field: "worker.remote", reason: "a tunnel needs both local and remote")
         }

@@ -198,6 +198,30 @@ enum DeviceMetrics {
         text.family("tund_drift_repaired_total", "counter", "Changes made by others that tund put back.")
         for (device, _) in statistics { text.sample("tund_drift_repaired_total", [("device", device.record.name)], Double(device.driftRepaired)) }
 
+        // WireGuard peers, labelled by device and public key (base64, as `wg show` prints it).
+        let peers = statistics.flatMap { device, stats in stats.peers.map { (device.record.name, WireGuardJSON.base64($0.publicKey), $0) } }
+        func peerFamily(_ name: String, _ type: String, _ help: String, _ samples: (WireGuardPeerStatus) -> [([(String, String)], Double)]) {
+            text.family(name, type, help)
+            for (device, key, peer) in peers {
+                for (labels, value) in samples(peer) { text.sample(name, [("device", device), ("public_key", key)] + labels, value) }
+            }
+        }
+        peerFamily("tund_wireguard_peer_bytes_total", "counter", "Bytes of transport data to and from the peer (after decryption).") {
+            [([("direction", "rx")], Double($0.rxBytes)), ([("direction", "tx")], Double($0.txBytes))]
+        }
+        peerFamily("tund_wireguard_peer_packets_total", "counter", "Transport packets to and from the peer.") {
+            [([("direction", "rx")], Double($0.rxPackets)), ([("direction", "tx")], Double($0.txPackets))]
+        }
+        peerFamily("tund_wireguard_peer_handshakes_total", "counter", "Handshakes with the peer, initiated and completed.") {
+            [([("state", "initiated")], Double($0.handshakesInitiated)), ([("state", "completed")], Double($0.handshakesCompleted))]
+        }
+        peerFamily("tund_wireguard_peer_last_handshake_timestamp_seconds", "gauge", "When the last handshake completed (Unix time); absent before the first.") {
+            $0.lastHandshakeNanoseconds.map { [([], Double($0) / 1e9)] } ?? []
+        }
+        peerFamily("tund_wireguard_peer_dropped_total", "counter", "Packets from or for the peer that were dropped, by reason.") {
+            $0.drops.sorted { $0.key < $1.key }.map { ([("reason", $0.key)], Double($0.value)) }
+        }
+
         text.family("tund_event_streams", "gauge", "Clients following GET /events.")
         text.sample("tund_event_streams", [], Double(eventStreams))
         requests.write(to: &text)

@@ -114,6 +114,38 @@ public struct TundAPI: Sendable {
                 return HTTPResponse(status: 204, headers: [etag(device)])
             }
         }
+        router.add("POST", "/devices/{name}/peers") { request, path in
+            handle {
+                let peer = try WireGuardJSON.peer(try jsonBody(request), field: "peer")
+                let device = try fleet.putPeer(path["name"], peer, creating: true, ifMatch: try ifMatch(request))
+                let location = "/devices/\(device.record.name)/peers/\(percentEncoded(WireGuardJSON.base64(peer.publicKey)))"
+                return jsonResponse(201, WireGuardJSON.peerJSON(peer), headers: [("Location", location), etag(device)])
+            }
+        }
+        router.add("PATCH", "/devices/{name}/peers/{public_key}") { request, path in
+            handle {
+                let key = try peerKey(path["public_key"])
+                var body = try jsonBody(request)
+                // The key is the path's; a body may repeat it, not change it.
+                if case .object(var members) = body {
+                    if let given = members.first(where: { $0.0 == "public_key" })?.1, given != .string(WireGuardJSON.base64(key)) {
+                        throw APIError(status: 422, code: "invalid_field", message: "public_key: a peer's key cannot change; delete it and add the new one", field: "public_key")
+                    }
+                    members.removeAll { $0.0 == "public_key" }
+                    members.append(("public_key", .string(WireGuardJSON.base64(key))))
+                    body = .object(members)
+                }
+                let peer = try WireGuardJSON.peer(body, field: "peer")
+                let device = try fleet.putPeer(path["name"], peer, creating: false, ifMatch: try ifMatch(request))
+                return jsonResponse(200, WireGuardJSON.peerJSON(peer), headers: [etag(device)])
+            }
+        }
+        router.add("DELETE", "/devices/{name}/peers/{public_key}") { request, path in
+            handle {
+                let device = try fleet.deletePeer(path["name"], publicKey: try peerKey(path["public_key"]), ifMatch: try ifMatch(request))
+                return HTTPResponse(status: 204, headers: [etag(device)])
+            }
+        }
         router.add("GET", "/events") { request, _ in streams.open(request) }
         router.add("GET", "/devices/{name}/capture") { request, path in
             handle { try capture(fleet, path["name"], request) }
@@ -248,6 +280,33 @@ private func booleanQuery(_ request: HTTPRequest, _ name: String) throws -> Bool
 private func collectionIfMatch(_ request: HTTPRequest) -> Set<String>? {
     guard let header = request.headers["if-match"]?.trimmingSpaces(), !header.isEmpty, header != "*" else { return nil }
     return Set(header.split(separator: ",").map { String($0.trimmingSpaces()) })
+}
+
+/// A peer's public key from its path segment: base64, with `/`, `+` and `=` percent-encoded.
+private func peerKey(_ segment: String) throws -> [UInt8] {
+    guard let key = WireGuardJSON.pathKey(segment) else {
+        throw APIError(status: 404, code: "peer_not_found", message: "a peer is named by its public key in base64 (percent-encoded in the path)")
+    }
+    return key
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (a base64 key's `/`, `+`, `=`).
+private func percentEncoded(_ text: String) -> String {
+    var encoded = ""
+    for byte in text.utf8 {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            encoded.append(Character(UnicodeScalar(byte)))
+        default:
+            encoded += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+        }
+    }
+    return encoded
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
 /// The device's ETag: its generation, as a strong entity tag.

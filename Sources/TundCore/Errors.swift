@@ -57,6 +57,10 @@ public enum TundError: Error, Equatable, Sendable {
     case collectionChanged(current: String)
     /// The namespace a request names cannot be opened (none at that path, or not a network namespace).
     case namespaceNotFound(netns: String, reason: String)
+    /// The wireguard worker already has a peer with that public key.
+    case peerExists
+    /// The wireguard worker has no peer with that public key.
+    case peerNotFound
     /// The device's namespace is gone: it can be read and deleted, not changed.
     case namespaceMissing(name: String, netns: String)
 
@@ -92,6 +96,8 @@ extension TundError: CustomStringConvertible {
         case .deviceLimitReached(let limit): "tund manages its maximum of \(limit) devices (--max-devices); delete one first"
         case .notLiveChangeable(let field, let reason): "\(field): \(reason)"
         case .collectionChanged(let current): "the set of devices has changed since it was read: its tag is now \(current)"
+        case .peerExists: "the device has a peer with that public key already; PATCH /devices/{name}/peers/{public_key} changes it"
+        case .peerNotFound: "the device has no peer with that public key"
         case .namespaceNotFound(let netns, let reason): "netns: cannot use the network namespace \(netns): \(reason)"
         case .namespaceMissing(let name, let netns): "device \(name) lives in the network namespace \(netns), which is gone; it can only be deleted"
         }

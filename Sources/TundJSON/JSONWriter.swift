@@ -43,6 +43,12 @@ public struct JSONWriter {
         if let text { JSONValue.writeString(text, to: &bytes) } else { bytes.append(contentsOf: Self.nullBytes) }
     }
 
+    /// A value already serialized (a rarely written part built as a `JSONValue`).
+    public mutating func raw(_ serialized: [UInt8]) {
+        separate()
+        bytes.append(contentsOf: serialized)
+    }
+
     private mutating func open(_ byte: UInt8) {
         separate()
         bytes.append(byte)

@@ -22,6 +22,8 @@ public struct StoredDevice: Equatable, Sendable {
     public var netns: String?
     /// The link's name when it differs from `name`.
     public var ifname: String?
+    /// The wireguard worker's configuration (JSON text, secrets included); nil in other modes.
+    public var wireguard: String?
     public var generation: Int64
     /// `ADDRESS/LENGTH` texts, in the client's order.
     public var addresses: [String]
@@ -31,7 +33,7 @@ public struct StoredDevice: Equatable, Sendable {
 
     public init(id: Int64? = nil, name: String, type: String, mtu: Int, up: Bool, ownerUID: Int64?, groupGID: Int64?,
                 queues: Int, mac: String?, workerMode: String, tunnelLocal: String? = nil, tunnelRemote: String? = nil,
-                offload: Bool = false, netns: String? = nil, ifname: String? = nil,
+                offload: Bool = false, netns: String? = nil, ifname: String? = nil, wireguard: String? = nil,
                 driftPolicy: String = "repair", generation: Int64 = 1,
                 addresses: [String], routes: [StoredRoute], createdAt: String, updatedAt: String) {
         self.id = id
@@ -49,6 +51,7 @@ public struct StoredDevice: Equatable, Sendable {
         self.offload = offload
         self.netns = netns
         self.ifname = ifname
+        self.wireguard = wireguard
         self.driftPolicy = driftPolicy
         self.generation = generation
         self.addresses = addresses
@@ -92,7 +95,7 @@ public final class DeviceDatabase: Sendable {
     public func allDevices() throws(SQLiteError) -> [StoredDevice] {
         let rows = try database.rows("""
             SELECT id, name, type, mtu, up, owner_uid, group_gid, queues, mac, worker_mode, created_at, updated_at,
-                   drift_policy, generation, tunnel_local, tunnel_remote, offload, netns, ifname
+                   drift_policy, generation, tunnel_local, tunnel_remote, offload, netns, ifname, wireguard
             FROM devices ORDER BY id
             """)
         var addresses: [Int64: [String]] = [:]
@@ -112,7 +115,7 @@ public final class DeviceDatabase: Sendable {
                 ownerUID: row["owner_uid"].integer, groupGID: row["group_gid"].integer, queues: Int(row["queues"].integer!),
                 mac: row["mac"].text, workerMode: row["worker_mode"].text!, tunnelLocal: row["tunnel_local"].text,
                 tunnelRemote: row["tunnel_remote"].text, offload: row["offload"].integer == 1,
-                netns: row["netns"].text, ifname: row["ifname"].text,
+                netns: row["netns"].text, ifname: row["ifname"].text, wireguard: row["wireguard"].text,
                 driftPolicy: row["drift_policy"].text!, generation: row["generation"].integer!,
                 addresses: addresses[id] ?? [], routes: routes[id] ?? [],
                 createdAt: row["created_at"].text!, updatedAt: row["updated_at"].text!)
@@ -157,8 +160,8 @@ public final class DeviceDatabase: Sendable {
     private static func insert(_ db: SQLiteTransaction, _ device: StoredDevice) throws(SQLiteError) -> StoredDevice {
         try db.query("""
             INSERT INTO devices (name, type, mtu, up, owner_uid, group_gid, queues, mac, worker_mode, drift_policy,
-                                 generation, created_at, updated_at, tunnel_local, tunnel_remote, offload, netns, ifname)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 generation, created_at, updated_at, tunnel_local, tunnel_remote, offload, netns, ifname, wireguard)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [
                 .text(device.name), .text(device.type), .integer(Int64(device.mtu)), .integer(device.up ? 1 : 0),
                 device.ownerUID.map(SQLiteValue.integer) ?? .null, device.groupGID.map(SQLiteValue.integer) ?? .null,
@@ -166,7 +169,7 @@ public final class DeviceDatabase: Sendable {
                 .text(device.driftPolicy), .integer(device.generation), .text(device.createdAt), .text(device.updatedAt),
                 device.tunnelLocal.map(SQLiteValue.text) ?? .null, device.tunnelRemote.map(SQLiteValue.text) ?? .null,
                 .integer(device.offload ? 1 : 0), device.netns.map(SQLiteValue.text) ?? .null,
-                device.ifname.map(SQLiteValue.text) ?? .null,
+                device.ifname.map(SQLiteValue.text) ?? .null, device.wireguard.map(SQLiteValue.text) ?? .null,
             ])
         var stored = device
         stored.id = db.lastInsertRowID
@@ -180,14 +183,14 @@ public final class DeviceDatabase: Sendable {
         }
         try db.query("""
             UPDATE devices SET mtu = ?, up = ?, owner_uid = ?, group_gid = ?, mac = ?, worker_mode = ?, drift_policy = ?,
-                               generation = ?, updated_at = ?, tunnel_local = ?, tunnel_remote = ?
+                               generation = ?, updated_at = ?, tunnel_local = ?, tunnel_remote = ?, wireguard = ?
             WHERE id = ?
             """, [
                 .integer(Int64(device.mtu)), .integer(device.up ? 1 : 0), device.ownerUID.map(SQLiteValue.integer) ?? .null,
                 device.groupGID.map(SQLiteValue.integer) ?? .null, device.mac.map(SQLiteValue.text) ?? .null,
                 .text(device.workerMode), .text(device.driftPolicy), .integer(device.generation), .text(device.updatedAt),
                 device.tunnelLocal.map(SQLiteValue.text) ?? .null, device.tunnelRemote.map(SQLiteValue.text) ?? .null,
-                .integer(id),
+                device.wireguard.map(SQLiteValue.text) ?? .null, .integer(id),
             ])
         guard try db.query("SELECT changes()").first?.first?.integer == 1 else {
             throw SQLiteError(operation: "update device \(device.name)", code: 12, extendedCode: 12, message: "no such device row")

@@ -19,6 +19,9 @@ public struct DataPlaneWorkers: PacketWorkers {
         case .responder: mode = .responder
         case .none:
             throw KernelError(operation: "starting a worker for \(request.name), whose mode is none", errno: .EINVAL)
+        case .wireguard:
+            // The data plane's wireguard mode is not part of this build yet.
+            throw KernelError(operation: "starting \(request.name)'s wireguard worker (not in this data plane yet)", errno: .EOPNOTSUPP)
         case .tunnel:
             guard let tunnel = request.tunnel else {
                 throw KernelError(operation: "starting \(request.name)'s tunnel without endpoints", errno: .EINVAL)

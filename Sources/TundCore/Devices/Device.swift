@@ -142,4 +142,6 @@ public struct DeviceStatistics: Equatable, Sendable {
     /// Changes by others that tund saw, and how many it put back.
     public var driftDetected: Int
     public var driftRepaired: Int
+    /// A wireguard worker's peers, as the worker sees them now.
+    public var peers: [WireGuardPeerStatus] = []
 }

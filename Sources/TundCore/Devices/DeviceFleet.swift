@@ -159,6 +159,14 @@ public final class DeviceFleet: Sendable {
         try changeable(name).deleteRoute(name, id: id, ifMatch: ifMatch)
     }
 
+    public func putPeer(_ name: String, _ peer: WireGuardPeerSpec, creating: Bool, ifMatch: Set<Int64>? = nil) throws(TundError) -> DeviceSnapshot {
+        try changeable(name).putPeer(name, peer, creating: creating, ifMatch: ifMatch)
+    }
+
+    public func deletePeer(_ name: String, publicKey: [UInt8], ifMatch: Set<Int64>? = nil) throws(TundError) -> DeviceSnapshot {
+        try changeable(name).deletePeer(name, publicKey: publicKey, ifMatch: ifMatch)
+    }
+
     public func capture(_ name: String, limit: Int, timeoutSeconds: Int, sink: @escaping @Sendable ([UInt8]) -> Bool,
                         onFinish: @escaping @Sendable () -> Void) throws(TundError) -> CaptureSession {
         try changeable(name).capture(name, limit: limit, timeoutSeconds: timeoutSeconds, sink: sink, onFinish: onFinish)

@@ -306,7 +306,7 @@ extension DeviceManager {
         for record in stored.updated {
             guard var managed = table[record.name] else { continue }
             let old = managed.record
-            if record.spec.workerMode != old.spec.workerMode || record.spec.tunnel != old.spec.tunnel {
+            if record.spec.workerMode != old.spec.workerMode || record.spec.tunnel != old.spec.tunnel || record.spec.wireguard != old.spec.wireguard {
                 do throws(TundError) {
                     try replaceWorker(&managed, with: record)
                     events.append((record.name, .workerStopped, [("reason", "worker changed")]))

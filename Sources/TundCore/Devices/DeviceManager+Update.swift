@@ -17,14 +17,16 @@ public struct DevicePatch: Equatable, Sendable {
     }
 }
 
-/// A worker's mode and, for a tunnel, its endpoints.
+/// A worker's mode and, for a tunnel, its endpoints; for wireguard, its key, port and peers.
 public struct WorkerConfiguration: Equatable, Sendable {
     public var mode: WorkerMode
     public var tunnel: TunnelSpec?
+    public var wireguard: WireGuardSpec?
 
-    public init(mode: WorkerMode, tunnel: TunnelSpec? = nil) {
+    public init(mode: WorkerMode, tunnel: TunnelSpec? = nil, wireguard: WireGuardSpec? = nil) {
         self.mode = mode
         self.tunnel = tunnel
+        self.wireguard = wireguard
     }
 }
 
@@ -50,6 +52,7 @@ extension DeviceManager {
             if let worker = patch.worker {
                 spec.workerMode = worker.mode
                 spec.tunnel = worker.tunnel
+                spec.wireguard = worker.wireguard
             }
             if let policy = patch.policy { spec.policy = policy }
             guard spec != managed.record.spec else { return nil }
@@ -75,7 +78,7 @@ extension DeviceManager {
                 _ = links.perform(undo)
                 throw error
             }
-            if spec.workerMode != old.workerMode || spec.tunnel != old.tunnel {
+            if spec.workerMode != old.workerMode || spec.tunnel != old.tunnel || spec.wireguard != old.wireguard {
                 var record = managed.record
                 record.spec = spec
                 do throws(TundError) {
@@ -163,6 +166,51 @@ extension DeviceManager {
             }
             managed.record.spec = spec
             return { [links] in _ = try? links.deleteAddress(prefix, index: index) }
+        }
+    }
+
+    /// `POST /devices/{name}/peers` (a new key) and `PATCH /devices/{name}/peers/{key}` (an existing one,
+    /// replaced whole): the peer is stored and handed to the running worker, whose other peers keep their
+    /// sessions.
+    public func putPeer(_ name: String, _ peer: WireGuardPeerSpec, creating: Bool, ifMatch: Set<Int64>? = nil) throws(TundError) -> DeviceSnapshot {
+        try changePeers(name, ifMatch: ifMatch, event: creating ? "peer added" : "peer changed") { (peers) throws(TundError) in
+            let existing = peers.firstIndex { $0.publicKey == peer.publicKey }
+            switch (creating, existing) {
+            case (true, .some): throw .peerExists
+            case (false, nil): throw .peerNotFound
+            case (true, nil): peers.append(peer)
+            case (false, let index?): peers[index] = peer
+            }
+        }
+    }
+
+    /// `DELETE /devices/{name}/peers/{key}`: the peer and its sessions go; the others stay.
+    public func deletePeer(_ name: String, publicKey: [UInt8], ifMatch: Set<Int64>? = nil) throws(TundError) -> DeviceSnapshot {
+        try changePeers(name, ifMatch: ifMatch, event: "peer deleted") { (peers) throws(TundError) in
+            guard let index = peers.firstIndex(where: { $0.publicKey == publicKey }) else { throw .peerNotFound }
+            peers.remove(at: index)
+        }
+    }
+
+    private func changePeers(_ name: String, ifMatch: Set<Int64>?, event: String,
+                             _ change: (inout [WireGuardPeerSpec]) throws(TundError) -> Void) throws(TundError) -> DeviceSnapshot {
+        try mutate(name, ifMatch: ifMatch, event: event) { (managed) throws(TundError) -> (() -> Void)? in
+            guard var wireguard = managed.record.spec.wireguard else {
+                throw .invalidRequest("device \(name) has no wireguard worker: peers belong to worker mode wireguard")
+            }
+            let before = wireguard.peers
+            try change(&wireguard.peers)
+            var spec = managed.record.spec
+            spec.wireguard = wireguard
+            try Self.renamingField(to: "peer", from: "worker.peers[") { () throws(TundError) in try spec.validate() }
+            managed.record.spec = spec
+            guard let worker = managed.worker else { return {} }
+            if !worker.setWireGuardPeers(wireguard.peers) {
+                var record = managed.record
+                record.spec = spec
+                try replaceWorker(&managed, with: record)
+            }
+            return { _ = worker.setWireGuardPeers(before) }
         }
     }
 

@@ -207,7 +207,7 @@ public final class DeviceManager: Sendable {
         }
         return try kernel { () throws(KernelError) in
             try workers.start(WorkerRequest(name: record.name, kind: record.spec.kind, mode: record.spec.workerMode,
-                                            tunnel: record.spec.tunnel, descriptors: device.queueDescriptors,
+                                            tunnel: record.spec.tunnel, wireguard: record.spec.wireguard, descriptors: device.queueDescriptors,
                                             vnetHeader: record.spec.offload, capture: hub, onFailure: onFailure))
         }
     }
@@ -319,7 +319,8 @@ public final class DeviceManager: Sendable {
         let worker = managed.worker.map { WorkerCounters(mode: managed.record.spec.workerMode, running: $0.isRunning, queues: $0.queueCounters()) }
             ?? WorkerCounters(mode: managed.record.spec.workerMode, running: false, queues: [])
         return DeviceStatistics(name: managed.record.name, worker: worker, kernel: link.flatMap { owned($0) ? $0.counters : nil },
-                                driftDetected: managed.driftDetected, driftRepaired: managed.driftRepaired)
+                                driftDetected: managed.driftDetected, driftRepaired: managed.driftRepaired,
+                                peers: managed.worker?.wireGuardPeers() ?? [])
     }
 
     func managedDevice(_ name: String) throws(TundError) -> ManagedDevice {

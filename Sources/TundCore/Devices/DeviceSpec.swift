@@ -18,6 +18,8 @@ public enum WorkerMode: String, Sendable, CaseIterable {
     case responder
     /// Carry every packet or frame in a UDP datagram to a peer, and write what the peer sends into the device.
     case tunnel
+    /// WireGuard: every packet encrypted to the peer whose allowed IPs hold its destination (tun only).
+    case wireguard
     /// No worker: tund makes and keeps the device (persistent, owned, configured, repaired, restored) and
     /// holds none of its queues, so its owner (a VMM, a VPN client) attaches with TUNSETIFF.
     case none
@@ -118,6 +120,8 @@ public struct DeviceSpec: Equatable, Sendable {
     public var offload: Bool
     /// Set exactly when `workerMode` is `.tunnel`.
     public var tunnel: TunnelSpec?
+    /// Set exactly when `workerMode` is `.wireguard`.
+    public var wireguard: WireGuardSpec?
     public var policy: DriftPolicy
 
     public static let defaultMTU = 1500
@@ -214,6 +218,18 @@ public struct DeviceSpec: Equatable, Sendable {
             // asked once the device is configured (DeviceManager.checkTunnelPath), not a guess from here.
         case (_, .some):
             throw .invalidField(field: "worker.local", reason: "only the tunnel mode takes local and remote addresses")
+        default:
+            break
+        }
+        switch (workerMode, wireguard) {
+        case (.wireguard, nil):
+            throw .invalidField(field: "worker.listen_port", reason: "a wireguard worker needs a listen_port")
+        case (.wireguard, let wireguard?):
+            guard kind == .tun else { throw .invalidField(field: "worker.mode", reason: "wireguard carries IP packets: tun devices only") }
+            guard !offload else { throw .invalidField(field: "offload", reason: "the wireguard mode does not take offloads yet") }
+            try wireguard.validate()
+        case (_, .some):
+            throw .invalidField(field: "worker.peers", reason: "only the wireguard mode takes keys and peers")
         default:
             break
         }

@@ -220,6 +220,8 @@ public struct WorkerRequest: Sendable {
     public var mode: WorkerMode
     /// Set exactly when `mode` is `.tunnel`.
     public var tunnel: TunnelSpec?
+    /// Set exactly when `mode` is `.wireguard`.
+    public var wireguard: WireGuardSpec?
     public var descriptors: [Int32]
     public var vnetHeader: Bool
     /// Receives copies of what the worker reads while someone captures.
@@ -233,4 +235,40 @@ public protocol RunningWorker: AnyObject, Sendable {
     func stop()
     var isRunning: Bool { get }
     func queueCounters() -> [QueueCounterValues]
+    /// A wireguard worker's peers as it sees them now; empty in other modes.
+    func wireGuardPeers() -> [WireGuardPeerStatus]
+    /// Gives a running wireguard worker its new set of peers; the sessions of peers kept stay up. False
+    /// when the worker cannot (another mode): the caller restarts it instead.
+    func setWireGuardPeers(_ peers: [WireGuardPeerSpec]) -> Bool
+}
+
+extension RunningWorker {
+    public func wireGuardPeers() -> [WireGuardPeerStatus] { [] }
+    public func setWireGuardPeers(_ peers: [WireGuardPeerSpec]) -> Bool { false }
+}
+
+/// One peer of a running wireguard worker: its counters and what it last heard.
+public struct WireGuardPeerStatus: Equatable, Sendable {
+    public var publicKey: [UInt8]
+    public var endpoint: SocketAddress?
+    /// Wall clock, nanoseconds since 1970; nil before the first handshake.
+    public var lastHandshakeNanoseconds: UInt64?
+    public var rxBytes: UInt64, txBytes: UInt64, rxPackets: UInt64, txPackets: UInt64
+    public var handshakesInitiated: UInt64, handshakesCompleted: UInt64
+    /// Packets dropped, by reason (bad_mac, replay, source_not_allowed, ...).
+    public var drops: [String: UInt64]
+
+    public init(publicKey: [UInt8], endpoint: SocketAddress?, lastHandshakeNanoseconds: UInt64?, rxBytes: UInt64, txBytes: UInt64,
+                rxPackets: UInt64, txPackets: UInt64, handshakesInitiated: UInt64, handshakesCompleted: UInt64, drops: [String: UInt64]) {
+        self.publicKey = publicKey
+        self.endpoint = endpoint
+        self.lastHandshakeNanoseconds = lastHandshakeNanoseconds
+        self.rxBytes = rxBytes
+        self.txBytes = txBytes
+        self.rxPackets = rxPackets
+        self.txPackets = txPackets
+        self.handshakesInitiated = handshakesInitiated
+        self.handshakesCompleted = handshakesCompleted
+        self.drops = drops
+    }
 }

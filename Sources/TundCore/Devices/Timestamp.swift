@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// RFC 3339 UTC timestamps with milliseconds, `2026-11-25T09:12:03.123Z`, without Foundation.
-enum Timestamp {
+public enum Timestamp {
     static func now() -> String { format(nanoseconds: realtimeNanoseconds()) }
 
     static func realtimeNanoseconds() -> UInt64 {
@@ -12,7 +12,7 @@ enum Timestamp {
         return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
     }
 
-    static func format(nanoseconds: UInt64) -> String {
+    public static func format(nanoseconds: UInt64) -> String {
         var seconds = time_t(nanoseconds / 1_000_000_000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
