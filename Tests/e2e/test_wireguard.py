@@ -1,0 +1,170 @@
+"""The wireguard worker against a real WireGuard peer: Debian's wireguard-go, configured with `wg`, in a
+namespace of its own joined to the test's namespace by a veth pair.
+
+Safety: wireguard-go creates an interface named after whatever argument it gets, where it runs; it is
+only ever started as `ip netns exec NS wireguard-go -f IFNAME` inside a namespace this test made (and
+deletes), with an interface name unique to the run."""
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import eventually, ip_json
+
+JSON = {"Content-Type": "application/json"}
+HERE, THERE = "10.99.0.1", "10.99.0.2"        # the veth underlay
+INNER_HERE, INNER_THERE = "10.100.0.1", "10.100.0.2"
+PORT = 51820
+
+
+def wg(*args, netns, input=None):
+    return subprocess.run(["ip", "netns", "exec", netns, "wg", *args], input=input, capture_output=True, text=True,
+                          check=True, timeout=20).stdout.strip()
+
+
+def genkey():
+    private = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    public = subprocess.run(["wg", "pubkey"], input=private, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    return private, public
+
+
+def ping(address, netns=None):
+    command = (["ip", "netns", "exec", netns] if netns else []) + ["ping", "-c", "1", "-W", "1", address]
+    return subprocess.run(command, capture_output=True, timeout=10).returncode == 0
+
+
+@pytest.fixture
+def peer():
+    """A namespace with wireguard-go on wgX (10.100.0.2/24), reachable over a veth at 10.99.0.2."""
+    netns = f"tund-wg-{os.getpid()}"
+    ifname = f"wgx{os.getpid() % 100000}"
+    veth = f"vwg{os.getpid() % 100000}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    process = None
+    try:
+        subprocess.run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns], check=True)
+        subprocess.run(["ip", "addr", "add", f"{HERE}/24", "dev", veth], check=True)
+        subprocess.run(["ip", "link", "set", veth, "up"], check=True)
+        for command in (["ip", "link", "set", "lo", "up"], ["ip", "addr", "add", f"{THERE}/24", "dev", "eth0"],
+                        ["ip", "link", "set", "eth0", "up"]):
+            subprocess.run(["ip", "netns", "exec", netns, *command], check=True)
+        process = subprocess.Popen(["ip", "netns", "exec", netns, "wireguard-go", "-f", ifname],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ, LOG_LEVEL="error"))
+        assert eventually(lambda: any(link["ifname"] == ifname for link in ip_json("-n", netns, "link", "show"))), \
+            "wireguard-go made no interface"
+        private, public = genkey()
+        with tempfile.NamedTemporaryFile("w", delete=False) as key_file:
+            key_file.write(private + "\n")
+        os.chmod(key_file.name, 0o600)
+        wg("set", ifname, "private-key", key_file.name, "listen-port", str(PORT), netns=netns)
+        os.unlink(key_file.name)
+        subprocess.run(["ip", "netns", "exec", netns, "ip", "addr", "add", f"{INNER_THERE}/24", "dev", ifname], check=True)
+        subprocess.run(["ip", "netns", "exec", netns, "ip", "link", "set", ifname, "up"], check=True)
+        yield {"netns": netns, "ifname": ifname, "public": public}
+    finally:
+        if process is not None:
+            process.kill()
+            process.wait(timeout=10)
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+        subprocess.run(["ip", "link", "del", veth], capture_output=True)
+
+
+def device_body(peer_public, **peer_fields):
+    peer = {"public_key": peer_public, "endpoint": f"{THERE}:{PORT}", "allowed_ips": [f"{INNER_THERE}/32"]}
+    peer.update(peer_fields)
+    return {"name": "wg0", "type": "tun", "addresses": [f"{INNER_HERE}/24"],
+            "worker": {"mode": "wireguard", "listen_port": PORT, "peers": [peer]}}
+
+
+def tell_peer_about(peer, tund_public, endpoint=True, psk_file=None):
+    args = ["set", peer["ifname"], "peer", tund_public, "allowed-ips", f"{INNER_HERE}/32"]
+    if endpoint:
+        args += ["endpoint", f"{HERE}:{PORT}"]
+    if psk_file:
+        args += ["preshared-key", psk_file]
+    wg(*args, netns=peer["netns"])
+
+
+def handshake_seen_by_peer(peer, tund_public):
+    lines = wg("show", peer["ifname"], "latest-handshakes", netns=peer["netns"]).splitlines()
+    return any(line.split()[0] == tund_public and int(line.split()[1]) > 0 for line in lines if line.strip())
+
+
+def test_tund_and_wireguard_go_handshake_and_carry_ping_both_ways(tund, peer):
+    created = tund.post("/devices", device_body(peer["public"]))
+    assert created.status == 201, created
+    worker = created.json()["worker"]
+    assert "private_key" not in worker and len(worker["public_key"]) == 44, worker
+    tell_peer_about(peer, worker["public_key"])
+
+    # tund initiates (its packet to 10.100.0.2 needs a session), then traffic flows both ways.
+    assert eventually(lambda: ping(INNER_THERE)), "no reply through the tunnel"
+    assert handshake_seen_by_peer(peer, worker["public_key"])
+    assert eventually(lambda: ping(INNER_HERE, netns=peer["netns"]))
+    transfer = wg("show", peer["ifname"], "transfer", netns=peer["netns"]).split()
+    assert transfer[0] == worker["public_key"] and int(transfer[1]) > 0 and int(transfer[2]) > 0, transfer
+
+    stats = tund.get("/devices/wg0/stats").json()
+    (status,) = stats["peers"]
+    assert status["public_key"] == peer["public"] and status["last_handshake_at"] is not None, status
+    assert status["rx_bytes"] > 0 and status["tx_bytes"] > 0 and status["handshakes_completed"] >= 1, status
+    metrics = tund.get("/metrics").body.decode()
+    assert f'tund_wireguard_peer_bytes_total{{device="wg0",public_key="{peer["public"]}",direction="rx"}}' in metrics
+
+
+def test_wireguard_go_initiates_and_tund_learns_its_endpoint(tund, peer):
+    created = tund.post("/devices", device_body(peer["public"], endpoint=None))
+    assert created.status == 201, created
+    tund_public = created.json()["worker"]["public_key"]
+    tell_peer_about(peer, tund_public)
+    assert eventually(lambda: ping(INNER_HERE, netns=peer["netns"])), "wireguard-go's handshake was not answered"
+    status = tund.get("/devices/wg0/stats").json()["peers"][0]
+    assert status["endpoint"] == f"{THERE}:{PORT}", status
+
+
+def test_a_preshared_key_a_live_peer_change_and_a_restart(tund, peer):
+    psk = subprocess.run(["wg", "genpsk"], capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    with tempfile.NamedTemporaryFile("w", delete=False) as psk_file:
+        psk_file.write(psk + "\n")
+    created = tund.post("/devices", device_body(peer["public"], preshared_key=psk))
+    assert created.status == 201, created
+    assert created.json()["worker"]["peers"][0]["preshared_key"] is True  # said to be there, never shown
+    tund_public = created.json()["worker"]["public_key"]
+    tell_peer_about(peer, tund_public, psk_file=psk_file.name)
+    os.unlink(psk_file.name)
+    assert eventually(lambda: ping(INNER_THERE))
+    assert psk not in tund.log() and psk not in tund.get("/devices/wg0").body.decode()
+
+    # Removed live: no more replies; added back: they return.
+    key_path = peer["public"].replace("/", "%2F").replace("+", "%2B").replace("=", "%3D")
+    assert tund.delete(f"/devices/wg0/peers/{key_path}").status == 204
+    assert not ping(INNER_THERE)
+    added = tund.request("POST", "/devices/wg0/peers", body={"public_key": peer["public"], "endpoint": f"{THERE}:{PORT}",
+                                                              "allowed_ips": [f"{INNER_THERE}/32"], "preshared_key": psk}, headers=JSON)
+    assert added.status == 201, added
+    assert eventually(lambda: ping(INNER_THERE))
+
+    # SIGKILL and restart: the same key (stored), a new session made by itself.
+    tund.kill()
+    tund.start()
+    assert tund.get("/devices/wg0").json()["worker"]["public_key"] == tund_public
+    assert eventually(lambda: ping(INNER_THERE)), "the session did not come back after a restart"
+
+
+def test_wireguard_configuration_errors_name_the_field_and_echo_no_secret(tund):
+    private, public = genkey()
+    cases = [
+        ({"name": "wgbad", "type": "tap", "worker": {"mode": "wireguard", "listen_port": PORT}}, "worker.mode"),
+        ({"name": "wgbad", "type": "tun", "worker": {"mode": "wireguard"}}, "worker.listen_port"),
+        ({"name": "wgbad", "type": "tun", "worker": {"mode": "wireguard", "listen_port": PORT, "private_key": private[:-2] + "x="}},
+         "worker.private_key"),
+        ({"name": "wgbad", "type": "tun", "worker": {"mode": "wireguard", "listen_port": PORT, "peers": [{"public_key": "nope"}]}},
+         "worker.peers[0].public_key"),
+        ({"name": "wgbad", "type": "tun", "worker": {"mode": "count", "listen_port": PORT}}, "worker.peers"),
+    ]
+    for body, field in cases:
+        answer = tund.post("/devices", body)
+        assert answer.status == 422 and answer.json()["error"]["field"] == field, (body, answer)
+        assert private not in answer.body.decode()
+    assert tund.get("/devices").json()["devices"] == []
