@@ -461,8 +461,9 @@ def test_live_answers_match_the_spec(tund, make_tund, contract):
         if "{name}" not in path:
             continue
         body = {"/devices/{name}/addresses": {"address": "10.77.0.9/24"},
-                "/devices/{name}/routes": {"destination": "10.91.0.0/16"}}.get(path, bodies.get(method))
-        target = path.replace("{address}", "10.77.0.9").replace("{id}", "1")
+                "/devices/{name}/routes": {"destination": "10.91.0.0/16"},
+                "/devices/{name}/peers": {"public_key": PEER_KEY}}.get(path, bodies.get(method))
+        target = path.replace("{address}", "10.77.0.9").replace("{id}", "1").replace("{public_key}", PEER_KEY_IN_PATH)
         response, answer = call(tund, contract, method, path, target.replace("{name}", "nosuch0"), body=body)
         assert response.status == 404 and error_code(response) == "device_not_found", (method, path, response)
         response, answer = call(tund, contract, method, path, target.replace("{name}", "bad%zz"), body=body)
@@ -827,6 +828,16 @@ def request_examples(spec, path, method):
     return spec["paths"][path][method]["requestBody"]["content"]["application/json"]["examples"]
 
 
+# A WireGuard peer key (any 32 bytes in canonical base64), and as a path segment.
+PEER_KEY = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+PEER_KEY_IN_PATH = PEER_KEY.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")
+
+
+def wireguard_device(tund, contract, name, port):
+    """A tun device in worker mode wireguard, for the peer operations."""
+    return create(tund, contract, {"name": name, "type": "tun", "worker": {"mode": "wireguard", "listen_port": port}})
+
+
 def test_request_examples_are_accepted(tund, contract, spec):
     examples = request_examples(spec, "/devices", "post")
     assert {"tun", "tap", "minimal"} <= set(examples)
@@ -838,11 +849,17 @@ def test_request_examples_are_accepted(tund, contract, spec):
             assert response.status == 204
     # The examples of the other operations, on the device of the `tun` example.
     name = examples["tun"]["value"]["name"]
-    for path, method in contract.operations():
+    wireguard = wireguard_device(tund, contract, "examplewg0", 51830)["name"]
+    # A peer's key from the POST example, so that the PATCH example has a peer to change.
+    peer_key = request_examples(spec, "/devices/{name}/peers", "post")["peer"]["value"]["public_key"]
+    operations = sorted(contract.operations(), key=lambda operation: operation[1] != "post")
+    for path, method in operations:
         if path == "/devices" or not contract.operation(path, method).get("requestBody"):
             continue
+        device = wireguard if "/peers" in path else name
+        target = path.replace("{name}", device).replace("{public_key}", peer_key.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D"))
         for example_name, example in request_examples(spec, path, method).items():
-            response, answer = call(tund, contract, method, path, path.replace("{name}", name), body=example["value"])
+            response, answer = call(tund, contract, method, path, target, body=example["value"])
             assert response.status < 300, f"example {example_name} of {method.upper()} {path}: {response!r}"
     response, _ = call(tund, contract, "delete", "/devices/{name}", f"/devices/{name}")
     assert response.status == 204
@@ -1044,11 +1061,13 @@ def test_every_operation_in_the_spec_is_served(tund, contract, spec):
     reach0 = create(tund, contract, {"name": "reach0", "type": "tun", "addresses": ["10.10.0.1/24", "10.10.0.9/24"],
                                      "routes": [{"destination": "10.40.0.0/16"}]})
     create(tund, contract, {"name": "reach1", "type": "tun"})
-    values = {"{address}": "10.10.0.9", "{id}": str(reach0["routes"][0]["id"])}
+    reachwg = wireguard_device(tund, contract, "reachwg", 51831)
+    values = {"{address}": "10.10.0.9", "{id}": str(reach0["routes"][0]["id"]), "{public_key}": PEER_KEY_IN_PATH}
     # DELETEs last: the device's own on a device of its own, the others on what reach0 was made with.
     operations = sorted(contract.operations(), key=lambda operation: operation[1] == "delete")
     for path, method in operations:
-        target = path.replace("{name}", "reach1" if (method, path) == ("delete", "/devices/{name}") else "reach0")
+        device = "reach1" if (method, path) == ("delete", "/devices/{name}") else "reach0"
+        target = path.replace("{name}", reachwg["name"] if "/peers" in path else device)
         for placeholder, value in values.items():
             target = target.replace(placeholder, value)
         if path == "/events":
