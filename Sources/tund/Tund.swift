@@ -114,6 +114,9 @@ struct Tund: ParsableCommand {
             logger.warning("the open-descriptor limit is below --max-devices: devices past it will fail to open (EMFILE); raise LimitNOFILE",
                            metadata: ["limit": "\(descriptors)", "max_devices": "\(maxDevices)"])
         }
+        // Everything tund creates is its own alone: the database, its WAL and journal hold the devices'
+        // configuration, WireGuard keys among it. (The Unix socket sets its own mode, --socket-mode.)
+        umask(0o077)
         if let problem = Preflight.prepareDirectory(forDatabase: databasePath) { fail(logger, problem) }
 
         let store: DeviceDatabase

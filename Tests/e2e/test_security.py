@@ -302,3 +302,13 @@ def test_with_a_token_any_host_name_may_be_used(make_tund):
     tund = make_tund(["--token-file", token_file(tempfile.mkdtemp())], token=TOKEN)
     response = tund.request("GET", "/devices", headers={"Host": "tund.example.internal:443"})
     assert response.status == 200, response
+
+
+def test_the_database_and_its_wal_are_the_daemons_alone(tund):
+    """They hold the devices' configuration, WireGuard private and preshared keys among it."""
+    assert tund.post("/devices", {"name": "perm0", "type": "tun"}).status == 201
+    directory = os.path.dirname(tund.database)
+    for name in os.listdir(directory):
+        if name.startswith("tund.db") and not name.endswith(".log"):
+            mode = os.stat(os.path.join(directory, name)).st_mode & 0o777
+            assert mode == 0o600, f"{name} has mode {oct(mode)}"
