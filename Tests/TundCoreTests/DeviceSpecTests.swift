@@ -58,6 +58,37 @@ import TundCore
         #expect(field(of: spec) == "netns")
     }
 
+    @Test func aWireGuardWorkerIsATunWithAKeyAPortAndDistinctPeers() throws {
+        let key = [UInt8](repeating: 7, count: 32)
+        var spec = DeviceSpec(name: "wg0", kind: .tun, workerMode: .wireguard)
+        #expect(field(of: spec) == "worker.listen_port")
+        spec.wireguard = WireGuardSpec(privateKey: key, listenPort: 51820,
+                                       peers: [WireGuardPeerSpec(publicKey: [UInt8](repeating: 1, count: 32), allowedIPs: [try IPPrefix.parse("10.0.0.2/32").get()])])
+        #expect(field(of: spec) == nil)
+        spec.wireguard!.peers.append(spec.wireguard!.peers[0])
+        #expect(field(of: spec) == "worker.peers[1].public_key")
+        spec.wireguard!.peers = [WireGuardPeerSpec(publicKey: [1, 2, 3])]
+        #expect(field(of: spec) == "worker.peers[0].public_key")
+        spec.wireguard!.peers = []
+        spec.wireguard!.privateKey = [UInt8](repeating: 0, count: 32)
+        #expect(field(of: spec) == "worker.private_key")
+        spec.wireguard!.privateKey = key
+        spec.kind = .tap
+        #expect(field(of: spec) == "worker.mode")
+        spec.kind = .tun
+        spec.workerMode = .count
+        #expect(field(of: spec) == "worker.peers")
+    }
+
+    @Test func aSpecNeverPrintsItsSecrets() {
+        var spec = DeviceSpec(name: "wg0", kind: .tun, workerMode: .wireguard)
+        let secret = [UInt8](repeating: 0xab, count: 32)
+        spec.wireguard = WireGuardSpec(privateKey: secret, listenPort: 51820,
+                                       peers: [WireGuardPeerSpec(publicKey: [UInt8](repeating: 1, count: 32), presharedKey: secret)])
+        let printed = "\(spec)"
+        #expect(!printed.contains("171") && !printed.lowercased().contains("abab") && printed.contains("<secret>"))
+    }
+
     @Test func checksRangesAndCombinations() throws {
         #expect(field(of: DeviceSpec(kind: .tun, mtu: 67)) == "mtu")
         #expect(field(of: DeviceSpec(kind: .tun, mtu: 65536)) == "mtu")
