@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 # What the tests run (every program in scripts/test-programs.txt comes from one of these) and what
 # pytest imports; require_programs checks the list against what this line asked for.
-ensure_debian_packages "${RUNTIME_PACKAGES[@]}" iproute2 iputils-ping iperf3 tshark prometheus jq curl openssl util-linux mount coreutils procps dash python3 python3-pip python3-yaml python3-pytest python3-jsonschema containernetworking-plugins
+ensure_debian_packages "${RUNTIME_PACKAGES[@]}" iproute2 iputils-ping iperf3 tshark prometheus jq curl openssl util-linux mount coreutils procps dash python3 python3-pip python3-yaml python3-pytest python3-jsonschema containernetworking-plugins wireguard-go wireguard-tools
 require_programs scripts/test-programs.txt
 
 python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check --break-system-packages openapi-spec-validator pyyaml jsonschema pytest 2>/dev/null || python3 -m pip install -q --disable-pip-version-check openapi-spec-validator pyyaml jsonschema pytest
