@@ -1,7 +1,8 @@
 import NetAddress
+import WireGuardCrypto
 
 /// One peer of a `wireguard` worker, as the control plane configures it (what `wg set ... peer` takes).
-public struct WireGuardPeerConfig: Sendable, Equatable {
+public struct WireGuardPeerConfig: Sendable, Equatable, CustomStringConvertible {
     /// The peer's static Curve25519 public key, 32 bytes: the peer's identity.
     public var publicKey: [UInt8]
     /// 32 bytes mixed into the handshake (`wg`'s preshared-key); nil for none.
@@ -22,6 +23,12 @@ public struct WireGuardPeerConfig: Sendable, Equatable {
         self.endpoint = endpoint
         self.allowedIPs = allowedIPs
         self.persistentKeepaliveSeconds = persistentKeepaliveSeconds
+    }
+
+    /// The preshared key is secret too: said to be there, never shown.
+    public var description: String {
+        "WireGuardPeerConfig(publicKey: \(Base64Key.encode(publicKey)), presharedKey: \(presharedKey == nil ? "none" : "(hidden)"), "
+            + "endpoint: \(endpoint.map(\.description) ?? "none"), allowedIPs: \(allowedIPs), persistentKeepaliveSeconds: \(persistentKeepaliveSeconds))"
     }
 }
 
