@@ -37,7 +37,8 @@ let package = Package(
         // Counter values shared by the data plane that counts, the core that sums, the API that shows.
         .target(name: "PacketCounters"),
         // The packet path: a pool of epoll threads serving every device's queues, one file per mode.
-        .target(name: "TundDataPlane", dependencies: ["NetAddress", "CBatchIO", "Errno", "BackgroundThread", "PacketCounters"]),
+        .target(name: "TundDataPlane", dependencies: ["NetAddress", "CBatchIO", "Errno", "BackgroundThread", "PacketCounters",
+                                                      "WireGuardCrypto", "WireGuardNoise", "WireGuardPeers"]),
         .target(name: "TundCore", dependencies: ["NetAddress", "Errno", "BackgroundThread", "PacketCounters", .product(name: "Logging", package: "swift-log")]),
         // The core's PacketWorkers port over the data plane.
         .target(name: "TundWorkers", dependencies: ["TundCore", "TundDataPlane"]),
@@ -79,6 +80,8 @@ let package = Package(
         .target(name: "TundFakes", dependencies: ["TundCore", "NetAddress", "Errno", "TundDataPlane", "TundWorkers", .product(name: "Logging", package: "swift-log")], path: "Tests/TundFakes"),
         .testTarget(name: "TundCoreTests", dependencies: ["TundCore", "NetAddress", "Errno", "TundFakes"]),
         .testTarget(name: "TundDataPlaneTests", dependencies: ["TundDataPlane", "NetAddress", "PacketCounters", "TundFakes"]),
+        // The wireguard worker against Debian's wireguard-go, in namespaces (root, scripts/test.sh).
+        .testTarget(name: "WireGuardPlaneTests", dependencies: ["TundDataPlane", "TunKit", "NetAddress", "WireGuardCrypto"]),
         .testTarget(name: "WireGuardTests", dependencies: ["WireGuardCrypto", "WireGuardNoise", "WireGuardReplay", "WireGuardPeers", "NetAddress"]),
         .testTarget(name: "TundHTTPTests", dependencies: ["TundHTTP"]),
         .testTarget(name: "TundCNITests", dependencies: ["TundCNI", "TundJSON", "NetAddress"]),

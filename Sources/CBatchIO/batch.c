@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <stdint.h>
+#include <unistd.h>
 #include "CBatchIO.h"
 
 _Static_assert(sizeof(struct tund_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
@@ -56,4 +59,23 @@ unsigned long long tund_counter_load(const unsigned long long *slot) {
 
 void tund_counter_store(unsigned long long *slot, unsigned long long value) {
     __atomic_store_n(slot, value, __ATOMIC_RELAXED);
+}
+
+int tund_timerfd_create(void) {
+    return timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+}
+
+int tund_timerfd_arm(int fd, unsigned long long monotonic_ns) {
+    struct itimerspec spec = { 0 };
+    if (monotonic_ns != 0) {
+        spec.it_value.tv_sec = (time_t)(monotonic_ns / 1000000000ULL);
+        spec.it_value.tv_nsec = (long)(monotonic_ns % 1000000000ULL);
+    }
+    return timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, NULL);
+}
+
+void tund_timerfd_drain(int fd) {
+    uint64_t expirations;
+    ssize_t ignored = read(fd, &expirations, sizeof expirations);
+    (void)ignored;
 }

@@ -35,8 +35,9 @@ public final class DataPlane: Sendable {
         let health = WorkerHealth(report: spec.onFailure)
         let counters = spec.descriptors.map { _ in QueueCounters() }
         var socket: Int32 = -1
-        var receiver: TunnelReceiver?
+        var receiver: (any DatagramReceiver)?
         var modes: [any PacketMode] = []
+        var wireGuard: WireGuardEngine?
         switch spec.mode {
         case .count: modes = spec.descriptors.map { _ in CountMode() }
         case .echo: modes = spec.descriptors.map { _ in EchoMode() }
@@ -46,24 +47,41 @@ public final class DataPlane: Sendable {
             let peer = SocketAddressStorage(remote)
             receiver = TunnelReceiver(socket: socket, peer: peer, vnetHeader: spec.vnetHeader)
             modes = spec.descriptors.map { [socket] _ in TunnelMode(socket: socket, local: local, remote: remote, peer: peer, gso: spec.vnetHeader) }
+        case .wireguard(let config):
+            // WireGuard carries IP packets, one per datagram: no Ethernet frames, no super-packets.
+            guard spec.kind == .tun, !spec.vnetHeader else {
+                throw PlaneError(operation: "starting wireguard on \(spec.name) (tun devices without a virtio header only)", errno: Errno(EINVAL))
+            }
+            let engine = try WireGuardEngine(config)
+            wireGuard = engine
+            receiver = WireGuardReceiver(engine: engine)
+            modes = spec.descriptors.map { _ in WireGuardMode(engine: engine) }
         }
         let processors = spec.descriptors.enumerated().map { queue, descriptor in
             QueueProcessor(queue: queue, device: QueueDescriptor(descriptor), kind: spec.kind, vnetHeader: spec.vnetHeader,
                            mode: modes[queue], counters: counters[queue], tap: spec.tap,
                            receiver: queue == 0 ? receiver : nil, health: health)
         }
-        let worker = PlaneWorker(name: spec.name, counters: counters, socket: socket, health: health)
+        let worker = PlaneWorker(name: spec.name, counters: counters, socket: socket, health: health,
+                                 wireGuard: wireGuard.map { WireGuardControl(engine: $0) })
         // The least busy thread takes queue 0 (and the socket, so queue 0's counters have one writer);
         // the next queues go to the threads after it.
         let first = threads.indices.min { threads[$0].load.load(ordering: .relaxed) < threads[$1].load.load(ordering: .relaxed) } ?? 0
         do throws(Errno) {
             for (queue, processor) in processors.enumerated() {
-                let thread = threads[(first + queue) % threads.count]
+                // A wireguard worker's queues share one thread: its peers, keypairs and counters have
+                // one owner, and the lock they sit behind is never contended by the worker itself.
+                let thread = threads[wireGuard == nil ? (first + queue) % threads.count : first]
                 worker.registered(thread, try thread.add(spec.descriptors[queue], processor, .device))
             }
             if socket >= 0 {
                 let thread = threads[first]
                 worker.registered(thread, try thread.add(socket, processors[0], .socket))
+            }
+            if let wireGuard {
+                let thread = threads[first]
+                worker.registered(thread, try thread.add(wireGuard.socket.descriptor, processors[0], .socket))
+                worker.registered(thread, try thread.add(wireGuard.timer, processors[0], .timer))
             }
         } catch {
             worker.stop()

@@ -12,7 +12,7 @@ import Synchronization
 /// device cannot starve the others on its thread. Adding and removing descriptors never pauses the loop
 /// for the others; `remove` returns only once the descriptor is out of the loop.
 final class PlaneThread: Sendable {
-    enum Role: Sendable { case device, socket }
+    enum Role: Sendable { case device, socket, timer }
 
     private struct Registration: @unchecked Sendable {
         let processor: QueueProcessor
@@ -98,8 +98,11 @@ final class PlaneThread: Sendable {
                     continue
                 }
                 guard let registration = registrations.withLock({ $0[token] }) else { continue }
-                let outcome = registration.role == .device ? registration.processor.deviceReady(scratch)
-                                                           : registration.processor.socketReady(scratch)
+                let outcome = switch registration.role {
+                case .device: registration.processor.deviceReady(scratch)
+                case .socket: registration.processor.socketReady(scratch)
+                case .timer: registration.processor.timerReady(scratch)
+                }
                 if outcome == .remove { _ = forget(token) }
             }
             // Every batch of this round is done: whoever removed a descriptor may go on.

@@ -11,11 +11,14 @@ public final class PlaneWorker: Sendable {
     private let health: WorkerHealth
     /// Where each descriptor sits, and the tunnel's socket (-1 in other modes, and once stopped).
     private let state: Mutex<(registrations: [(thread: PlaneThread, token: UInt64)], socket: Int32, stopped: Bool)>
+    /// The peers of a `wireguard` worker, for the control plane; nil in other modes.
+    public let wireGuard: WireGuardControl?
 
-    init(name: String, counters: [QueueCounters], socket: Int32, health: WorkerHealth) {
+    init(name: String, counters: [QueueCounters], socket: Int32, health: WorkerHealth, wireGuard: WireGuardControl? = nil) {
         self.name = name
         self.counters = counters
         self.health = health
+        self.wireGuard = wireGuard
         state = Mutex(([], socket, false))
     }
 
@@ -32,6 +35,8 @@ public final class PlaneWorker: Sendable {
         }
         for (thread, token) in registrations { thread.remove(token) }
         if socket >= 0 { close(socket) }
+        // Out of every loop now: the wireguard socket (its port free for a successor) and timer close.
+        wireGuard?.engine.shutdown()
     }
 
     /// False once stopped, or once it stopped by itself (see `WorkerSpec.onFailure`).

@@ -13,11 +13,11 @@ final class QueueProcessor {
     let mode: any PacketMode
     let counters: QueueCounters
     let tap: (any PacketTap)?
-    let receiver: TunnelReceiver?
+    let receiver: (any DatagramReceiver)?
     let health: WorkerHealth
 
     init(queue: Int, device: any PacketDevice, kind: DeviceKind, vnetHeader: Bool, mode: any PacketMode,
-         counters: QueueCounters, tap: (any PacketTap)?, receiver: TunnelReceiver?, health: WorkerHealth) {
+         counters: QueueCounters, tap: (any PacketTap)?, receiver: (any DatagramReceiver)?, health: WorkerHealth) {
         self.queue = queue
         self.device = device
         self.kind = kind
@@ -72,12 +72,33 @@ final class QueueProcessor {
 
     /// The tunnel's socket is readable.
     func socketReady(_ scratch: Scratch) -> Outcome {
+        serveReceiver { $0.receive(scratch, into: device, &$1) }
+    }
+
+    /// The worker's timer fired (wireguard: a peer's deadline, or the control plane changed the peers).
+    func timerReady(_ scratch: Scratch) -> Outcome {
+        serveReceiver { $0.timerFired(scratch, into: device, &$1) }
+    }
+
+    /// One round of the socket's (or timer's) receiver, counted on this queue.
+    private func serveReceiver(_ body: (any DatagramReceiver, inout BatchTally) -> Void) -> Outcome {
         guard !health.failed.load(ordering: .relaxed), let receiver else { return .remove }
         var tally = BatchTally()
-        receiver.receive(scratch, into: device, &tally)
+        body(receiver, &tally)
         counters.publish(&tally, at: realtimeNanoseconds())
         return .carryOn
     }
+}
+
+/// What serves a worker's UDP socket (and timer, for modes with one), on the thread of queue 0, writing
+/// what arrives into queue 0's device.
+protocol DatagramReceiver: AnyObject {
+    func receive(_ scratch: Scratch, into device: any PacketDevice, _ tally: inout BatchTally)
+    func timerFired(_ scratch: Scratch, into device: any PacketDevice, _ tally: inout BatchTally)
+}
+
+extension DatagramReceiver {
+    func timerFired(_ scratch: Scratch, into device: any PacketDevice, _ tally: inout BatchTally) {}
 }
 
 /// Nanoseconds since the Unix epoch, for counters and capture records.

@@ -57,8 +57,10 @@ final class SendQueue {
     var nextHeaderSlot: UnsafeMutableRawPointer { headerArena + segmentsUsed * Offload.maximumHeader }
 
     /// Queues one datagram. `group`: it belongs to the same super-packet as the datagram queued before it,
-    /// so with GSO it may join that datagram's message.
-    func append(_ header: OutgoingPiece?, _ payload: OutgoingPiece, group: Bool = false) {
+    /// so with GSO it may join that datagram's message. `to`: this datagram's destination instead of the
+    /// queue's peer (a wireguard worker sends each to its own peer); it must stay valid until `flush`.
+    func append(_ header: OutgoingPiece?, _ payload: OutgoingPiece, group: Bool = false,
+                to destination: UnsafeMutablePointer<sockaddr_storage>? = nil, length destinationLength: socklen_t = 0) {
         precondition(segmentsUsed < capacity)
         let size = (header?.count ?? 0) + payload.count
         if let header { vectors[vectorsUsed] = iovec(iov_base: header.base, iov_len: header.count); vectorsUsed += 1 }
@@ -82,7 +84,8 @@ final class SendQueue {
             openGroup = size == open.datagramSize ? (open.message, open.datagramSize, open.bytes + size) : nil
             return
         }
-        headers[used].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(peerAddress), msg_namelen: peerLength,
+        headers[used].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(destination ?? peerAddress),
+                                       msg_namelen: destination == nil ? peerLength : destinationLength,
                                        msg_iov: vectors + vectorsUsed - pieces, msg_iovlen: pieces,
                                        msg_control: nil, msg_controllen: 0, msg_flags: 0)
         headers[used].msg_len = 0

@@ -7,7 +7,7 @@ import CBatchIO
 /// written into the device. With offloads a message may hold a run of datagrams the kernel merged (UDP
 /// GRO, cut apart here by its segment size), and consecutive segments of one TCP flow are merged into a
 /// super-packet before they are written (`GROMerge`). Datagrams from anyone else are dropped and counted.
-final class TunnelReceiver {
+final class TunnelReceiver: DatagramReceiver {
     let socket: Int32
     let peer: SocketAddressStorage
     let vnetHeader: Bool

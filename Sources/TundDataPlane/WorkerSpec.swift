@@ -16,6 +16,9 @@ public struct WorkerSpec: Sendable {
         case responder
         /// Carry every packet as one UDP datagram to `remote`, and write what `remote` sends into the device.
         case tunnel(local: SocketAddress, remote: SocketAddress)
+        /// WireGuard: packets to a peer's allowed IPs go to it encrypted over UDP on `listenPort`; what
+        /// peers send is authenticated, decrypted and written into the device. Tun devices only.
+        case wireguard(WireGuardWorkerConfig)
     }
 
     /// The device's name: the worker's threads and errors say it.

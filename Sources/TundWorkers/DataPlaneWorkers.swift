@@ -20,8 +20,11 @@ public struct DataPlaneWorkers: PacketWorkers {
         case .none:
             throw KernelError(operation: "starting a worker for \(request.name), whose mode is none", errno: .EINVAL)
         case .wireguard:
-            // The data plane's wireguard mode is not part of this build yet.
-            throw KernelError(operation: "starting \(request.name)'s wireguard worker (not in this data plane yet)", errno: .EOPNOTSUPP)
+            guard let wireguard = request.wireguard else {
+                throw KernelError(operation: "starting \(request.name)'s wireguard worker without keys", errno: .EINVAL)
+            }
+            mode = .wireguard(WireGuardWorkerConfig(privateKey: wireguard.privateKey, listenPort: UInt16(wireguard.listenPort),
+                                                    peers: wireguard.peers.map(Self.peer)))
         case .tunnel:
             guard let tunnel = request.tunnel else {
                 throw KernelError(operation: "starting \(request.name)'s tunnel without endpoints", errno: .EINVAL)
@@ -38,5 +41,27 @@ public struct DataPlaneWorkers: PacketWorkers {
     }
 }
 
-extension PlaneWorker: RunningWorker {}
+extension DataPlaneWorkers {
+    static func peer(_ peer: WireGuardPeerSpec) -> WireGuardPeerConfig {
+        WireGuardPeerConfig(publicKey: peer.publicKey, presharedKey: peer.presharedKey, endpoint: peer.endpoint,
+                            allowedIPs: peer.allowedIPs, persistentKeepaliveSeconds: peer.persistentKeepalive ?? 0)
+    }
+}
+
+extension PlaneWorker: RunningWorker {
+    public func wireGuardPeers() -> [TundCore.WireGuardPeerStatus] {
+        (wireGuard?.peers() ?? []).map { peer in
+            TundCore.WireGuardPeerStatus(
+                publicKey: peer.publicKey, endpoint: peer.endpoint, lastHandshakeNanoseconds: peer.lastHandshakeUnixNanoseconds,
+                rxBytes: peer.rxBytes, txBytes: peer.txBytes, rxPackets: peer.rxPackets, txPackets: peer.txPackets,
+                handshakesInitiated: peer.handshakesInitiated, handshakesCompleted: peer.handshakesCompleted, drops: peer.drops)
+        }
+    }
+
+    public func setWireGuardPeers(_ peers: [WireGuardPeerSpec]) -> Bool {
+        guard let wireGuard else { return false }
+        wireGuard.setPeers(peers.map(DataPlaneWorkers.peer))
+        return true
+    }
+}
 extension CaptureHub: PacketTap {}

@@ -23,6 +23,15 @@ int tund_epoll_remove(int epfd, int fd);
 /// Waits for up to `max` ready descriptors and writes their tokens to `tokens`.
 int tund_epoll_wait(int epfd, unsigned long long *tokens, int max, int timeout_ms);
 
+/// A CLOCK_MONOTONIC timerfd (non-blocking, close-on-exec) for deadlines a data-plane thread waits on
+/// in its epoll set: Swift's Glibc module does not declare <sys/timerfd.h>. -1 with errno on failure.
+int tund_timerfd_create(void);
+/// Arms `fd` to fire once at `monotonic_ns` (absolute CLOCK_MONOTONIC nanoseconds; a time already past
+/// fires at once); 0 disarms. Returns what timerfd_settime returns.
+int tund_timerfd_arm(int fd, unsigned long long monotonic_ns);
+/// Clears a fired timerfd's expiry count so epoll stops reporting it.
+void tund_timerfd_drain(int fd);
+
 /// A counter slot written by one thread and read by others: relaxed atomic load and store (no
 /// read-modify-write, no lock), for the data plane's counter table.
 void tund_counter_add(unsigned long long *slot, unsigned long long amount);

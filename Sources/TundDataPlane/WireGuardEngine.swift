@@ -1,0 +1,272 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CBatchIO
+import Errno
+import NetAddress
+import Synchronization
+import WireGuardCrypto
+import WireGuardNoise
+import WireGuardPeers
+
+/// A keypair in use and what it needs on the packet path: its two ciphers (OpenSSL contexts made once
+/// per session, not per packet) and its peer. Found by local index, the receiver index on the wire.
+final class KeypairCiphers {
+    let keypair: Keypair
+    let peer: WireGuardPeer
+    let sending: ChaChaPoly
+    let receiving: ChaChaPoly
+
+    init(_ keypair: Keypair, peer: WireGuardPeer) throws(CryptoError) {
+        self.keypair = keypair
+        self.peer = peer
+        sending = try ChaChaPoly(key: keypair.session.sendingKey)
+        receiving = try ChaChaPoly(key: keypair.session.receivingKey)
+    }
+}
+
+/// One `wireguard` worker's state: key, socket, timer, peers, their keypairs and indices, the
+/// cryptokey routing table. The device-to-peer path is in `WireGuardMode`, the peer-to-device path in
+/// `WireGuardReceiver`; handshakes, timers and configuration are here.
+///
+/// Every mutable field is touched only with `lock` held (hence `@unchecked Sendable`). The worker's
+/// thread takes it once per batch (device read, socket read, timer), never per packet; the control
+/// plane takes it for `setPeers` and `peers()`. See `WireGuardControl` for why a lock and not a queue.
+final class WireGuardEngine: @unchecked Sendable {
+    let lock = Mutex(())
+    let socket: WireGuardSocket
+    /// A CLOCK_MONOTONIC timerfd armed at the earliest PeerTimers deadline of any peer.
+    let timer: Int32
+    let privateKey: X25519.PrivateKey
+    let publicKey: PublicKey
+    let checker: CookieChecker
+    let responder: WireGuardNoise.Responder
+    let random = SystemRandom()
+
+    var peers: [PublicKey: WireGuardPeer] = [:]
+    var allowed = AllowedIPs<PublicKey>()
+    var indices = IndexTable<PublicKey>()
+    /// Live keypairs by local index: one dictionary probe finds a transport message's keys and peer.
+    var keypairs: [UInt32: KeypairCiphers] = [:]
+    /// What the timerfd is armed for (nil: disarmed), so a batch that changes no deadline costs no syscall.
+    var armedDeadline: UInt64?
+    var closed = false
+    /// Drops that name no peer (no route, unknown index or key, a MAC1 not made for us), by reason.
+    var deviceDrops: [String: UInt64] = [:]
+    /// Datagrams of one device batch on their way to peers (each with its own destination).
+    let sendQueue: SendQueue
+    /// Where a single transport message is built: a keepalive, a staged packet. Header, then payload.
+    let single: UnsafeMutableRawBufferPointer
+
+    init(_ config: WireGuardWorkerConfig) throws(PlaneError) {
+        do {
+            privateKey = try X25519.PrivateKey(rawRepresentation: config.privateKey)
+            checker = try CookieChecker(localPublic: privateKey.publicKey)
+        } catch {
+            throw PlaneError(operation: "reading the wireguard private key (32 bytes)", errno: Errno(EINVAL))
+        }
+        publicKey = privateKey.publicKey
+        responder = WireGuardNoise.Responder(localStatic: privateKey)
+        socket = try WireGuardSocket.open(port: config.listenPort)
+        timer = tund_timerfd_create()
+        guard timer >= 0 else {
+            let code = errno
+            close(socket.descriptor)
+            throw PlaneError(operation: "timerfd_create", errno: Errno(code))
+        }
+        sendQueue = SendQueue(capacity: Scratch.batchLimit, peer: nil, gso: false)
+        single = .allocate(byteCount: Scratch.slotSize + TransportHeader.count + 32, alignment: 64)
+        setPeers(config.peers)
+    }
+
+    deinit {
+        sendQueue.deallocate()
+        single.deallocate()
+    }
+
+    /// Runs `body` with the lock held.
+    @inline(__always)
+    func locked<R: Sendable>(_ body: () -> R) -> R {
+        lock.withLock { _ in body() }
+    }
+
+    /// Closes the socket and the timer: the worker stopped (its descriptors are already out of the loop).
+    func shutdown() {
+        locked {
+            guard !closed else { return }
+            closed = true
+            close(socket.descriptor)
+            close(timer)
+        }
+    }
+
+    // MARK: Configuration (lock held)
+
+    /// Replaces the peer set. A peer that stays (same public key and preshared key) keeps its sessions,
+    /// timers and statistics; its endpoint, keepalive interval and allowed IPs take the new values. A
+    /// peer removed loses its keypairs and indices; a new one starts empty. Keys that are not 32 bytes
+    /// are skipped (the control plane validates them first).
+    func setPeers(_ configs: [WireGuardPeerConfig]) {
+        let now = monotonicNanoseconds()
+        var next: [PublicKey: WireGuardPeer] = [:]
+        var table = AllowedIPs<PublicKey>()
+        for config in configs {
+            guard let key = try? PublicKey(bytes: config.publicKey), next[key] == nil else { continue }
+            let peer: WireGuardPeer
+            // A new preshared key changes every session key: the peer starts over.
+            if let existing = peers[key], existing.config.presharedKey == config.presharedKey {
+                peer = existing
+                if let endpoint = config.endpoint, endpoint != existing.config.endpoint { peer.setEndpoint(endpoint, socket: socket) }
+                peer.config = config
+            } else {
+                guard let made = try? WireGuardPeer(config: config, localStatic: privateKey, socket: socket) else { continue }
+                peer = made
+            }
+            let interval = UInt16(clamping: max(0, config.persistentKeepaliveSeconds))
+            if interval != peer.timers.persistentKeepaliveInterval, peer.timers.setPersistentKeepalive(interval, now: now) != nil {
+                peer.keepaliveRequested = true
+            }
+            for prefix in config.allowedIPs { table.insert(prefix, for: key) }
+            next[key] = peer
+        }
+        for (key, peer) in peers where next[key] !== peer { forgetSessions(of: peer) }
+        peers = next
+        allowed = table
+        // Wake the thread now: new deadlines (a keepalive asked for) are looked at in `timerFired`.
+        if !closed {
+            _ = tund_timerfd_arm(timer, now)
+            armedDeadline = now
+        }
+    }
+
+    func statuses() -> [WireGuardPeerStatus] {
+        peers.values.map(\.status).sorted { $0.publicKey.lexicographicallyPrecedes($1.publicKey) }
+    }
+
+    /// Every keypair and index of `peer` freed (removed, or its key material expired).
+    func forgetSessions(of peer: WireGuardPeer) {
+        for keypair in peer.keypairs.removeAll() { forget(keypair) }
+        if let pending = peer.pendingHandshakeIndex { indices.remove(pending) }
+        peer.pendingHandshakeIndex = nil
+    }
+
+    func forget(_ keypair: Keypair) {
+        keypairs[keypair.localIndex] = nil
+        indices.remove(keypair.localIndex)
+    }
+
+    /// A completed handshake's keys into the peer's slots (initiator: current at once; responder: next,
+    /// until the initiator's first transport message confirms it).
+    func install(_ session: Session, for peer: WireGuardPeer, now: UInt64) {
+        let keypair = Keypair(session: session, createdAt: now)
+        guard let ciphers = try? KeypairCiphers(keypair, peer: peer) else {
+            indices.remove(session.localIndex)
+            return
+        }
+        for retired in peer.keypairs.install(keypair) { forget(retired) }
+        indices.replace(session.localIndex, with: .keypair(peer.publicKey))
+        keypairs[session.localIndex] = ciphers
+        peer.timers.sessionDerived(now: now)
+    }
+
+    // MARK: Handshake initiation (lock held)
+
+    /// Message type 1 to the peer's endpoint, with a fresh local index (the one before is freed: only
+    /// the latest initiation's response is accepted).
+    func initiateHandshake(_ peer: WireGuardPeer, now: UInt64) {
+        guard peer.hasEndpoint else { return }
+        if let pending = peer.pendingHandshakeIndex { indices.remove(pending) }
+        peer.pendingHandshakeIndex = nil
+        guard let index = try? indices.insert(.handshake(peer.publicKey), random: random),
+              let message = try? peer.initiator.makeInitiation(localIndex: index, random: random) else { return }
+        peer.pendingHandshakeIndex = index
+        var bytes = message.bytes
+        guard (try? peer.cookies.stamp(&bytes, now: .now)) != nil else { return }
+        _ = bytes.withUnsafeBytes { socket.send($0, to: peer.endpoint, length: peer.endpointLength) }
+        // Reported even when the socket refused it: the retransmission timer is the remedy.
+        peer.timers.packetSent(.handshakeInitiation, now: now)
+        peer.statistics.handshakesInitiated &+= 1
+    }
+
+    // MARK: Timers (lock held)
+
+    /// What a timer (or a packet path) asked for.
+    func perform(_ action: TimerAction, for peer: WireGuardPeer, now: UInt64, _ tally: inout BatchTally) {
+        switch action {
+        case .initiateHandshake:
+            initiateHandshake(peer, now: now)
+        case .sendKeepalive:
+            // Staged packets serve as well as an empty one.
+            if peer.staged.isEmpty { _ = sendSingle(to: peer, payloadCount: 0, now: now, &tally) } else { flushStaged(peer, now: now, &tally) }
+        case .expireSessions:
+            forgetSessions(of: peer)
+        case .giveUp:
+            peer.noSessionDrops &+= UInt64(peer.staged.count)
+            peer.staged.removeAll()
+        }
+    }
+
+    /// The timerfd fired (or the control plane woke the thread): every due action of every peer.
+    func timerFired(_ tally: inout BatchTally) {
+        guard !closed else { return }
+        tund_timerfd_drain(timer)
+        armedDeadline = nil
+        let now = monotonicNanoseconds()
+        for peer in peers.values {
+            if peer.keepaliveRequested {
+                peer.keepaliveRequested = false
+                perform(.sendKeepalive(.persistent), for: peer, now: now, &tally)
+            }
+            for action in peer.timers.dueActions(now: now) { perform(action, for: peer, now: now, &tally) }
+        }
+        rearm()
+    }
+
+    /// Arms the timerfd at the earliest deadline of any peer (one pass over the peers per batch).
+    func rearm() {
+        guard !closed else { return }
+        var earliest: UInt64?
+        for peer in peers.values {
+            if let deadline = peer.timers.nextDeadline, deadline < (earliest ?? .max) { earliest = deadline }
+        }
+        guard earliest != armedDeadline else { return }
+        _ = tund_timerfd_arm(timer, earliest ?? 0)
+        armedDeadline = earliest
+    }
+
+    // MARK: Single transport messages (lock held)
+
+    /// Seals `single[16..<16 + payloadCount]` (an empty payload is a keepalive) with the peer's sending
+    /// keypair and sends it at once; false when there is no keypair that may send, or no endpoint.
+    func sendSingle(to peer: WireGuardPeer, payloadCount: Int, now: UInt64, _ tally: inout BatchTally) -> Bool {
+        guard peer.hasEndpoint, let keypair = peer.keypairs.sendingKeypair(now: now),
+              let ciphers = keypairs[keypair.localIndex], let counter = keypair.takeSendCounter(now: now) else { return false }
+        let body = UnsafeMutableRawBufferPointer(rebasing: single[TransportHeader.count...])
+        guard let sealed = WireGuardMode.seal(body, count: payloadCount, counter: counter, with: ciphers.sending) else { return false }
+        TransportHeader(receiverIndex: keypair.remoteIndex, counter: counter).write(into: single)
+        let message = UnsafeRawBufferPointer(rebasing: single[0..<(TransportHeader.count + sealed)])
+        if socket.send(message, to: peer.endpoint, length: peer.endpointLength) {
+            tally[.peerPacketsSent] &+= 1
+            tally[.peerBytesSent] &+= UInt64(message.count)
+        } else {
+            tally[.peerSendErrors] &+= 1
+        }
+        peer.statistics.recordSent(payloadBytes: payloadCount)
+        peer.timers.packetSent(payloadCount == 0 ? .keepalive : .data, now: now)
+        if let action = peer.timers.afterSending(current: keypair, now: now) { perform(action, for: peer, now: now, &tally) }
+        return true
+    }
+
+    /// Sends what waited for a session, oldest first, while a keypair may send.
+    func flushStaged(_ peer: WireGuardPeer, now: UInt64, _ tally: inout BatchTally) {
+        while let packet = peer.staged.first {
+            packet.withUnsafeBytes { (single.baseAddress! + TransportHeader.count).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            guard sendSingle(to: peer, payloadCount: packet.count, now: now, &tally) else { return }
+            peer.staged.removeFirst()
+        }
+    }
+
+    func countDeviceDrop(_ reason: String) {
+        deviceDrops[reason, default: 0] &+= 1
+    }
+}

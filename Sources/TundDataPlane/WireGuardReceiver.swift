@@ -1,0 +1,228 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CBatchIO
+import WireGuardCrypto
+import WireGuardNoise
+import WireGuardPeers
+
+/// `wireguard`, from the peers to the device: `recvmmsg` batches on the worker's UDP socket. Transport
+/// messages (type 4) find their keypair by receiver index, pass the replay window, are opened where
+/// they were received and, when their inner source belongs to the peer, written into the device;
+/// handshake messages (types 1-3) go through the WireGuardNoise library. Also serves the worker's timer.
+final class WireGuardReceiver: DatagramReceiver {
+    let engine: WireGuardEngine
+    /// At most this many `recvmmsg` calls per wakeup: a flooded socket yields to the thread's other devices.
+    static let roundsPerWakeup = 4
+
+    init(engine: WireGuardEngine) {
+        self.engine = engine
+    }
+
+    func receive(_ scratch: Scratch, into device: any PacketDevice, _ tally: inout BatchTally) {
+        engine.locked { engine.receive(scratch, into: device, &tally) }
+    }
+
+    func timerFired(_ scratch: Scratch, into device: any PacketDevice, _ tally: inout BatchTally) {
+        engine.locked { engine.timerFired(&tally) }
+    }
+}
+
+extension WireGuardEngine {
+    /// Datagrams waiting on the socket (lock held).
+    func receive(_ scratch: Scratch, into device: any PacketDevice, _ tally: inout BatchTally) {
+        guard !closed else { return }
+        let batch = scratch.messages
+        for _ in 0..<WireGuardReceiver.roundsPerWakeup {
+            batch.prepareReceive()
+            let received = tund_recvmmsg(socket.descriptor, batch.headers, UInt32(Scratch.batchLimit), Int32(MSG_DONTWAIT))
+            if received <= 0 {
+                if received < 0 && errno != EAGAIN && errno != EINTR { tally[.peerReceiveErrors] &+= 1 }
+                break
+            }
+            let now = monotonicNanoseconds()
+            for index in 0..<Int(received) {
+                let length = Int(batch.headers[index].msg_len)
+                let message = UnsafeMutableRawBufferPointer(rebasing: batch.slot(index)[0..<length])
+                let source = UnsafeRawPointer(batch.addresses + index)
+                let sourceLength = batch.headers[index].msg_hdr.msg_namelen
+                tally[.peerPacketsReceived] &+= 1
+                tally[.peerBytesReceived] &+= UInt64(length)
+                // The type is a little-endian 32-bit word: 1-4, then three zero bytes.
+                let type = length >= 4 ? UInt32(littleEndian: message.loadUnaligned(as: UInt32.self)) : 0
+                switch (type, length) {
+                case (MessageType.transportData.rawValue, TransportHeader.minimumMessageCount...):
+                    receiveTransport(message, source: source, sourceLength: sourceLength, now: now, into: device, &tally)
+                case (MessageType.initiation.rawValue, InitiationMessage.count):
+                    receiveInitiation(Array(message), source: source, sourceLength: sourceLength, now: now)
+                case (MessageType.response.rawValue, ResponseMessage.count):
+                    receiveResponse(Array(message), source: source, sourceLength: sourceLength, now: now, &tally)
+                case (MessageType.cookieReply.rawValue, CookieReplyMessage.count):
+                    receiveCookieReply(Array(message))
+                default:
+                    tally[.droppedMalformed] &+= 1
+                }
+            }
+            if received < Scratch.batchLimit { break }
+        }
+        rearm()
+    }
+
+    /// Type 4: authenticate and decrypt in place, then write the inner packet into the device.
+    private func receiveTransport(_ message: UnsafeMutableRawBufferPointer, source: UnsafeRawPointer, sourceLength: socklen_t,
+                                  now: UInt64, into device: any PacketDevice, _ tally: inout BatchTally) {
+        guard let header = try? TransportHeader(reading: UnsafeRawBufferPointer(message)) else { return }
+        guard let entry = keypairs[header.receiverIndex] else {
+            tally[.droppedUnexpectedSource] &+= 1
+            countDeviceDrop("unknown_peer")
+            return
+        }
+        let (peer, keypair) = (entry.peer, entry.keypair)
+        guard keypair.canReceive(now: now), keypair.wouldAccept(counter: header.counter) else {
+            peer.statistics.recordDrop(.replay)
+            return
+        }
+        let body = UnsafeMutableRawBufferPointer(rebasing: message[TransportHeader.count...])
+        guard let plain = try? entry.receiving.open(inPlace: body, ciphertextCount: body.count, counter: header.counter) else {
+            peer.statistics.recordDrop(.badMAC)
+            return
+        }
+        // Recorded only now: a forged packet must not move the window.
+        guard keypair.acceptReceived(counter: header.counter) else {
+            peer.statistics.recordDrop(.replay)
+            return
+        }
+        peer.roam(to: source, length: sourceLength)
+        let (confirmed, retired) = peer.keypairs.receivedData(on: keypair)
+        if let retired { forget(retired) }
+        if confirmed {
+            // The initiator proved it holds the keys of our response: the handshake is complete here.
+            peer.timers.handshakeCompleted(now: now)
+            peer.statistics.recordHandshake(at: Int64(realtimeNanoseconds()))
+            flushStaged(peer, now: now, &tally)
+        }
+        if plain == 0 {
+            peer.statistics.recordReceived(payloadBytes: 0)
+            peer.timers.packetReceived(.keepalive, now: now)
+        } else {
+            // The inner packet's own length (the rest is padding) and its source, which must route back
+            // to this peer.
+            let inner = UnsafeRawBufferPointer(rebasing: body[0..<plain])
+            let total: Int
+            let sourceBytes: UnsafeRawBufferPointer
+            switch inner[0] >> 4 {
+            case 4 where plain >= 20:
+                total = Int(inner[2]) << 8 | Int(inner[3])
+                sourceBytes = UnsafeRawBufferPointer(rebasing: inner[12..<16])
+            case 6 where plain >= 40:
+                total = 40 + (Int(inner[4]) << 8 | Int(inner[5]))
+                sourceBytes = UnsafeRawBufferPointer(rebasing: inner[8..<24])
+            default:
+                tally[.droppedMalformed] &+= 1
+                return
+            }
+            guard total <= plain, total >= 20 else {
+                tally[.droppedMalformed] &+= 1
+                return
+            }
+            guard (try? allowed.allows(peer.publicKey, sourceBytes: sourceBytes)) == true else {
+                peer.statistics.recordDrop(.sourceNotAllowed)
+                return
+            }
+            device.writeCounted(UnsafeRawBufferPointer(rebasing: inner[0..<total]), prefix: 0, &tally)
+            peer.statistics.recordReceived(payloadBytes: total)
+            peer.timers.packetReceived(.data, now: now)
+        }
+        if let action = peer.timers.afterReceiving(current: peer.keypairs.current, now: now) {
+            perform(action, for: peer, now: now, &tally)
+        }
+    }
+
+    /// Type 1: a peer starts a handshake; answer with type 2 and keep the keypair as `next`.
+    /// Cookies under load are not sent yet: every initiation with a good MAC1 is answered.
+    private func receiveInitiation(_ bytes: [UInt8], source: UnsafeRawPointer, sourceLength: socklen_t, now: UInt64) {
+        guard checker.isMAC1Valid(bytes) else {
+            countDeviceDrop("bad_mac")
+            return
+        }
+        guard let message = try? InitiationMessage(bytes: bytes) else { return }
+        var named: WireGuardPeer?
+        let consumed: ConsumedInitiation
+        do {
+            consumed = try responder.consumeInitiation(message) { key in
+                named = peers[key]
+                return named.map { .known(latestTimestamp: $0.latestTimestamp) } ?? .unknown
+            }
+        } catch .replayedTimestamp {
+            named?.statistics.recordDrop(.replay)
+            return
+        } catch .unknownPeer {
+            countDeviceDrop("unknown_peer")
+            return
+        } catch {
+            countDeviceDrop("bad_mac")
+            return
+        }
+        guard let peer = peers[consumed.peer],
+              let index = try? indices.insert(.keypair(peer.publicKey), random: random) else { return }
+        guard let (response, session) = try? responder.makeResponse(to: consumed, localIndex: index,
+                                                                    presharedKey: peer.presharedKey, random: random) else {
+            indices.remove(index)
+            return
+        }
+        // A replay of this very initiation is refused from now on.
+        peer.latestTimestamp = consumed.timestamp
+        var out = response.bytes
+        guard (try? peer.cookies.stamp(&out, now: .now)) != nil else {
+            indices.remove(index)
+            return
+        }
+        peer.roam(to: source, length: sourceLength)
+        install(session, for: peer, now: now)
+        _ = out.withUnsafeBytes { socket.send($0, to: peer.endpoint, length: peer.endpointLength) }
+        peer.timers.packetReceived(.handshakeInitiation, now: now)
+        peer.timers.packetSent(.handshakeResponse, now: now)
+    }
+
+    /// Type 2: the answer to our initiation; the session is ours to send on at once.
+    private func receiveResponse(_ bytes: [UInt8], source: UnsafeRawPointer, sourceLength: socklen_t, now: UInt64,
+                                 _ tally: inout BatchTally) {
+        guard checker.isMAC1Valid(bytes) else {
+            countDeviceDrop("bad_mac")
+            return
+        }
+        guard let message = try? ResponseMessage(bytes: bytes) else { return }
+        guard case .handshake(let key)? = indices[message.receiverIndex], let peer = peers[key],
+              peer.pendingHandshakeIndex == message.receiverIndex else {
+            countDeviceDrop("unknown_peer")
+            return
+        }
+        guard let session = try? peer.initiator.consumeResponse(message) else {
+            peer.statistics.recordDrop(.badMAC)
+            return
+        }
+        peer.pendingHandshakeIndex = nil
+        peer.roam(to: source, length: sourceLength)
+        install(session, for: peer, now: now)
+        peer.timers.handshakeCompleted(now: now)
+        peer.timers.packetReceived(.handshakeResponse, now: now)
+        peer.statistics.recordHandshake(at: Int64(realtimeNanoseconds()))
+        // The responder may send only once it hears from us on the new keys: staged packets, or an
+        // empty one.
+        if peer.staged.isEmpty {
+            _ = sendSingle(to: peer, payloadCount: 0, now: now, &tally)
+        } else {
+            flushStaged(peer, now: now, &tally)
+        }
+    }
+
+    /// Type 3: a peer under load asks for MAC2 on our next handshake message.
+    private func receiveCookieReply(_ bytes: [UInt8]) {
+        guard let reply = try? CookieReplyMessage(bytes: bytes),
+              let entry = indices[reply.receiverIndex], let peer = peers[entry.peer] else {
+            countDeviceDrop("unknown_peer")
+            return
+        }
+        try? peer.cookies.consumeCookieReply(reply, now: .now)
+    }
+}

@@ -1,0 +1,86 @@
+import NetAddress
+import WireGuardCrypto
+
+/// One peer of a `wireguard` worker, as the control plane configures it (what `wg set ... peer` takes).
+public struct WireGuardPeerConfig: Sendable, Equatable, CustomStringConvertible {
+    /// The peer's static Curve25519 public key, 32 bytes: the peer's identity.
+    public var publicKey: [UInt8]
+    /// 32 bytes mixed into the handshake (`wg`'s preshared-key); nil for none.
+    public var presharedKey: [UInt8]?
+    /// Where to send handshakes and data until the peer is heard from elsewhere (roaming); nil: wait for
+    /// the peer to initiate, then answer where it came from.
+    public var endpoint: SocketAddress?
+    /// Cryptokey routing: packets to these prefixes go to this peer, and only packets from these sources
+    /// are accepted from it.
+    public var allowedIPs: [IPPrefix]
+    /// Seconds between keepalives sent whatever the traffic (for NAT mappings); 0 off.
+    public var persistentKeepaliveSeconds: Int
+
+    public init(publicKey: [UInt8], presharedKey: [UInt8]? = nil, endpoint: SocketAddress? = nil,
+                allowedIPs: [IPPrefix] = [], persistentKeepaliveSeconds: Int = 0) {
+        self.publicKey = publicKey
+        self.presharedKey = presharedKey
+        self.endpoint = endpoint
+        self.allowedIPs = allowedIPs
+        self.persistentKeepaliveSeconds = persistentKeepaliveSeconds
+    }
+
+    /// The preshared key is secret too: said to be there, never shown.
+    public var description: String {
+        "WireGuardPeerConfig(publicKey: \(Base64Key.encode(publicKey)), presharedKey: \(presharedKey == nil ? "none" : "(hidden)"), "
+            + "endpoint: \(endpoint.map(\.description) ?? "none"), allowedIPs: \(allowedIPs), persistentKeepaliveSeconds: \(persistentKeepaliveSeconds))"
+    }
+}
+
+/// A `wireguard` worker: the device's own key, its UDP port, its peers.
+public struct WireGuardWorkerConfig: Sendable, Equatable, CustomStringConvertible {
+    /// The device's static Curve25519 private key, 32 bytes. Never logged or printed: `description`
+    /// leaves it out, so interpolating the config (or the `WorkerSpec.Mode` holding it) cannot leak it.
+    public var privateKey: [UInt8]
+    /// The UDP port bound on every address (IPv6 and IPv4); 0 lets the kernel pick.
+    public var listenPort: UInt16
+    public var peers: [WireGuardPeerConfig]
+
+    public init(privateKey: [UInt8], listenPort: UInt16, peers: [WireGuardPeerConfig] = []) {
+        self.privateKey = privateKey
+        self.listenPort = listenPort
+        self.peers = peers
+    }
+
+    public var description: String { "WireGuardWorkerConfig(listenPort: \(listenPort), peers: \(peers.count), privateKey: (hidden))" }
+}
+
+/// What the control plane sees of one peer (`peers()`), as `wg show` shows it.
+public struct WireGuardPeerStatus: Sendable, Equatable {
+    public var publicKey: [UInt8]
+    /// Where packets to the peer go now: configured, or where it was last heard from.
+    public var endpoint: SocketAddress?
+    /// Wall-clock time of the last completed handshake, nanoseconds since the Unix epoch; nil before one.
+    public var lastHandshakeUnixNanoseconds: UInt64?
+    /// Transport payload bytes (inner packets, before padding and encryption) and transport messages
+    /// (keepalives count as packets, not bytes), each way.
+    public var rxBytes: UInt64
+    public var txBytes: UInt64
+    public var rxPackets: UInt64
+    public var txPackets: UInt64
+    public var handshakesInitiated: UInt64
+    public var handshakesCompleted: UInt64
+    /// Dropped packets by reason: bad_mac, replay, unknown_peer, source_not_allowed, under_load_cookie,
+    /// no_session (no keypair and no endpoint to start one, staging full, or handshake retries gave up).
+    public var drops: [String: UInt64]
+
+    public init(publicKey: [UInt8], endpoint: SocketAddress?, lastHandshakeUnixNanoseconds: UInt64?, rxBytes: UInt64,
+                txBytes: UInt64, rxPackets: UInt64, txPackets: UInt64, handshakesInitiated: UInt64,
+                handshakesCompleted: UInt64, drops: [String: UInt64]) {
+        self.publicKey = publicKey
+        self.endpoint = endpoint
+        self.lastHandshakeUnixNanoseconds = lastHandshakeUnixNanoseconds
+        self.rxBytes = rxBytes
+        self.txBytes = txBytes
+        self.rxPackets = rxPackets
+        self.txPackets = txPackets
+        self.handshakesInitiated = handshakesInitiated
+        self.handshakesCompleted = handshakesCompleted
+        self.drops = drops
+    }
+}

@@ -1,0 +1,19 @@
+import NetAddress
+import Testing
+import TundDataPlane
+
+/// The wireguard worker's configuration never prints its secrets, however it is interpolated.
+@Suite struct WireGuardConfigTests {
+    @Test func printingAConfigShowsNoKeyMaterial() {
+        let secret = [UInt8](repeating: 0xAB, count: 32), preshared = [UInt8](repeating: 0xCD, count: 32)
+        let peer = WireGuardPeerConfig(publicKey: [UInt8](repeating: 1, count: 32), presharedKey: preshared,
+                                       endpoint: SocketAddress("192.0.2.1:51820"), allowedIPs: [])
+        let config = WireGuardWorkerConfig(privateKey: secret, listenPort: 51820, peers: [peer])
+        for text in ["\(config)", "\(WorkerSpec.Mode.wireguard(config))", "\(peer)", String(reflecting: config)] {
+            // Neither the bytes as Swift prints arrays nor the base64 that wg would show.
+            #expect(!text.contains("171, 171") && !text.contains("205, 205"), "\(text)")
+            #expect(!text.contains("q6ur") && !text.contains("zc3N"), "\(text)")
+            #expect(text.contains("51820"))
+        }
+    }
+}
