@@ -116,7 +116,7 @@ public struct TundAPI: Sendable {
         }
         router.add("POST", "/devices/{name}/peers") { request, path in
             handle {
-                let peer = try WireGuardJSON.peer(try jsonBody(request), field: "peer")
+                let peer = try WireGuardJSON.peer(try jsonBody(request), field: nil)
                 let device = try fleet.putPeer(path["name"], peer, creating: true, ifMatch: try ifMatch(request))
                 let location = "/devices/\(device.record.name)/peers/\(percentEncoded(WireGuardJSON.base64(peer.publicKey)))"
                 return jsonResponse(201, WireGuardJSON.peerJSON(peer), headers: [("Location", location), etag(device)])
@@ -135,7 +135,7 @@ public struct TundAPI: Sendable {
                     members.append(("public_key", .string(WireGuardJSON.base64(key))))
                     body = .object(members)
                 }
-                let peer = try WireGuardJSON.peer(body, field: "peer")
+                let peer = try WireGuardJSON.peer(body, field: nil)
                 let device = try fleet.putPeer(path["name"], peer, creating: false, ifMatch: try ifMatch(request))
                 return jsonResponse(200, WireGuardJSON.peerJSON(peer), headers: [etag(device)])
             }

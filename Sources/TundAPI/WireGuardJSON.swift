@@ -29,22 +29,23 @@ enum WireGuardJSON {
         return WireGuardSpec(privateKey: privateKey, listenPort: Int(port), peers: peers)
     }
 
-    /// One peer object (also the body of `POST /devices/{name}/peers`).
-    static func peer(_ value: JSONValue, field: String) throws(TundError) -> WireGuardPeerSpec {
+    /// One peer object: `field` is where it sits in a device (`worker.peers[I]`), nil for the body of
+    /// `/devices/{name}/peers`, whose fields are named bare.
+    static func peer(_ value: JSONValue, field: String?) throws(TundError) -> WireGuardPeerSpec {
         let reader = try FieldReader(value, path: field, allowed: peerFields)
-        let publicKey = try key(try reader.string("public_key", required: true)!, field: "\(field).public_key", what: "wg pubkey")
+        let publicKey = try key(try reader.string("public_key", required: true)!, field: reader.qualified("public_key"), what: "wg pubkey")
         let presharedKey = try reader.string("preshared_key").map { text throws(TundError) in
-            try key(text, field: "\(field).preshared_key", what: "wg genpsk")
+            try key(text, field: reader.qualified("preshared_key"), what: "wg genpsk")
         }
         var endpoint: SocketAddress?
         if let text = try reader.string("endpoint") {
             guard let parsed = SocketAddress(text) else {
-                throw .invalidField(field: "\(field).endpoint", reason: "\"\(text.prefix(64))\" is not IPv4:PORT or [IPv6]:PORT")
+                throw .invalidField(field: reader.qualified("endpoint"), reason: "\"\(text.prefix(64))\" is not IPv4:PORT or [IPv6]:PORT")
             }
             endpoint = parsed
         }
         let allowed = try reader.array("allowed_ips").enumerated().map { (index, item) throws(TundError) in
-            try DeviceRequest.prefix(item, field: "\(field).allowed_ips[\(index)]")
+            try DeviceRequest.prefix(item, field: reader.qualified("allowed_ips[\(index)]"))
         }
         let keepalive = try reader.integer("persistent_keepalive", in: 0...65535).map(Int.init)
         return WireGuardPeerSpec(publicKey: publicKey, presharedKey: presharedKey, endpoint: endpoint,

@@ -462,7 +462,8 @@ def test_live_answers_match_the_spec(tund, make_tund, contract):
             continue
         body = {"/devices/{name}/addresses": {"address": "10.77.0.9/24"},
                 "/devices/{name}/routes": {"destination": "10.91.0.0/16"},
-                "/devices/{name}/peers": {"public_key": PEER_KEY}}.get(path, bodies.get(method))
+                "/devices/{name}/peers": {"public_key": PEER_KEY},
+                "/devices/{name}/peers/{public_key}": {"endpoint": "10.99.0.3:51820"}}.get(path, bodies.get(method))
         target = path.replace("{address}", "10.77.0.9").replace("{id}", "1").replace("{public_key}", PEER_KEY_IN_PATH)
         response, answer = call(tund, contract, method, path, target.replace("{name}", "nosuch0"), body=body)
         assert response.status == 404 and error_code(response) == "device_not_found", (method, path, response)

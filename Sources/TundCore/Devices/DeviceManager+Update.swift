@@ -202,7 +202,7 @@ extension DeviceManager {
             try change(&wireguard.peers)
             var spec = managed.record.spec
             spec.wireguard = wireguard
-            try Self.renamingField(to: "peer", from: "worker.peers[") { () throws(TundError) in try spec.validate() }
+            try Self.renamingField(to: "public_key", from: "worker.peers[") { () throws(TundError) in try spec.validate() }
             managed.record.spec = spec
             guard let worker = managed.worker else { return {} }
             if !worker.setWireGuardPeers(wireguard.peers) {
