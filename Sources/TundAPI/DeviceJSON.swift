@@ -108,6 +108,8 @@ enum DeviceJSON {
         if statistics.worker.mode == .wireguard {
             json.key(StatsKeys.peers)
             json.raw(JSONValue.array(statistics.peers.map(WireGuardJSON.peerStatus)).serialized())
+            json.key(StatsKeys.wireguardDropped)
+            json.raw(JSONValue.object(statistics.wireguardDrops.sorted { $0.key < $1.key }.map { ($0.key, .count($0.value)) }).serialized())
         }
         json.key(StatsKeys.drift)
         json.beginObject()
@@ -148,6 +150,7 @@ enum DeviceJSON {
         static let lastPacketAt = JSONKey("last_packet_at"), queues = JSONKey("queues"), queue = JSONKey("queue")
         static let kernel = JSONKey("kernel"), drift = JSONKey("drift"), detected = JSONKey("detected")
         static let repaired = JSONKey("repaired"), dropped = JSONKey("dropped"), peers = JSONKey("peers")
+        static let wireguardDropped = JSONKey("wireguard_dropped")
         static let kernelCounters = KernelCounters.names.map(JSONKey.init)
         static let layout = (
             fields: counterLayout.fields.map { (counter: $0.counter, key: JSONKey($0.key)) },

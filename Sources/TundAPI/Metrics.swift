@@ -222,6 +222,13 @@ enum DeviceMetrics {
             $0.drops.sorted { $0.key < $1.key }.map { ([("reason", $0.key)], Double($0.value)) }
         }
 
+        text.family("tund_wireguard_dropped_total", "counter", "WireGuard packets that named no peer, dropped, by reason (bad_mac, unknown_peer, no_route).")
+        for (device, stats) in statistics where stats.worker.mode == .wireguard {
+            for (reason, count) in stats.wireguardDrops.sorted(by: { $0.key < $1.key }) {
+                text.sample("tund_wireguard_dropped_total", [("device", device.record.name), ("reason", reason)], Double(count))
+            }
+        }
+
         text.family("tund_event_streams", "gauge", "Clients following GET /events.")
         text.sample("tund_event_streams", [], Double(eventStreams))
         requests.write(to: &text)

@@ -58,6 +58,8 @@ extension PlaneWorker: RunningWorker {
         }
     }
 
+    public func wireGuardDeviceDrops() -> [String: UInt64] { wireGuard?.deviceDrops() ?? [:] }
+
     public func setWireGuardPeers(_ peers: [WireGuardPeerSpec]) -> Bool {
         guard let wireGuard else { return false }
         wireGuard.setPeers(peers.map(DataPlaneWorkers.peer))

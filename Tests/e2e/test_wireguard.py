@@ -168,3 +168,51 @@ def test_wireguard_configuration_errors_name_the_field_and_echo_no_secret(tund):
         assert answer.status == 422 and answer.json()["error"]["field"] == field, (body, answer)
         assert private not in answer.body.decode()
     assert tund.get("/devices").json()["devices"] == []
+
+
+# Handshake initiations with junk MAC1s, as fast as one Python loop sends them, bounded in count and time.
+FLOOD = r"""
+import os, socket, sys, time
+target = (sys.argv[1], int(sys.argv[2]))
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sent, deadline = 0, time.monotonic() + 4
+while sent < 200000 and time.monotonic() < deadline:
+    sock.sendto(b"\x01\x00\x00\x00" + os.urandom(144), target)
+    sent += 1
+print(sent)
+"""
+
+
+def test_a_flood_of_bad_mac1_initiations_leaves_the_session_working_and_is_counted(tund, peer):
+    created = tund.post("/devices", device_body(peer["public"]))
+    assert created.status == 201, created
+    tell_peer_about(peer, created.json()["worker"]["public_key"])
+    assert eventually(lambda: ping(INNER_THERE))
+
+    flood = subprocess.Popen(["ip", "netns", "exec", peer["netns"], "python3", "-c", FLOOD, HERE, str(PORT)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        # During the flood, data through the established session keeps flowing.
+        replies = sum(ping(INNER_THERE) for _ in range(5))
+    finally:
+        sent = int(flood.communicate(timeout=30)[0].strip() or 0)
+    assert replies >= 4, f"only {replies} of 5 pings answered during the flood"
+    assert sent > 0
+    stats = tund.get("/devices/wg0/stats").json()
+    assert stats["wireguard_dropped"]["bad_mac"] > 0, stats["wireguard_dropped"]
+    assert stats["peers"][0]["handshakes_completed"] >= 1 and stats["peers"][0]["dropped"]["bad_mac"] == 0, stats["peers"]
+    metrics = tund.get("/metrics").body.decode()
+    assert 'tund_wireguard_dropped_total{device="wg0",reason="bad_mac"}' in metrics
+
+
+def test_the_peer_roams_and_tund_follows_its_authenticated_packets(tund, peer):
+    created = tund.post("/devices", device_body(peer["public"]))
+    assert created.status == 201, created
+    tell_peer_about(peer, created.json()["worker"]["public_key"])
+    assert eventually(lambda: ping(INNER_THERE))
+    # wireguard-go moves to another UDP address (its port: Debian's wireguard-go keeps sending from a
+    # source IP it has cached, so a moved IP is not what it does well); its next packets come from there.
+    wg("set", peer["ifname"], "listen-port", str(PORT + 1), netns=peer["netns"])
+    assert eventually(lambda: ping(INNER_HERE, netns=peer["netns"]))
+    assert eventually(lambda: tund.get("/devices/wg0/stats").json()["peers"][0]["endpoint"] == f"{THERE}:{PORT + 1}")
+    assert ping(INNER_THERE), "tund kept sending to the old address"

@@ -144,4 +144,6 @@ public struct DeviceStatistics: Equatable, Sendable {
     public var driftRepaired: Int
     /// A wireguard worker's peers, as the worker sees them now.
     public var peers: [WireGuardPeerStatus] = []
+    /// A wireguard worker's drops that no peer can be charged with, by reason.
+    public var wireguardDrops: [String: UInt64] = [:]
 }

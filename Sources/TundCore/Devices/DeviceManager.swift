@@ -320,7 +320,8 @@ public final class DeviceManager: Sendable {
             ?? WorkerCounters(mode: managed.record.spec.workerMode, running: false, queues: [])
         return DeviceStatistics(name: managed.record.name, worker: worker, kernel: link.flatMap { owned($0) ? $0.counters : nil },
                                 driftDetected: managed.driftDetected, driftRepaired: managed.driftRepaired,
-                                peers: managed.worker?.wireGuardPeers() ?? [])
+                                peers: managed.worker?.wireGuardPeers() ?? [],
+                                wireguardDrops: managed.worker?.wireGuardDeviceDrops() ?? [:])
     }
 
     func managedDevice(_ name: String) throws(TundError) -> ManagedDevice {

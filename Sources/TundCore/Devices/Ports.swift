@@ -240,10 +240,13 @@ public protocol RunningWorker: AnyObject, Sendable {
     /// Gives a running wireguard worker its new set of peers; the sessions of peers kept stay up. False
     /// when the worker cannot (another mode): the caller restarts it instead.
     func setWireGuardPeers(_ peers: [WireGuardPeerSpec]) -> Bool
+    /// A wireguard worker's drops of packets that name no peer (bad_mac, unknown_peer, no_route).
+    func wireGuardDeviceDrops() -> [String: UInt64]
 }
 
 extension RunningWorker {
     public func wireGuardPeers() -> [WireGuardPeerStatus] { [] }
+    public func wireGuardDeviceDrops() -> [String: UInt64] { [:] }
     public func setWireGuardPeers(_ peers: [WireGuardPeerSpec]) -> Bool { false }
 }
 
