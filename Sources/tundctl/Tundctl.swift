@@ -22,5 +22,5 @@ struct Tundctl: ParsableCommand {
             \(ExitStatus.helpText)
             """,
         version: TundVersion.current,
-        subcommands: [DevicesCommand.self, AddressesCommand.self, RoutesCommand.self, StatsCommand.self, EventsCommand.self, CaptureCommand.self, ApplyCommand.self, DiffCommand.self])
+        subcommands: [DevicesCommand.self, AddressesCommand.self, RoutesCommand.self, StatsCommand.self, PeersCommand.self, EventsCommand.self, CaptureCommand.self, ApplyCommand.self, DiffCommand.self])
 }

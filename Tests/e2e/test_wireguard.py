@@ -11,6 +11,7 @@ import tempfile
 import pytest
 
 from conftest import eventually, ip_json
+from test_tundctl import ok, tundctl
 
 JSON = {"Content-Type": "application/json"}
 HERE, THERE = "10.99.0.1", "10.99.0.2"        # the veth underlay
@@ -111,6 +112,9 @@ def test_tund_and_wireguard_go_handshake_and_carry_ping_both_ways(tund, peer):
     assert status["rx_bytes"] > 0 and status["tx_bytes"] > 0 and status["handshakes_completed"] >= 1, status
     metrics = tund.get("/metrics").body.decode()
     assert f'tund_wireguard_peer_bytes_total{{device="wg0",public_key="{peer["public"]}",direction="rx"}}' in metrics
+    shown = ok(tundctl(tund, "peers", "wg0"))
+    assert f"peer: {peer['public']}" in shown and f"endpoint: {THERE}:{PORT}" in shown and "allowed ips: 10.100.0.2/32" in shown, shown
+    assert "latest handshake: 20" in shown and worker["public_key"] in shown, shown
 
 
 def test_wireguard_go_initiates_and_tund_learns_its_endpoint(tund, peer):
