@@ -52,7 +52,7 @@ public final class DataPlane: Sendable {
             guard spec.kind == .tun, !spec.vnetHeader else {
                 throw PlaneError(operation: "starting wireguard on \(spec.name) (tun devices without a virtio header only)", errno: Errno(EINVAL))
             }
-            let engine = try WireGuardEngine(config)
+            let engine = try WireGuardEngine(config, onPeerEvent: spec.onPeerEvent)
             wireGuard = engine
             receiver = WireGuardReceiver(engine: engine)
             modes = spec.descriptors.map { _ in WireGuardMode(engine: engine) }

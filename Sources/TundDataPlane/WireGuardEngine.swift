@@ -58,7 +58,11 @@ final class WireGuardEngine: @unchecked Sendable {
     /// Where a single transport message is built: a keepalive, a staged packet. Header, then payload.
     let single: UnsafeMutableRawBufferPointer
 
-    init(_ config: WireGuardWorkerConfig) throws(PlaneError) {
+    /// Handshakes and stale peers, for the control plane's events.
+    let onPeerEvent: @Sendable (WireGuardPeerEvent) -> Void
+
+    init(_ config: WireGuardWorkerConfig, onPeerEvent: @escaping @Sendable (WireGuardPeerEvent) -> Void = { _ in }) throws(PlaneError) {
+        self.onPeerEvent = onPeerEvent
         do {
             privateKey = try X25519.PrivateKey(rawRepresentation: config.privateKey)
             checker = try CookieChecker(localPublic: privateKey.publicKey)
@@ -200,10 +204,22 @@ final class WireGuardEngine: @unchecked Sendable {
             if peer.staged.isEmpty { _ = sendSingle(to: peer, payloadCount: 0, now: now, &tally) } else { flushStaged(peer, now: now, &tally) }
         case .expireSessions:
             forgetSessions(of: peer)
+            announce(.stale(reason: "sessions expired"), peer)
         case .giveUp:
             peer.noSessionDrops &+= UInt64(peer.staged.count)
             peer.staged.removeAll()
+            announce(.stale(reason: "handshake attempts gave up"), peer)
         }
+    }
+
+    /// A handshake completed with `peer`: counted, and told to the control plane.
+    func handshakeCompleted(_ peer: WireGuardPeer) {
+        peer.statistics.recordHandshake(at: Int64(realtimeNanoseconds()))
+        announce(.handshake, peer)
+    }
+
+    func announce(_ kind: WireGuardPeerEvent.Kind, _ peer: WireGuardPeer) {
+        onPeerEvent(WireGuardPeerEvent(kind: kind, publicKey: peer.publicKey.base64, endpoint: peer.statistics.endpoint))
     }
 
     /// The timerfd fired (or the control plane woke the thread): every due action of every peer.

@@ -98,7 +98,7 @@ extension WireGuardEngine {
         if confirmed {
             // The initiator proved it holds the keys of our response: the handshake is complete here.
             peer.timers.handshakeCompleted(now: now)
-            peer.statistics.recordHandshake(at: Int64(realtimeNanoseconds()))
+            handshakeCompleted(peer)
             flushStaged(peer, now: now, &tally)
         }
         if plain == 0 {
@@ -206,7 +206,7 @@ extension WireGuardEngine {
         install(session, for: peer, now: now)
         peer.timers.handshakeCompleted(now: now)
         peer.timers.packetReceived(.handshakeResponse, now: now)
-        peer.statistics.recordHandshake(at: Int64(realtimeNanoseconds()))
+        handshakeCompleted(peer)
         // The responder may send only once it hears from us on the new keys: staged packets, or an
         // empty one.
         if peer.staged.isEmpty {

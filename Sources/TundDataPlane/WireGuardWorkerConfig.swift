@@ -84,3 +84,18 @@ public struct WireGuardPeerStatus: Sendable, Equatable {
         self.drops = drops
     }
 }
+
+/// What a wireguard worker tells the control plane about a peer, as it happens.
+public struct WireGuardPeerEvent: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// A handshake completed; the peer has fresh keys.
+        case handshake
+        /// The peer has no usable session any more: handshake attempts gave up, or its keys expired.
+        case stale(reason: String)
+    }
+
+    public var kind: Kind
+    /// Base64, as `wg` prints it.
+    public var publicKey: String
+    public var endpoint: SocketAddress?
+}

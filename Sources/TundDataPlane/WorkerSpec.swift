@@ -34,9 +34,14 @@ public struct WorkerSpec: Sendable {
     /// Runs once, on a data-plane thread, when the worker stops by itself (a tunnel reading its own
     /// datagrams back: a routing loop). It must not stop the worker itself.
     public var onFailure: @Sendable (String) -> Void
+    /// A wireguard worker's peer events, called on a data-plane thread: it must be quick and must not
+    /// call back into the worker.
+    public var onPeerEvent: @Sendable (WireGuardPeerEvent) -> Void
 
     public init(name: String, kind: DeviceKind, mode: Mode, descriptors: [Int32], vnetHeader: Bool = false,
-                tap: (any PacketTap)? = nil, onFailure: @escaping @Sendable (String) -> Void = { _ in }) {
+                tap: (any PacketTap)? = nil, onFailure: @escaping @Sendable (String) -> Void = { _ in },
+                onPeerEvent: @escaping @Sendable (WireGuardPeerEvent) -> Void = { _ in }) {
+        self.onPeerEvent = onPeerEvent
         self.name = name
         self.kind = kind
         self.mode = mode

@@ -34,7 +34,7 @@ public struct DataPlaneWorkers: PacketWorkers {
         do {
             return try plane.start(WorkerSpec(name: request.name, kind: request.kind == .tun ? .tun : .tap, mode: mode,
                                               descriptors: request.descriptors, vnetHeader: request.vnetHeader,
-                                              tap: request.capture, onFailure: request.onFailure))
+                                              tap: request.capture, onFailure: request.onFailure, onPeerEvent: Self.forwarding(request.onPeerEvent)))
         } catch {
             throw KernelError(operation: error.operation, errno: error.errno)
         }
@@ -42,6 +42,17 @@ public struct DataPlaneWorkers: PacketWorkers {
 }
 
 extension DataPlaneWorkers {
+    static func forwarding(_ handler: @escaping @Sendable (WireGuardPeerNotice) -> Void) -> @Sendable (WireGuardPeerEvent) -> Void {
+        { event in
+            let kind: WireGuardPeerNotice.Kind
+            switch event.kind {
+            case .handshake: kind = .handshake
+            case .stale(let reason): kind = .stale(reason: reason)
+            }
+            handler(WireGuardPeerNotice(kind: kind, publicKey: event.publicKey, endpoint: event.endpoint?.description))
+        }
+    }
+
     static func peer(_ peer: WireGuardPeerSpec) -> WireGuardPeerConfig {
         WireGuardPeerConfig(publicKey: peer.publicKey, presharedKey: peer.presharedKey, endpoint: peer.endpoint,
                             allowedIPs: peer.allowedIPs, persistentKeepaliveSeconds: peer.persistentKeepalive ?? 0)

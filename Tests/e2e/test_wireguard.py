@@ -11,6 +11,7 @@ import tempfile
 import pytest
 
 from conftest import eventually, ip_json
+from sse import EventClient
 from test_tundctl import ok, tundctl
 
 JSON = {"Content-Type": "application/json"}
@@ -100,7 +101,13 @@ def test_tund_and_wireguard_go_handshake_and_carry_ping_both_ways(tund, peer):
     tell_peer_about(peer, worker["public_key"])
 
     # tund initiates (its packet to 10.100.0.2 needs a session), then traffic flows both ways.
-    assert eventually(lambda: ping(INNER_THERE)), "no reply through the tunnel"
+    events = EventClient(tund.port)
+    try:
+        assert eventually(lambda: ping(INNER_THERE)), "no reply through the tunnel"
+        event, _ = events.wait_for(lambda e: e[1] == "peer.handshake")
+        assert event[2]["device"] == "wg0" and event[2]["detail"] == {"public_key": peer["public"], "endpoint": f"{THERE}:{PORT}"}
+    finally:
+        events.close()
     assert handshake_seen_by_peer(peer, worker["public_key"])
     assert eventually(lambda: ping(INNER_HERE, netns=peer["netns"]))
     transfer = wg("show", peer["ifname"], "transfer", netns=peer["netns"]).split()

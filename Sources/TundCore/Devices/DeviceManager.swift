@@ -205,10 +205,18 @@ public final class DeviceManager: Sendable {
             logger.error("worker stopped", metadata: ["device": "\(name)", "reason": "\(reason)"])
             events.publish(.workerFailed, device: name, [("error", reason)])
         }
+        // Runs on the worker's thread at each handshake and when a peer goes stale: one event each.
+        let onPeerEvent: @Sendable (WireGuardPeerNotice) -> Void = { notice in
+            let endpoint = [("endpoint", notice.endpoint ?? "")]
+            switch notice.kind {
+            case .handshake: events.publish(.peerHandshake, device: name, [("public_key", notice.publicKey)] + endpoint)
+            case .stale(let reason): events.publish(.peerStale, device: name, [("public_key", notice.publicKey), ("reason", reason)])
+            }
+        }
         return try kernel { () throws(KernelError) in
             try workers.start(WorkerRequest(name: record.name, kind: record.spec.kind, mode: record.spec.workerMode,
                                             tunnel: record.spec.tunnel, wireguard: record.spec.wireguard, descriptors: device.queueDescriptors,
-                                            vnetHeader: record.spec.offload, capture: hub, onFailure: onFailure))
+                                            vnetHeader: record.spec.offload, capture: hub, onFailure: onFailure, onPeerEvent: onPeerEvent))
         }
     }
 

@@ -228,6 +228,27 @@ public struct WorkerRequest: Sendable {
     public var capture: CaptureHub
     /// Runs once, on a data-plane thread, when the worker stops by itself; it must not stop the worker.
     public var onFailure: @Sendable (String) -> Void
+    /// A wireguard worker's peer events, on a data-plane thread (quick, and not into the worker).
+    public var onPeerEvent: @Sendable (WireGuardPeerNotice) -> Void = { _ in }
+}
+
+/// What a wireguard worker says about one of its peers, as it happens.
+public struct WireGuardPeerNotice: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case handshake
+        case stale(reason: String)
+    }
+
+    public var kind: Kind
+    /// Base64, as `wg` prints it.
+    public var publicKey: String
+    public var endpoint: String?
+
+    public init(kind: Kind, publicKey: String, endpoint: String?) {
+        self.kind = kind
+        self.publicKey = publicKey
+        self.endpoint = endpoint
+    }
 }
 
 public protocol RunningWorker: AnyObject, Sendable {

@@ -9,6 +9,8 @@ public struct DeviceEvent: Equatable, Sendable {
         case linkUp = "link.up", linkDown = "link.down"
         /// The device's network namespace is gone (the container exited, `ip netns del`).
         case namespaceMissing = "namespace.missing"
+        /// A wireguard peer completed a handshake / has no usable session any more.
+        case peerHandshake = "peer.handshake", peerStale = "peer.stale"
         /// Sent to a reconnecting client whose missed events fell out of the ring: refetch the state.
         case resync
     }
