@@ -4,13 +4,14 @@ namespace of its own joined to the test's namespace by a veth pair.
 Safety: wireguard-go creates an interface named after whatever argument it gets, where it runs; it is
 only ever started as `ip netns exec NS wireguard-go -f IFNAME` inside a namespace this test made (and
 deletes), with an interface name unique to the run."""
+import json
 import os
 import subprocess
 import tempfile
 
 import pytest
 
-from conftest import eventually, ip_json
+from conftest import eventually, ip_json, tund_binary
 from sse import EventClient
 from test_tundctl import ok, tundctl
 
@@ -37,13 +38,11 @@ def ping(address, netns=None):
 
 
 @pytest.fixture
-def peer():
-    """A namespace with wireguard-go on wgX (10.100.0.2/24), reachable over a veth at 10.99.0.2."""
+def underlay():
+    """A namespace reachable over a veth: 10.99.0.1 here, 10.99.0.2 there. Deleted afterwards."""
     netns = f"tund-wg-{os.getpid()}"
-    ifname = f"wgx{os.getpid() % 100000}"
     veth = f"vwg{os.getpid() % 100000}"
     subprocess.run(["ip", "netns", "add", netns], check=True)
-    process = None
     try:
         subprocess.run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns], check=True)
         subprocess.run(["ip", "addr", "add", f"{HERE}/24", "dev", veth], check=True)
@@ -51,8 +50,20 @@ def peer():
         for command in (["ip", "link", "set", "lo", "up"], ["ip", "addr", "add", f"{THERE}/24", "dev", "eth0"],
                         ["ip", "link", "set", "eth0", "up"]):
             subprocess.run(["ip", "netns", "exec", netns, *command], check=True)
-        process = subprocess.Popen(["ip", "netns", "exec", netns, "wireguard-go", "-f", ifname],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ, LOG_LEVEL="error"))
+        yield netns
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+        subprocess.run(["ip", "link", "del", veth], capture_output=True)
+
+
+@pytest.fixture
+def peer(underlay):
+    """wireguard-go on wgX (10.100.0.2/24) in the underlay's namespace."""
+    netns = underlay
+    ifname = f"wgx{os.getpid() % 100000}"
+    process = subprocess.Popen(["ip", "netns", "exec", netns, "wireguard-go", "-f", ifname],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ, LOG_LEVEL="error"))
+    try:
         assert eventually(lambda: any(link["ifname"] == ifname for link in ip_json("-n", netns, "link", "show"))), \
             "wireguard-go made no interface"
         private, public = genkey()
@@ -65,11 +76,8 @@ def peer():
         subprocess.run(["ip", "netns", "exec", netns, "ip", "link", "set", ifname, "up"], check=True)
         yield {"netns": netns, "ifname": ifname, "public": public}
     finally:
-        if process is not None:
-            process.kill()
-            process.wait(timeout=10)
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
-        subprocess.run(["ip", "link", "del", veth], capture_output=True)
+        process.kill()
+        process.wait(timeout=10)
 
 
 def device_body(peer_public, **peer_fields):
@@ -227,3 +235,41 @@ def test_the_peer_roams_and_tund_follows_its_authenticated_packets(tund, peer):
     assert eventually(lambda: ping(INNER_HERE, netns=peer["netns"]))
     assert eventually(lambda: tund.get("/devices/wg0/stats").json()["peers"][0]["endpoint"] == f"{THERE}:{PORT + 1}")
     assert ping(INNER_THERE), "tund kept sending to the old address"
+
+
+def test_two_tunds_form_a_wireguard_pair(tund, underlay):
+    """tund in this namespace and a second tund in the peer's namespace (its API reached with curl from
+    inside it), each with the other as its only peer: traffic both ways, both sides see the handshake."""
+    directory = tempfile.mkdtemp(prefix="tund-e2e-wg-")
+    port = 18930
+    other = subprocess.Popen(["ip", "netns", "exec", underlay, "timeout", "120", tund_binary(),
+                              "--listen", f"127.0.0.1:{port}", "--database", os.path.join(directory, "tund.db")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def api(method, path, body=None):
+        command = ["ip", "netns", "exec", underlay, "curl", "-s", "-X", method, f"http://127.0.0.1:{port}{path}"]
+        if body is not None:
+            command += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
+        answer = subprocess.run(command, capture_output=True, text=True, timeout=20).stdout
+        return json.loads(answer) if answer.strip() else None
+
+    try:
+        assert eventually(lambda: (api("GET", "/readyz") or {}).get("status") == "ready"), "the second tund did not start"
+        here = tund.post("/devices", {"name": "wg0", "type": "tun", "addresses": [f"{INNER_HERE}/24"],
+                                      "worker": {"mode": "wireguard", "listen_port": PORT}})
+        assert here.status == 201, here
+        there = api("POST", "/devices", {"name": "wg1", "type": "tun", "addresses": [f"{INNER_THERE}/24"],
+                                         "worker": {"mode": "wireguard", "listen_port": PORT + 2,
+                                                    "peers": [{"public_key": here.json()["worker"]["public_key"],
+                                                               "endpoint": f"{HERE}:{PORT}", "allowed_ips": [f"{INNER_HERE}/32"]}]}})
+        assert there["worker"]["public_key"], there
+        added = tund.request("POST", "/devices/wg0/peers", body={"public_key": there["worker"]["public_key"],
+                                                                  "endpoint": f"{THERE}:{PORT + 2}", "allowed_ips": [f"{INNER_THERE}/32"]},
+                             headers=JSON)
+        assert added.status == 201, added
+        assert eventually(lambda: ping(INNER_THERE)) and eventually(lambda: ping(INNER_HERE, netns=underlay))
+        assert tund.get("/devices/wg0/stats").json()["peers"][0]["handshakes_completed"] >= 1
+        assert api("GET", "/devices/wg1/stats")["peers"][0]["rx_bytes"] > 0
+    finally:
+        other.kill()
+        other.wait(timeout=10)
