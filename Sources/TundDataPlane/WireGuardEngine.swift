@@ -39,7 +39,14 @@ final class WireGuardEngine: @unchecked Sendable {
     let timer: Int32
     let privateKey: X25519.PrivateKey
     let publicKey: PublicKey
-    let checker: CookieChecker
+    var checker: CookieChecker
+    /// Initiations with a good MAC1 in the current one-second window, and until when tund counts as under
+    /// load: then an initiation must carry a MAC2 from a cookie we gave its source, or it gets a cookie
+    /// reply instead of the Curve25519 work (WireGuard's answer to a flood from a spoofed or real source).
+    var initiationsInWindow = 0
+    var windowStart: UInt64 = 0
+    var underLoadUntil: UInt64 = 0
+    static let underLoadInitiationsPerSecond = 128
     let responder: WireGuardNoise.Responder
     let random = SystemRandom()
 

@@ -68,6 +68,28 @@ extension WireGuardEngine {
         rearm()
     }
 
+    /// Counts an initiation with a good MAC1; under load once a second holds more than the threshold,
+    /// and for a second after.
+    private func isUnderLoad(now: UInt64) -> Bool {
+        if now &- windowStart >= 1_000_000_000 {
+            windowStart = now
+            initiationsInWindow = 0
+        }
+        initiationsInWindow += 1
+        if initiationsInWindow > Self.underLoadInitiationsPerSecond { underLoadUntil = now &+ 1_000_000_000 }
+        return now < underLoadUntil
+    }
+
+    /// What a cookie is made for: the source's IP address bytes, then its port big-endian.
+    static func cookieSource(_ raw: UnsafeRawPointer, length: socklen_t) -> [UInt8] {
+        let family = Int32(raw.load(as: sa_family_t.self))
+        let port = Array(UnsafeRawBufferPointer(start: raw + 2, count: 2))
+        if family == AF_INET6, length >= socklen_t(MemoryLayout<sockaddr_in6>.size) {
+            return Array(UnsafeRawBufferPointer(start: raw + 8, count: 16)) + port
+        }
+        return Array(UnsafeRawBufferPointer(start: raw + 4, count: 4)) + port
+    }
+
     /// Type 4: authenticate and decrypt in place, then write the inner packet into the device.
     private func receiveTransport(_ message: UnsafeMutableRawBufferPointer, source: UnsafeRawPointer, sourceLength: socklen_t,
                                   now: UInt64, into device: any PacketDevice, _ tally: inout BatchTally) {
@@ -138,12 +160,24 @@ extension WireGuardEngine {
         }
     }
 
-    /// Type 1: a peer starts a handshake; answer with type 2 and keep the keypair as `next`.
-    /// Cookies under load are not sent yet: every initiation with a good MAC1 is answered.
+    /// Type 1: a peer starts a handshake; answer with type 2 and keep the keypair as `next`. Under load,
+    /// an initiation without a valid MAC2 gets a cookie reply to its source instead.
     private func receiveInitiation(_ bytes: [UInt8], source: UnsafeRawPointer, sourceLength: socklen_t, now: UInt64) {
         guard checker.isMAC1Valid(bytes) else {
             countDeviceDrop("bad_mac")
             return
+        }
+        if isUnderLoad(now: now) {
+            let sourceBytes = Self.cookieSource(source, length: sourceLength)
+            if !checker.isMAC2Valid(bytes, source: sourceBytes, now: .now) {
+                if let reply = try? checker.makeCookieReply(to: bytes, source: sourceBytes, now: .now, random: random) {
+                    _ = reply.bytes.withUnsafeBytes { reply in
+                        source.withMemoryRebound(to: sockaddr_storage.self, capacity: 1) { socket.send(reply, to: $0, length: sourceLength) }
+                    }
+                }
+                countDeviceDrop("under_load_cookie")
+                return
+            }
         }
         guard let message = try? InitiationMessage(bytes: bytes) else { return }
         var named: WireGuardPeer?

@@ -273,3 +273,61 @@ def test_two_tunds_form_a_wireguard_pair(tund, underlay):
     finally:
         other.kill()
         other.wait(timeout=10)
+
+
+# Initiations whose MAC1 is right for tund's public key (so they would each cost a Curve25519 operation)
+# and whose content is junk: under load tund must answer them with cookie replies, not DH.
+VALID_MAC1_FLOOD = r"""
+import base64, hashlib, os, socket, sys, time
+key = hashlib.blake2s(b"mac1----" + base64.b64decode(sys.argv[3])).digest()
+target = (sys.argv[1], int(sys.argv[2]))
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.setblocking(False)
+# Until stdin closes (the test is done with the load), at most 30 s and 2 million datagrams.
+import select
+sent, replies, deadline = 0, 0, time.monotonic() + 30
+while sent < 2000000 and time.monotonic() < deadline:
+    if sent % 256 == 0 and select.select([sys.stdin], [], [], 0)[0] and not sys.stdin.read(1):
+        break
+    body = b"\x01\x00\x00\x00" + os.urandom(112)
+    sock.sendto(body + hashlib.blake2s(body, key=key, digest_size=16).digest() + bytes(16), target)
+    sent += 1
+    try:
+        while True:
+            if len(sock.recv(2048)) == 64:
+                replies += 1
+    except BlockingIOError:
+        pass
+print(sent, replies)
+"""
+
+
+def test_under_load_initiations_get_cookie_replies_and_the_session_keeps_working(tund, peer):
+    created = tund.post("/devices", device_body(peer["public"]))
+    assert created.status == 201, created
+    tund_public = created.json()["worker"]["public_key"]
+    tell_peer_about(peer, tund_public)
+    assert eventually(lambda: ping(INNER_THERE))
+
+    flood = subprocess.Popen(["ip", "netns", "exec", peer["netns"], "python3", "-c", VALID_MAC1_FLOOD, HERE, str(PORT), tund_public],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert eventually(lambda: tund.get("/devices/wg0/stats").json()["wireguard_dropped"].get("under_load_cookie", 0) > 0)
+        # The established session carries data through the load.
+        replies = sum(ping(INNER_THERE) for _ in range(5))
+        # A new handshake from wireguard-go while the load lasts: its first initiation gets a cookie reply,
+        # its retry carries MAC2 from that cookie and is answered. (Were MAC2 wrong, no handshake could
+        # complete until the load stops, and the load stops only after this.)
+        before = tund.get("/devices/wg0/stats").json()["peers"][0]["handshakes_completed"]
+        wg("set", peer["ifname"], "peer", tund_public, "remove", netns=peer["netns"])
+        tell_peer_about(peer, tund_public)
+        assert eventually(lambda: ping(INNER_HERE, netns=peer["netns"]), attempts=25), "no handshake completed under load"
+        assert flood.poll() is None, "the load ended before the handshake completed"
+        assert tund.get("/devices/wg0/stats").json()["peers"][0]["handshakes_completed"] > before
+    finally:
+        flood.stdin.close()
+        flood.wait(timeout=40)
+        sent, cookies = (int(x) for x in flood.stdout.read().split())
+    assert replies >= 4, f"only {replies} of 5 pings answered during the flood"
+    dropped = tund.get("/devices/wg0/stats").json()["wireguard_dropped"]
+    assert cookies > 0 and 0 < dropped["under_load_cookie"] <= sent + 10, (sent, cookies, dropped)
