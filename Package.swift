@@ -74,14 +74,16 @@ let package = Package(
         .executableTarget(name: "tund-cni", dependencies: ["TundCNI", "TundClient", "TundJSON"]),
 
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"]),
-        .testTarget(name: "TunKitTests", dependencies: ["TunKit", "NetAddress", "CLinux"]),
+        // The one rule for privileged tests: root, in a private network namespace.
+        .target(name: "PrivateNamespaceGuard", path: "Tests/PrivateNamespaceGuard"),
+        .testTarget(name: "TunKitTests", dependencies: ["TunKit", "NetAddress", "CLinux", "PrivateNamespaceGuard"]),
         .testTarget(name: "TundStoreTests", dependencies: ["TundStore"]),
         // In-memory kernel, store and notices for tests of the core and of the API in process.
         .target(name: "TundFakes", dependencies: ["TundCore", "NetAddress", "Errno", "TundDataPlane", "TundWorkers", .product(name: "Logging", package: "swift-log")], path: "Tests/TundFakes"),
         .testTarget(name: "TundCoreTests", dependencies: ["TundCore", "NetAddress", "Errno", "TundFakes"]),
         .testTarget(name: "TundDataPlaneTests", dependencies: ["TundDataPlane", "NetAddress", "PacketCounters", "TundFakes"]),
         // The wireguard worker against Debian's wireguard-go, in namespaces (root, scripts/test.sh).
-        .testTarget(name: "WireGuardPlaneTests", dependencies: ["TundDataPlane", "TunKit", "NetAddress", "WireGuardCrypto"]),
+        .testTarget(name: "WireGuardPlaneTests", dependencies: ["TundDataPlane", "TunKit", "NetAddress", "WireGuardCrypto", "PrivateNamespaceGuard"]),
         .testTarget(name: "WireGuardTests", dependencies: ["WireGuardCrypto", "WireGuardNoise", "WireGuardReplay", "WireGuardPeers", "NetAddress"]),
         .testTarget(name: "TundHTTPTests", dependencies: ["TundHTTP"]),
         .testTarget(name: "TundCNITests", dependencies: ["TundCNI", "TundJSON", "NetAddress"]),

@@ -3,27 +3,17 @@ import Glibc
 #endif
 import Foundation
 import NetAddress
+import PrivateNamespaceGuard
 import Testing
 import TunKit
 import TundDataPlane
 import WireGuardCrypto
 
-/// Whether these tests may run: root, inside a private network namespace (scripts/test.sh runs the
-/// test binary under `unshare --net` and records the machine's namespace in TUND_HOST_NETNS), with
-/// wireguard-go and wg installed. The same rule as Tests/TunKitTests' KernelTestEnvironment.
+/// Whether these tests may run: the privileged tests' rule (`PrivateNamespace`), with wireguard-go and
+/// wg installed.
 enum InteropEnvironment {
     static let problem: String? = {
-        guard geteuid() == 0 else { return "wireguard interop tests need root (CAP_NET_ADMIN, /dev/net/tun)" }
-        var own = stat(), host = stat()
-        guard stat("/proc/self/ns/net", &own) == 0 else { return "cannot read /proc/self/ns/net" }
-        if stat("/proc/1/ns/net", &host) == 0 {
-            if own.st_ino == host.st_ino { return "wireguard interop tests must run in a private network namespace (scripts/test.sh)" }
-        } else {
-            guard let recorded = ProcessInfo.processInfo.environment["TUND_HOST_NETNS"].flatMap({ UInt($0) }) else {
-                return "cannot tell this namespace from the machine's: run through scripts/test.sh"
-            }
-            if own.st_ino == recorded { return "wireguard interop tests must run in a private network namespace (scripts/test.sh)" }
-        }
+        if let problem = PrivateNamespace.problem(for: "wireguard interop tests") { return problem }
         for program in ["wireguard-go", "wg", "ip", "ping"] where Shell.which(program) == nil {
             return "\(program) is not installed (scripts/test.sh installs it)"
         }
@@ -35,7 +25,7 @@ enum InteropEnvironment {
 
 @Test func wireGuardInteropRunsInCI() {
     // Skipping is for a developer's unprivileged shell; in CI it is a failure.
-    if ProcessInfo.processInfo.environment["CI"] == "true" {
+    if PrivateNamespace.mustRun() {
         #expect(InteropEnvironment.problem == nil, "\(InteropEnvironment.problem ?? "")")
     } else if let problem = InteropEnvironment.problem {
         print("SKIPPING wireguard interop tests: \(problem)")
