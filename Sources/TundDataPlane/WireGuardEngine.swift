@@ -51,7 +51,8 @@ final class WireGuardEngine: @unchecked Sendable {
     let random = SystemRandom()
 
     var peers: [PublicKey: WireGuardPeer] = [:]
-    var allowed = AllowedIPs<PublicKey>()
+    /// Cryptokey routing straight to the peer object: one lookup per packet, no second table to probe.
+    var allowed = AllowedIPs<WireGuardPeer>()
     var indices = IndexTable<PublicKey>()
     /// Live keypairs by local index: one dictionary probe finds a transport message's keys and peer.
     var keypairs: [UInt32: KeypairCiphers] = [:]
@@ -120,7 +121,7 @@ final class WireGuardEngine: @unchecked Sendable {
     func setPeers(_ configs: [WireGuardPeerConfig]) {
         let now = monotonicNanoseconds()
         var next: [PublicKey: WireGuardPeer] = [:]
-        var table = AllowedIPs<PublicKey>()
+        var table = AllowedIPs<WireGuardPeer>()
         for config in configs {
             guard let key = try? PublicKey(bytes: config.publicKey), next[key] == nil else { continue }
             let peer: WireGuardPeer
@@ -137,7 +138,7 @@ final class WireGuardEngine: @unchecked Sendable {
             if interval != peer.timers.persistentKeepaliveInterval, peer.timers.setPersistentKeepalive(interval, now: now) != nil {
                 peer.keepaliveRequested = true
             }
-            for prefix in config.allowedIPs { table.insert(prefix, for: key) }
+            for prefix in config.allowedIPs { table.insert(prefix, for: peer) }
             next[key] = peer
         }
         for (key, peer) in peers where next[key] !== peer { forgetSessions(of: peer) }

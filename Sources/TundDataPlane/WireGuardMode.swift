@@ -54,7 +54,7 @@ extension WireGuardEngine {
                 tally[.droppedMalformed] &+= 1
                 continue
             }
-            guard let key = try? allowed.lookup(addressBytes: destination), let peer = peers[key] else {
+            guard let peer = try? allowed.lookup(addressBytes: destination) else {
                 // No peer's allowed IPs hold the destination: nowhere to send it.
                 tally[.droppedIgnored] &+= 1
                 countDeviceDrop("no_route")

@@ -97,3 +97,9 @@ final class WireGuardPeer {
                     "no_session": noSessionDrops])
     }
 }
+
+/// A peer is itself: the allowed-IPs table maps prefixes straight to peer objects.
+extension WireGuardPeer: Hashable {
+    static func == (a: WireGuardPeer, b: WireGuardPeer) -> Bool { a === b }
+    func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+}

@@ -147,7 +147,7 @@ extension WireGuardEngine {
                 tally[.droppedMalformed] &+= 1
                 return
             }
-            guard (try? allowed.allows(peer.publicKey, sourceBytes: sourceBytes)) == true else {
+            guard (try? allowed.allows(peer, sourceBytes: sourceBytes)) == true else {
                 peer.statistics.recordDrop(.sourceNotAllowed)
                 return
             }
