@@ -73,6 +73,7 @@ public final class DeviceFleet: Sendable {
                 for record in records { report.failed[record.name] = "namespace_missing: \(error.description)" }
             }
         }
+        lastReport.withLock { $0 = report }
         startPresenceChecks()
         restored.store(true, ordering: .releasing)
         return report
@@ -116,7 +117,9 @@ public final class DeviceFleet: Sendable {
         return try manager(of: name).statistics(name)
     }
 
-    public var lastRestore: RestoreReport { home.lastRestore }
+    /// What the last `restore` did, in every namespace.
+    public var lastRestore: RestoreReport { lastReport.withLock { $0 } ?? home.lastRestore }
+    private let lastReport = Mutex<RestoreReport?>(nil)
 
     /// The entity tag of the whole set, across namespaces. With every device at home it is the home
     /// manager's own.
@@ -212,7 +215,7 @@ public final class DeviceFleet: Sendable {
         var plan = ApplyPlan()
         plan.delete = stranded.keys.filter { name in !specs.contains { $0.name == name } }.sorted()
         // Every part planned first: a refusal in any of them changes nothing anywhere.
-        var managers: [(DeviceManager?, [(position: Int, spec: DeviceSpec)])] = []
+        var managers: [(DeviceManager, [(position: Int, spec: DeviceSpec)])] = []
         for (netns, part) in parts.sorted(by: { ($0.key ?? "") < ($1.key ?? "") }) {
             let manager: DeviceManager?
             if let netns {
@@ -232,7 +235,7 @@ public final class DeviceFleet: Sendable {
         }
         if !dryRun {
             for (manager, part) in managers {
-                plan.merge(try manager!.apply(part.map(\.spec), dryRun: false, allowRecreate: allowRecreate, positions: part.map(\.position)).plan)
+                plan.merge(try manager.apply(part.map(\.spec), dryRun: false, allowRecreate: allowRecreate, positions: part.map(\.position)).plan)
             }
             for name in plan.delete where stranded[name] != nil { try delete(name) }
         }

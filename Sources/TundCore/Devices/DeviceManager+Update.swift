@@ -205,11 +205,7 @@ extension DeviceManager {
             try Self.renamingField(to: "public_key", from: "worker.peers[") { () throws(TundError) in try spec.validate() }
             managed.record.spec = spec
             guard let worker = managed.worker else { return {} }
-            if !worker.setWireGuardPeers(wireguard.peers) {
-                var record = managed.record
-                record.spec = spec
-                try replaceWorker(&managed, with: record)
-            }
+            if !worker.setWireGuardPeers(wireguard.peers) { try replaceWorker(&managed, with: managed.record) }
             return { _ = worker.setWireGuardPeers(before) }
         }
     }

@@ -451,9 +451,11 @@ struct DeviceTable {
 
     func name(index: Int32) -> String? { nameByIndex[index] }
 
-    /// The device whose link is called `kernelName`.
+    /// The device whose link is called `kernelName`: one with an ifname of that name, else one of that
+    /// name without an ifname of its own.
     func name(kernelName: String) -> String? {
-        nameByKernelName[kernelName] ?? (byName[kernelName].map { $0.record.kernelName == kernelName } == true ? kernelName : nil)
+        if let name = nameByKernelName[kernelName] { return name }
+        return byName[kernelName]?.record.kernelName == kernelName ? kernelName : nil
     }
 }
 
