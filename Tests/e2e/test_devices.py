@@ -2,9 +2,8 @@
 import os
 import sqlite3
 import subprocess
-import time
 
-from conftest import ip_json, link_names
+from conftest import eventually, ip_json, link_names
 
 TUN0 = {
     "name": "tun0", "type": "tun", "mtu": 1400,
@@ -30,16 +29,6 @@ def routes_via(name):
 
 def ping(address, count=3):
     subprocess.run(["ping", "-c", str(count), "-i", "0.2", "-W", "1", address], capture_output=True)
-
-
-def wait_for(predicate, attempts=50):
-    """Polls a condition (counters are published per batch); no timing is asserted."""
-    for _ in range(attempts):
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
 
 
 def stats(tund, name):
@@ -69,7 +58,7 @@ def test_create_tun_configures_the_kernel(tund):
 def test_pings_are_counted_by_the_worker_and_the_kernel(tund):
     assert tund.post("/devices", TUN0).status == 201
     ping("10.10.0.2", 3)
-    body = wait_for(lambda: (lambda s: s if s["worker"]["protocols"]["icmp"] >= 3 else None)(stats(tund, "tun0")))
+    body = eventually(lambda: (lambda s: s if s["worker"]["protocols"]["icmp"] >= 3 else None)(stats(tund, "tun0")))
     worker = body["worker"]
     assert worker["protocols"]["icmp"] == 3
     assert worker["protocols"]["ipv4"] >= 3
@@ -160,7 +149,7 @@ def test_sigkill_then_restart_reattaches_everything(tund):
     assert global_addresses("tun0") == ["10.10.0.1/24", "fd00:10::1/64"]
     assert routes_via("tun0") == [("10.20.0.0/16", "10.10.0.2", None)]
     ping("10.10.0.2", 2)
-    assert wait_for(lambda: stats(tund, "tun0")["worker"]["protocols"]["icmp"] >= 2)
+    assert eventually(lambda: stats(tund, "tun0")["worker"]["protocols"]["icmp"] >= 2)
 
 
 def test_devices_that_vanished_are_recreated_from_the_database(tund):
@@ -176,7 +165,7 @@ def test_devices_that_vanished_are_recreated_from_the_database(tund):
     tap = ip_json("-d", "link", "show", "tap0")[0]
     assert tap["address"] == "02:00:00:00:00:42" and tap["linkinfo"]["info_data"]["multi_queue"] is True
     ping("10.10.0.2", 2)
-    assert wait_for(lambda: stats(tund, "tun0")["worker"]["protocols"]["icmp"] == 2)
+    assert eventually(lambda: stats(tund, "tun0")["worker"]["protocols"]["icmp"] == 2)
 
 
 def thread_count(pid):
