@@ -213,7 +213,8 @@ public final class DeviceFleet: Sendable {
             parts[spec.netns, default: []].append((position, spec))
         }
         var plan = ApplyPlan()
-        plan.delete = stranded.keys.filter { name in !specs.contains { $0.name == name } }.sorted()
+        let declared = Set(specs.compactMap(\.name))
+        plan.delete = stranded.keys.filter { !declared.contains($0) }.sorted()
         // Every part planned first: a refusal in any of them changes nothing anywhere.
         var managers: [(DeviceManager, [(position: Int, spec: DeviceSpec)])] = []
         for (netns, part) in parts.sorted(by: { ($0.key ?? "") < ($1.key ?? "") }) {
