@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from test_devices import ping, stats, wait_for
+from conftest import eventually
+from test_devices import ping, stats
 
 JSON = {"Content-Type": "application/json"}
 
@@ -27,7 +28,7 @@ def test_metrics_pass_promtool_with_three_devices(tund):
     assert tund.post("/devices", {"name": "tap0", "type": "tap", "queues": 2}).status == 201
     assert tund.post("/devices", {"name": "tun1", "type": "tun"}).status == 201
     ping("10.10.0.2", 2)
-    assert wait_for(lambda: stats(tund, "tun0")["worker"]["protocols"]["icmp"] >= 2)
+    assert eventually(lambda: stats(tund, "tun0")["worker"]["protocols"]["icmp"] >= 2)
     response = tund.get("/metrics")
     assert response.status == 200 and response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = response.body.decode()
@@ -48,7 +49,7 @@ def test_capture_of_ping_reads_back_in_tshark(tund, tmp_path):
     reader = threading.Thread(target=capture, args=(tund, "tun0", 20, 3, results))
     reader.start()
     # The capture is registered before the pings start: wait until the stream answers headers.
-    wait_for(lambda: tund.get("/metrics").status == 200)
+    eventually(lambda: tund.get("/metrics").status == 200)
     ping("10.10.0.2", 3)
     reader.join(timeout=20)
     assert results["status"] == 200 and results["type"] == "application/vnd.tcpdump.pcap"
@@ -68,7 +69,7 @@ def test_capture_stops_at_count_and_tap_is_ethernet(tund):
     results = {}
     reader = threading.Thread(target=capture, args=(tund, "tun0", 2, 30, results))
     reader.start()
-    wait_for(lambda: tund.get("/healthz").status == 200)
+    eventually(lambda: tund.get("/healthz").status == 200)
     ping("10.10.0.2", 4)
     reader.join(timeout=40)
     assert not reader.is_alive()
@@ -131,11 +132,11 @@ def test_a_capture_ends_when_its_client_leaves(make_tund):
 
     clients = []
     for _ in range(2):
-        client = wait_for(open_capture, attempts=100)
+        client = eventually(open_capture, attempts=100)
         assert client is not None, "no connection slot came free for the capture"
         clients.append(client)
     assert tund.get("/devices").status == 503  # both slots held, as they should be while the clients stay
     for client in clients:
         client.close()
     # Bounded wait for the condition: the slots come back long before the captures' timeout.
-    assert wait_for(lambda: tund.get("/devices").status == 200, attempts=100)
+    assert eventually(lambda: tund.get("/devices").status == 200, attempts=100)

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from conftest import free_port, ip_json, link_names, tund_binary
+from conftest import eventually, free_port, ip_json, link_names, tund_binary
 from sse import EventClient
-from test_devices import stats, wait_for
+from test_devices import stats
 
 JSON = {"Content-Type": "application/json"}
 
@@ -56,7 +56,7 @@ def test_responder_answers_ping_on_ipv4_and_ipv6(tund, kind):
 def test_echo_writes_every_packet_back(tund):
     assert tund.post("/devices", {"name": "echo0", "type": "tun", "addresses": ["10.32.0.1/24"], "worker": {"mode": "echo"}}).status == 201
     subprocess.run(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.32.0.2"], capture_output=True, timeout=30)
-    worker = wait_for(lambda: (lambda w: w if w["packets_written"] >= 3 else None)(stats(tund, "echo0")["worker"]))
+    worker = eventually(lambda: (lambda w: w if w["packets_written"] >= 3 else None)(stats(tund, "echo0")["worker"]))
     assert worker["packets_written"] == worker["packets_read"] and worker["bytes_written"] == worker["bytes_read"]
     assert stats(tund, "echo0")["kernel"]["rx_packets"] >= 3  # the kernel received what the worker wrote
 
