@@ -77,6 +77,8 @@ public enum Counter: Int, CaseIterable, Sendable {
     /// How many there are. The hot path loops over raw values up to this, since `allCases` builds an
     /// array on every call.
     public static let count = allCases.count
+    /// The counters `dropped` sums: those of the `dropped_reasons` group.
+    public static let droppedReasons = allCases.filter { $0.json.group == "dropped_reasons" }
 }
 
 /// One value per counter, in fixed-size storage: a batch's tally allocates nothing.
@@ -91,6 +93,13 @@ public struct CounterTable: Equatable, Sendable {
         set { values[counter.rawValue] = newValue }
     }
 
+    /// Every value in one buffer, indexed by raw value: for reading them all (an API answer) without a
+    /// copy of the table per read, which a subscript through a property can cost.
+    @inlinable public func withValues<Result>(_ body: (UnsafeBufferPointer<UInt64>) throws -> Result) rethrows -> Result {
+        var copy = values
+        return try withUnsafeBytes(of: &copy) { raw in try body(raw.bindMemory(to: UInt64.self)) }
+    }
+
     /// By the counter's raw value, for loops over `0..<Counter.count`.
     @inlinable public subscript(raw index: Int) -> UInt64 {
         get { values[index] }
@@ -99,13 +108,18 @@ public struct CounterTable: Equatable, Sendable {
 
     /// Packets discarded, for any of the `dropped_reasons`.
     public var dropped: UInt64 {
-        Counter.allCases.filter { $0.json.group == "dropped_reasons" }.reduce(0) { $0 &+ self[$1] }
+        Counter.droppedReasons.reduce(0) { $0 &+ self[$1] }
     }
 
     public static func + (a: CounterTable, b: CounterTable) -> CounterTable {
         var sum = a
-        for index in 0..<Counter.count { sum[raw: index] = a[raw: index] &+ b[raw: index] }
+        sum.add(b)
         return sum
+    }
+
+    /// Adds `other`'s values to these, in place.
+    @inlinable public mutating func add(_ other: CounterTable) {
+        for index in 0..<Counter.count { values[index] &+= other.values[index] }
     }
 
     public static func == (a: CounterTable, b: CounterTable) -> Bool {

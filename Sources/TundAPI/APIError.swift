@@ -114,9 +114,11 @@ func jsonResponse(_ status: Int, _ body: JSONValue, headers: [(String, String)] 
     jsonResponse(status, bytes: body.serialized(), headers: headers)
 }
 
+private let jsonContentType = [("Content-Type", "application/json")]
+
 /// A JSON answer already written (`JSONWriter`); the newline is added here, as for every answer.
-func jsonResponse(_ status: Int, bytes: [UInt8], headers: [(String, String)] = []) -> HTTPResponse {
+func jsonResponse(_ status: Int, bytes: consuming [UInt8], headers: [(String, String)] = []) -> HTTPResponse {
     var body = bytes
     body.append(0x0a)
-    return HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: body)
+    return HTTPResponse(status: status, headers: headers.isEmpty ? jsonContentType : jsonContentType + headers, body: body)
 }

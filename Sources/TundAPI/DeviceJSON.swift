@@ -97,8 +97,8 @@ enum DeviceJSON {
         json.key(StatsKeys.kernel)
         if let kernel = statistics.kernel {
             json.beginObject()
-            for (key, value) in zip(StatsKeys.kernelCounters, kernel.values) {
-                json.key(key)
+            kernel.forEachValue { index, value in
+                json.key(StatsKeys.kernelCounters[index])
                 json.value(value)
             }
             json.endObject()
@@ -125,39 +125,46 @@ enum DeviceJSON {
     /// A queue's counters from the counter table, in its order: top-level counters, then each group as an
     /// object; `dropped` (the sum of `dropped_reasons`) comes just before that group.
     private static func writeQueueCounters(_ values: QueueCounterValues, to json: inout JSONWriter) {
-        for (counter, key) in StatsKeys.layout.fields {
-            json.key(key)
-            json.value(values[counter])
-        }
-        for group in StatsKeys.layout.groups {
-            if group.isDroppedReasons {
-                json.key(StatsKeys.dropped)
-                json.value(values.dropped)
+        // The table's values and, after them, `dropped`: the numbers the template's pieces name.
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: Counter.capacity + 1) { numbers in
+            values.counts.withValues { counts in
+                _ = numbers.initialize(fromContentsOf: counts)
+                numbers[Counter.capacity] = Counter.droppedReasons.reduce(0) { $0 &+ counts[$1.rawValue] }
             }
-            json.key(group.key)
-            json.beginObject()
-            for (counter, key) in group.fields {
-                json.key(key)
-                json.value(values[counter])
-            }
-            json.endObject()
+            json.members(counterTemplate, values: UnsafeBufferPointer(numbers))
         }
     }
+
+    /// The counters' members, worked out once from the counter table: the pieces of text between numbers,
+    /// each with the counter it precedes (`Counter.capacity` for `dropped`).
+    private static let counterTemplate: JSONTemplate = {
+        var pieces: [(text: String, source: Int)] = []
+        var pending = ""  // text that goes before the next number: commas, closing braces, keys
+        func quoted(_ key: String) -> String { String(decoding: JSONValue.string(key).serialized(), as: UTF8.self) }
+        func member(_ key: String, _ source: Int, first: Bool = false) {
+            pieces.append((pending + (first ? "" : ",") + quoted(key) + ":", source))
+            pending = ""
+        }
+        for (counter, key) in counterLayout.fields { member(key, counter.rawValue, first: pieces.isEmpty) }
+        for group in counterLayout.groups {
+            if group.name == "dropped_reasons" { member("dropped", Counter.capacity, first: pieces.isEmpty) }
+            pending += (pieces.isEmpty && pending.isEmpty ? "" : ",") + quoted(group.name) + ":{"
+            for (index, field) in group.fields.enumerated() {
+                member(field.key, field.counter.rawValue, first: index == 0)  // an object's first member follows its brace
+            }
+            pending += "}"
+        }
+        return JSONTemplate(pieces: pieces, tail: pending)
+    }()
 
     /// The keys of the stats answer, made once.
     private enum StatsKeys {
         static let name = JSONKey("name"), worker = JSONKey("worker"), mode = JSONKey("mode"), running = JSONKey("running")
         static let lastPacketAt = JSONKey("last_packet_at"), queues = JSONKey("queues"), queue = JSONKey("queue")
         static let kernel = JSONKey("kernel"), drift = JSONKey("drift"), detected = JSONKey("detected")
-        static let repaired = JSONKey("repaired"), dropped = JSONKey("dropped"), peers = JSONKey("peers")
+        static let repaired = JSONKey("repaired"), peers = JSONKey("peers")
         static let wireguardDropped = JSONKey("wireguard_dropped")
         static let kernelCounters = KernelCounters.names.map(JSONKey.init)
-        static let layout = (
-            fields: counterLayout.fields.map { (counter: $0.counter, key: JSONKey($0.key)) },
-            groups: counterLayout.groups.map { group in
-                (key: JSONKey(group.name), isDroppedReasons: group.name == "dropped_reasons",
-                 fields: group.fields.map { (counter: $0.counter, key: JSONKey($0.key)) })
-            })
     }
 
     /// Where each counter goes, worked out once from the counter table: the top-level ones, then the groups

@@ -86,38 +86,53 @@ final class RequestMetrics: Sendable {
         var counts = [UInt64](repeating: 0, count: RequestMetrics.buckets.count)
         var sum = 0.0
         var count: UInt64 = 0
+
+        mutating func record(_ seconds: Double) {
+            for (index, bound) in RequestMetrics.buckets.enumerated() where seconds <= bound { counts[index] += 1 }
+            sum += seconds
+            count += 1
+        }
     }
 
-    private struct State {
-        var requests: [String: UInt64] = [:]        // "method\u{0}route\u{0}status"
-        var durations: [String: Histogram] = [:]    // "method\u{0}route"
+    private struct RouteKey: Hashable {
+        let method: String
+        let route: String
     }
 
-    private let state = Mutex(State())
+    /// One method and route: its durations and its answers by status, found with one lookup (hashing the
+    /// route's text is most of the cost of counting a request).
+    private struct RouteRecord {
+        var durations = Histogram()
+        var statuses: [Int: UInt64] = [:]
+
+        mutating func record(status: Int, seconds: Double) {
+            durations.record(seconds)
+            statuses[status, default: 0] += 1
+        }
+    }
+
+    private let routes = Mutex<[RouteKey: RouteRecord]>([:])
 
     func record(method: String, route: String, status: Int, seconds: Double) {
-        state.withLock { state in
-            state.requests["\(method)\u{0}\(route)\u{0}\(status)", default: 0] += 1
-            var histogram = state.durations["\(method)\u{0}\(route)", default: Histogram()]
-            for (index, bound) in Self.buckets.enumerated() where seconds <= bound { histogram.counts[index] += 1 }
-            histogram.sum += seconds
-            histogram.count += 1
-            state.durations["\(method)\u{0}\(route)"] = histogram
+        let key = RouteKey(method: method, route: route)
+        routes.withLock { routes in
+            routes[key, default: RouteRecord()].record(status: status, seconds: seconds)  // in place: no copy of the buckets
         }
     }
 
     func write(to text: inout MetricsText) {
-        let (requests, durations) = state.withLock { ($0.requests, $0.durations) }
+        let routes = self.routes.withLock { $0 }
+        let keys = routes.keys.sorted { ($0.method, $0.route) < ($1.method, $1.route) }
         text.family("tund_http_requests_total", "counter", "API requests answered, by method, route and status.")
-        for key in requests.keys.sorted() {
-            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
-            text.sample("tund_http_requests_total", [("method", parts[0]), ("route", parts[1]), ("status", parts[2])], requests[key]!)
+        for key in keys {
+            for (status, count) in routes[key]!.statuses.sorted(by: { String($0.key) < String($1.key) }) {
+                text.sample("tund_http_requests_total", [("method", key.method), ("route", key.route), ("status", String(status))], count)
+            }
         }
         text.family("tund_http_request_duration_seconds", "histogram", "Time from a complete request to its answer, by method and route.")
-        for key in durations.keys.sorted() {
-            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
-            let labels = [("method", parts[0]), ("route", parts[1])]
-            let histogram = durations[key]!
+        for key in keys {
+            let labels = [("method", key.method), ("route", key.route)]
+            let histogram = routes[key]!.durations
             for (index, bound) in Self.buckets.enumerated() {
                 text.sample("tund_http_request_duration_seconds_bucket", labels + [("le", MetricsText.format(bound))], histogram.counts[index])
             }

@@ -8,8 +8,7 @@ import TundHTTP
 public struct TundAPI: Sendable {
     public let router: Router
     private let logger: Logger
-    /// The request log: its own label, so the executable's handler can write it in batches.
-    private let requestLogger: Logger
+    private let requestLog: any RequestLog
     private let eventStreams: EventStreams
     private let requestMetrics: RequestMetrics
     private let token: [UInt8]?
@@ -17,11 +16,10 @@ public struct TundAPI: Sendable {
     /// `token`: when set, every endpoint but the probes (`/healthz`, `/readyz`) requires
     /// `Authorization: Bearer <token>`. Probes cannot carry a secret (a kubelet's httpGet, a load
     /// balancer's health check) and reveal nothing but "alive" and "ready".
-    public init(fleet: DeviceFleet, logger: Logger, token: String? = nil) {
+    /// `requestLog`: where the line of each answered request goes; by default `logger`, at info.
+    public init(fleet: DeviceFleet, logger: Logger, token: String? = nil, requestLog: (any RequestLog)? = nil) {
         self.logger = logger
-        var requestLogger = Logger(label: "tund.requests")
-        requestLogger.logLevel = logger.logLevel
-        self.requestLogger = requestLogger
+        self.requestLog = requestLog ?? LoggerRequestLog(logger: logger)
         self.token = token.map { Array($0.utf8) }
         let streams = EventStreams(log: fleet.events)
         eventStreams = streams
@@ -169,7 +167,7 @@ public struct TundAPI: Sendable {
         let response: HTTPResponse
         var route = "unmatched"
         switch router.match(method: request.method, path: request.path) {
-        case .handler(_, _, let pattern) where !Self.anonymousRoutes.contains(pattern) && !authorized(request):
+        case .handler(_, _, let pattern) where !authorized(request) && !Self.anonymousRoutes.contains(pattern):
             route = pattern
             response = APIError.unauthorized.response
         case .handler(let handler, let parameters, let pattern):
@@ -183,10 +181,8 @@ public struct TundAPI: Sendable {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         requestMetrics.record(method: request.method, route: route, status: response.status, seconds: seconds)
         // The path is logged as sent but bounded: a hostile client must not be able to write megabytes of log.
-        requestLogger.info("request", metadata: [
-            "method": "\(request.method.prefix(16))", "path": "\(request.path.prefix(256))", "status": "\(response.status)",
-            "duration_ms": "\((seconds * 1e6).rounded() / 1000)",
-        ])
+        requestLog.record(method: bounded(request.method, 16), path: bounded(request.path, 256), status: response.status,
+                          microseconds: Int64((seconds * 1e6).rounded()))
         return response
     }
 
@@ -228,6 +224,12 @@ public struct TundAPI: Sendable {
     public static func badRequest(_ reason: String) -> HTTPResponse {
         APIError(status: 400, code: "invalid_path", message: reason).response
     }
+}
+
+/// At most `limit` characters of `text`; a text of no more bytes than that is whole, without walking it
+/// character by character.
+private func bounded(_ text: String, _ limit: Int) -> Substring {
+    text.utf8.count <= limit ? Substring(text) : text.prefix(limit)
 }
 
 /// Runs a handler body, turning thrown domain and API errors into their responses.

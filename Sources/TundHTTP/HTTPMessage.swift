@@ -5,11 +5,11 @@ public struct HTTPRequest: Sendable {
     public var path: String
     /// Query arguments, percent-decoded.
     public var query: [String: String]
-    /// Header names in lower case.
-    public var headers: [String: String]
+    /// The header lines as sent; looked up by name without regard to case.
+    public var headers: HTTPHeaders
     public var body: [UInt8]
 
-    public init(method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:], body: [UInt8] = []) {
+    public init(method: String, path: String, query: [String: String] = [:], headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.method = method
         self.path = path
         self.query = query
@@ -22,6 +22,43 @@ public struct HTTPRequest: Sendable {
         headers["content-type"].map { ($0.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingSpaces().lowercased() }
     }
 }
+
+/// A request's header lines, names as written and duplicates kept, in order. A request has a handful, so
+/// a lookup scans them: cheaper than building a dictionary for every request.
+public struct HTTPHeaders: Sendable, ExpressibleByDictionaryLiteral {
+    public var lines: [(name: String, value: String)]
+
+    public init(lines: [(name: String, value: String)]) {
+        self.lines = lines
+    }
+
+    public init(dictionaryLiteral elements: (String, String)...) {
+        lines = elements.map { (name: $0.0, value: $0.1) }
+    }
+
+    /// The value of the last line named `name` (compared without regard to ASCII case).
+    public subscript(name: String) -> String? {
+        lines.last { asciiCaseInsensitiveEqual($0.name, name) }?.value
+    }
+}
+
+/// True when `a` and `b` differ at most in the case of ASCII letters (header names, schemes).
+public func asciiCaseInsensitiveEqual(_ a: Substring, _ b: Substring) -> Bool {
+    var a = a, b = b
+    guard a.utf8.count == b.utf8.count else { return false }
+    // Both are contiguous UTF-8 (native strings and their slices): compared as bytes, every request.
+    return a.withUTF8 { x in
+        b.withUTF8 { y in
+            for index in 0..<x.count where x[index] != y[index] {
+                let lower = x[index] | 0x20
+                guard lower == y[index] | 0x20, lower >= UInt8(ascii: "a"), lower <= UInt8(ascii: "z") else { return false }
+            }
+            return true
+        }
+    }
+}
+
+public func asciiCaseInsensitiveEqual(_ a: String, _ b: String) -> Bool { asciiCaseInsensitiveEqual(Substring(a), Substring(b)) }
 
 public struct HTTPResponse: Sendable {
     public var status: Int
@@ -41,24 +78,35 @@ public struct HTTPResponse: Sendable {
 extension StringProtocol {
     /// The text without leading and trailing spaces and tabs (header values, query arguments, /proc lines).
     public func trimmingSpaces() -> Substring {
-        var text = Substring(self)
-        while text.first == " " || text.first == "\t" { text = text.dropFirst() }
-        while text.last == " " || text.last == "\t" { text = text.dropLast() }
-        return text
+        let text = Substring(self)
+        let bytes = text.utf8
+        func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }) else { return text[text.endIndex...] }
+        let end = bytes.index(after: bytes.lastIndex(where: { !isSpace($0) })!)  // just before a space or the end
+        return text[first..<end]
     }
 }
 
 /// Decodes `%XX` escapes (and nothing else: `+` stays `+` in paths). Returns nil for a malformed
 /// escape or a result that is not UTF-8.
 public func percentDecode(_ text: Substring) -> String? {
-    guard text.contains("%") else { return String(text) }
+    guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
     var bytes: [UInt8] = []
-    var iterator = Array(text.utf8).makeIterator()
+    bytes.reserveCapacity(text.utf8.count)
+    var iterator = text.utf8.makeIterator()
     while let byte = iterator.next() {
         guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
-        guard let high = iterator.next(), let low = iterator.next(),
-              let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { return nil }
-        bytes.append(value)
+        guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+        bytes.append(high << 4 | low)
     }
     return String(validating: bytes, as: UTF8.self)
+}
+
+private func hexValue(_ digit: UInt8) -> UInt8? {
+    switch digit {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
+    default: nil
+    }
 }

@@ -121,6 +121,8 @@ struct DaemonHandle: @unchecked Sendable {
 /// URI log callback, which is the one place that sees the request-target before it is cut at a NUL.
 final class RequestState {
     var body: [UInt8] = []
+    /// The header lines, read once with the head and handed to the request at the end.
+    var headers: [(name: String, value: String)] = []
     var tooLarge = false
     /// strlen of the request-target as libmicrohttpd first saw it.
     let targetLength: Int
@@ -185,8 +187,9 @@ private func handleAccess(
                .contains(where: { $0 != 0x20 }) {
             return queue(server.configuration.badRequest("the request-target contains a NUL byte"), on: connection)
         }
-        let http10 = version.map { String(cString: $0) == "HTTP/1.0" } ?? false
-        if let rejection = RequestHead.check(headerLines(connection), http10: http10, policy: server.configuration.hostPolicy) {
+        let http10 = version.map { strcmp($0, "HTTP/1.0") == 0 } ?? false
+        state.headers = headerLines(connection)
+        if let rejection = RequestHead.check(state.headers, http10: http10, policy: server.configuration.hostPolicy) {
             var response = server.configuration.rejected(rejection)
             response.headers.append(("Connection", "close"))
             return queue(response, on: connection)
@@ -216,14 +219,15 @@ private func handleAccess(
     }
     if state.tooLarge { return queue(server.configuration.tooLarge(limit), on: connection) }
     let rawURL = url.map { String(cString: $0) } ?? "/"
-    let pathEnd = rawURL.firstIndex(of: "?") ?? rawURL.endIndex
+    let pathEnd = rawURL.utf8.firstIndex(of: UInt8(ascii: "?"))
     let request = HTTPRequest(
         method: method.map { String(cString: $0) } ?? "GET",
-        path: String(rawURL[..<pathEnd]),
-        query: connectionValues(connection, .GET_ARGUMENT_KIND, lowercasedKeys: false, decode: true),
-        headers: connectionValues(connection, .HEADER_KIND, lowercasedKeys: true, decode: false),
+        path: pathEnd.map { String(rawURL[..<$0]) } ?? rawURL,
+        query: pathEnd == nil ? [:] : queryArguments(connection),
+        headers: HTTPHeaders(lines: state.headers),
         body: state.body)
     state.body = []
+    state.headers = []
     return queue(server.handler(request), on: connection, watcher: server.hangups)
 }
 
@@ -245,15 +249,35 @@ private func queue(_ response: HTTPResponse, on connection: OpaquePointer, watch
         created = MHD_create_response_from_callback(UInt64.max, 16 * 1024, readStream,
                                                     Unmanaged.passRetained(stream).toOpaque(), freeStream)
     } else {
-        created = response.body.withUnsafeBytes { raw in
-            MHD_create_response_from_buffer(raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress), .RESPMEM_MUST_COPY)
+        // libmicrohttpd sends from the body's own storage, which it releases when done (no copy of it).
+        let body = ResponseBody(response.body)
+        created = body.bytes.withUnsafeBytes { raw in
+            MHD_create_response_from_buffer_with_free_callback_cls(raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress),
+                                                                   releaseBody, Unmanaged.passRetained(body).toOpaque())
         }
+        if created == nil { Unmanaged.passUnretained(body).release() }
     }
     guard let created else { return .NO }
-    for (name, value) in response.headers { MHD_add_response_header(created, name, value) }
+    for (name, value) in response.headers {
+        name.withCString { name in value.withCString { value in _ = MHD_add_response_header(created, name, value) } }
+    }
     let result = MHD_queue_response(connection, UInt32(response.status), created)
     MHD_destroy_response(created)
     return result
+}
+
+/// An answer's body, kept alive while libmicrohttpd sends from it.
+private final class ResponseBody {
+    let bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+}
+
+private func releaseBody(_ context: UnsafeMutableRawPointer?) {
+    guard let context else { return }
+    Unmanaged<ResponseBody>.fromOpaque(context).release()
 }
 
 private func readStream(_ context: UnsafeMutableRawPointer?, _ position: UInt64, _ buffer: UnsafeMutablePointer<CChar>?, _ max: Int) -> Int {
@@ -269,45 +293,34 @@ private func freeStream(_ context: UnsafeMutableRawPointer?) {
 
 /// The header lines as sent: names as written, duplicates kept, in order.
 private func headerLines(_ connection: OpaquePointer) -> [(name: String, value: String)] {
-    let collector = ValueCollector(lowercasedKeys: false, decode: false)
-    withExtendedLifetime(collector) {
-        _ = MHD_get_connection_values(connection, .HEADER_KIND, collectValue, Unmanaged.passUnretained(collector).toOpaque())
-    }
-    return collector.lines
-}
-
-/// Collects one kind of connection values (headers, query arguments) into a dictionary.
-private func connectionValues(_ connection: OpaquePointer, _ kind: MHD_ValueKind, lowercasedKeys: Bool, decode: Bool) -> [String: String] {
-    let collector = ValueCollector(lowercasedKeys: lowercasedKeys, decode: decode)
-    withExtendedLifetime(collector) {
-        _ = MHD_get_connection_values(connection, kind, collectValue, Unmanaged.passUnretained(collector).toOpaque())
-    }
-    return collector.values
-}
-
-final class ValueCollector {
-    var values: [String: String] = [:]
     var lines: [(name: String, value: String)] = []
-    let lowercasedKeys: Bool
-    let decode: Bool
-
-    init(lowercasedKeys: Bool, decode: Bool) {
-        self.lowercasedKeys = lowercasedKeys
-        self.decode = decode
+    withUnsafeMutablePointer(to: &lines) { pointer in
+        _ = MHD_get_connection_values(connection, .HEADER_KIND, collectHeader, pointer)
     }
+    return lines
 }
 
-private func collectValue(_ context: UnsafeMutableRawPointer?, _ kind: MHD_ValueKind, _ key: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?) -> MHD_Result {
+private func collectHeader(_ context: UnsafeMutableRawPointer?, _ kind: MHD_ValueKind, _ key: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?) -> MHD_Result {
     guard let context, let key else { return .YES }
-    let collector = Unmanaged<ValueCollector>.fromOpaque(context).takeUnretainedValue()
-    var name = String(cString: key)
-    var text = value.map { String(cString: $0) } ?? ""
-    if collector.decode {
-        name = percentDecode(Substring(name.replacingPlus())) ?? name
-        text = percentDecode(Substring(text.replacingPlus())) ?? text
+    context.assumingMemoryBound(to: [(name: String, value: String)].self).pointee
+        .append((String(cString: key), value.map { String(cString: $0) } ?? ""))
+    return .YES
+}
+
+/// The query arguments, percent-decoded (`+` is a space); of a repeated name, the last.
+private func queryArguments(_ connection: OpaquePointer) -> [String: String] {
+    var values: [String: String] = [:]
+    withUnsafeMutablePointer(to: &values) { pointer in
+        _ = MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, collectArgument, pointer)
     }
-    collector.values[collector.lowercasedKeys ? name.lowercased() : name] = text
-    collector.lines.append((name, text))
+    return values
+}
+
+private func collectArgument(_ context: UnsafeMutableRawPointer?, _ kind: MHD_ValueKind, _ key: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?) -> MHD_Result {
+    guard let context, let key else { return .YES }
+    let name = String(cString: key), text = value.map { String(cString: $0) } ?? ""
+    context.assumingMemoryBound(to: [String: String].self).pointee[percentDecode(Substring(name.replacingPlus())) ?? name] =
+        percentDecode(Substring(text.replacingPlus())) ?? text
     return .YES
 }
 

@@ -39,32 +39,36 @@ enum RequestHead {
     /// (a Unix socket, or a token guards the API).
     static func check(_ headers: [(name: String, value: String)], http10: Bool, policy: HostPolicy?) -> HeadRejection? {
         var lengths: [Substring] = []
-        var hosts: [String] = []
+        var host: Substring?
+        var hostCount = 0
         var transferEncoding = false
         var origin: String?
         for (name, value) in headers {
             if name.isEmpty { return .malformedHeader("a header line has an empty field name") }
-            if name.contains(where: { $0 == " " || $0 == "\t" }) {
+            if name.utf8.contains(where: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) {
                 return .malformedHeader("whitespace in or before the colon of the header field name \"\(name.prefix(64))\"")
             }
-            switch name.lowercased() {
-            case "content-length": lengths += value.split(separator: ",").map { $0.trimmingSpaces() }
-            case "transfer-encoding": transferEncoding = true
-            case "host": hosts.append(value.trimmingSpaces().lowercased())
-            case "origin": origin = String(value.trimmingSpaces())
-            default: break
+            if asciiCaseInsensitiveEqual(name, "host") {
+                hostCount += 1
+                if host == nil { host = value.trimmingSpaces() }
+            } else if asciiCaseInsensitiveEqual(name, "content-length") {
+                lengths += value.split(separator: ",").map { $0.trimmingSpaces() }
+            } else if asciiCaseInsensitiveEqual(name, "transfer-encoding") {
+                transferEncoding = true
+            } else if asciiCaseInsensitiveEqual(name, "origin") {
+                origin = String(value.trimmingSpaces())
             }
         }
         if transferEncoding && !lengths.isEmpty {
             return .ambiguousFraming("both Content-Length and Transfer-Encoding frame the body")
         }
-        if Set(lengths).count > 1 {
+        if lengths.count > 1 && Set(lengths).count > 1 {
             return .ambiguousFraming("Content-Length values disagree: \(lengths.prefix(4).joined(separator: ", "))")
         }
-        if hosts.count > 1 { return .invalidHost("the request has \(hosts.count) Host headers") }
-        if hosts.isEmpty && !http10 { return .invalidHost("an HTTP/1.1 request needs a Host header") }
+        if hostCount > 1 { return .invalidHost("the request has \(hostCount) Host headers") }
+        if host == nil && !http10 { return .invalidHost("an HTTP/1.1 request needs a Host header") }
         guard let policy else { return nil }
-        if let host = hosts.first, !policy.admits(authority: host, defaultPort: nil) {
+        if let host, !policy.admits(authority: host, defaultPort: nil) {
             return .foreignHost("Host \(host.prefix(64)) does not name this server")
         }
         if let origin, !policy.admits(origin: origin) {
@@ -76,32 +80,34 @@ enum RequestHead {
 
 extension HostPolicy {
     /// `host[:port]`; a missing port is `defaultPort`, or any when that is nil (a Host may omit it).
-    func admits(authority: String, defaultPort: Int?) -> Bool {
-        let host: Substring
-        let port: Substring?
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { return false }
-            host = authority[...close]
-            let rest = authority[authority.index(after: close)...]
-            guard rest.isEmpty || rest.hasPrefix(":") else { return false }
+    func admits(authority: Substring, defaultPort: Int?) -> Bool {
+        let bytes = authority.utf8
+        let host: Substring.UTF8View
+        let port: Substring.UTF8View?
+        if bytes.first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            host = authority[...close].utf8
+            let rest = authority[bytes.index(after: close)...].utf8
+            guard rest.isEmpty || rest.first == UInt8(ascii: ":") else { return false }
             port = rest.isEmpty ? nil : rest.dropFirst()
-        } else if let colon = authority.lastIndex(of: ":") {
-            host = authority[..<colon]
-            port = authority[authority.index(after: colon)...]
+        } else if let colon = bytes.lastIndex(of: UInt8(ascii: ":")) {
+            host = authority[..<colon].utf8
+            port = authority[bytes.index(after: colon)...].utf8
         } else {
-            host = Substring(authority)
+            host = authority.utf8
             port = nil
         }
-        guard names.contains(host.lowercased()) else { return false }
+        // A handful of names, compared without regard to case: cheaper than lowering and hashing.
+        guard names.contains(where: { asciiCaseInsensitiveEqual(Substring(host), Substring($0)) }) else { return false }
         guard let port else { return defaultPort.map { $0 == self.port } ?? true }
-        return Int(port) == self.port
+        return Int(Substring(port)) == self.port
     }
 
     /// `scheme://host[:port]`, the default port being the scheme's. "null" (a sandboxed or file page) is foreign.
     func admits(origin: String) -> Bool {
         let lowered = origin.lowercased()
         for (scheme, port) in [("http://", 80), ("https://", 443)] where lowered.hasPrefix(scheme) {
-            return admits(authority: String(lowered.dropFirst(scheme.count)), defaultPort: port)
+            return admits(authority: lowered.dropFirst(scheme.count), defaultPort: port)
         }
         return false
     }

@@ -1,13 +1,33 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// JSON written straight into bytes, for answers made on every request (a device's counters, scraped in
 /// a loop): no tree of `JSONValue`s to build and then walk. Commas are the writer's business; keys are
 /// made once (`JSONKey`). Writes exactly what `JSONValue.serialized()` would for the same document.
-public struct JSONWriter {
-    public private(set) var bytes: [UInt8] = []
+///
+/// Noncopyable, and writing into memory of its own: a stats answer is some 60 keys and numbers, and an
+/// Array's checks and a key's reference counting on each of them cost more than the bytes.
+public struct JSONWriter: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    private var count = 0
     /// A value was written at this level, so the next one needs a comma first.
-    private var needsComma = false
+    fileprivate var needsComma = false
 
     public init(capacity: Int = 1024) {
-        bytes.reserveCapacity(capacity)
+        self.capacity = max(capacity, 64)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    /// What has been written.
+    public var bytes: [UInt8] {
+        var copy: [UInt8] = []
+        copy.reserveCapacity(count + 1)  // room for the newline an answer ends with
+        copy.append(contentsOf: UnsafeBufferPointer(start: base, count: count))
+        return copy
     }
 
     public mutating func beginObject() { open(UInt8(ascii: "{")) }
@@ -17,65 +37,203 @@ public struct JSONWriter {
 
     /// `"name":` inside an object; the value follows.
     public mutating func key(_ key: JSONKey) {
-        if needsComma { bytes.append(UInt8(ascii: ",")) }
-        bytes.append(contentsOf: key.bytes)
+        if needsComma { append(UInt8(ascii: ",")) }
+        append(key.bytes)
         needsComma = false
     }
 
     public mutating func value(_ number: UInt64) {
         separate()
-        JSONValue.writeInteger(Int64(truncatingIfNeeded: number), to: &bytes)
+        reserve(21)  // a sign and 20 digits
+        writeDigits(number)
+    }
+
+    /// The number's digits, in room already reserved.
+    @inline(__always) fileprivate mutating func writeDigits(_ number: UInt64) {
+        // As `JSONValue.count` writes it: past Int64.max a counter reads as the Int64 it wraps to.
+        var number = number
+        if number > UInt64(Int64.max) {
+            base[count] = UInt8(ascii: "-")
+            count += 1
+            number = 0 &- number
+        }
+        if number < 10 {
+            base[count] = UInt8(ascii: "0") + UInt8(number)
+            count += 1
+            return
+        }
+        var digits = 0
+        var rest = number
+        while rest > 0 { digits += 1; rest /= 10 }
+        rest = number
+        for position in stride(from: count + digits - 1, through: count, by: -1) {
+            base[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+        }
+        count += digits
     }
 
     public mutating func value(_ number: Int) {
+        if number >= 0 { return value(UInt64(number)) }
         separate()
-        JSONValue.writeInteger(Int64(number), to: &bytes)
+        append(UInt8(ascii: "-"))
+        needsComma = false
+        value(UInt64(number.magnitude))
     }
 
     public mutating func value(_ flag: Bool) {
         separate()
-        bytes.append(contentsOf: flag ? Self.trueBytes : Self.falseBytes)
+        append(flag ? Self.trueBytes.bytes : Self.falseBytes.bytes)
     }
 
     /// A string, or null.
     public mutating func value(_ text: String?) {
         separate()
-        if let text { JSONValue.writeString(text, to: &bytes) } else { bytes.append(contentsOf: Self.nullBytes) }
+        guard var text else { return append(Self.nullBytes.bytes) }
+        // Most strings (names, modes) need no escape: copied whole, without a buffer in between.
+        let copied = text.withUTF8 { utf8 -> Bool in
+            guard !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
+            append(UInt8(ascii: "\""))
+            append(UnsafeRawBufferPointer(utf8))
+            append(UInt8(ascii: "\""))
+            return true
+        }
+        guard !copied else { return }
+        var serialized: [UInt8] = []
+        JSONValue.writeString(text, to: &serialized)
+        serialized.withUnsafeBytes { append($0) }
     }
 
     /// A value already serialized (a rarely written part built as a `JSONValue`).
     public mutating func raw(_ serialized: [UInt8]) {
         separate()
-        bytes.append(contentsOf: serialized)
+        serialized.withUnsafeBytes { append($0) }
     }
 
     private mutating func open(_ byte: UInt8) {
         separate()
-        bytes.append(byte)
+        append(byte)
         needsComma = false
     }
 
     private mutating func close(_ byte: UInt8) {
-        bytes.append(byte)
+        append(byte)
         needsComma = true
     }
 
-    private mutating func separate() {
-        if needsComma { bytes.append(UInt8(ascii: ",")) }
+    fileprivate mutating func separate() {
+        if needsComma { append(UInt8(ascii: ",")) }
         needsComma = true
     }
 
-    private static let trueBytes = Array("true".utf8), falseBytes = Array("false".utf8), nullBytes = Array("null".utf8)
+    @inline(__always) fileprivate mutating func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(to: count + extra) }
+    }
+
+    private mutating func grow(to needed: Int) {
+        let larger = max(needed, capacity * 2)
+        let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: larger)
+        moved.update(from: base, count: count)
+        base.deallocate()
+        base = moved
+        capacity = larger
+    }
+
+    @inline(__always) private mutating func append(_ byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count += 1
+    }
+
+    /// A template's piece, in room already reserved (with 16 bytes to spare), copied in 16-byte blocks: the
+    /// pieces are short, and a call to memcpy for each cost more than the copy.
+    @inline(__always) fileprivate mutating func copyPiece(_ piece: UnsafeRawBufferPointer) {
+        guard let source = piece.baseAddress else { return }
+        let destination = UnsafeMutableRawPointer(base + count)
+        var offset = 0
+        while offset < piece.count {
+            destination.storeBytes(of: source.loadUnaligned(fromByteOffset: offset, as: SIMD16<UInt8>.self), toByteOffset: offset, as: SIMD16<UInt8>.self)
+            offset += 16
+        }
+        count += piece.count
+    }
+
+    @inline(__always) private mutating func append(_ source: UnsafeRawBufferPointer) {
+        reserve(source.count)
+        if let start = source.baseAddress { memcpy(base + count, start, source.count) }
+        count += source.count
+    }
+
+    private static let trueBytes = JSONKey(literal: "true"), falseBytes = JSONKey(literal: "false"), nullBytes = JSONKey(literal: "null")
 }
 
-/// An object key with its quotes, escapes and colon, made once.
-public struct JSONKey: Sendable {
-    let bytes: [UInt8]
+/// An object key with its quotes, escapes and colon, made once and kept for the life of the program
+/// (keys are static): writing one is a copy of its bytes, with no reference to count.
+public struct JSONKey: @unchecked Sendable {  // its bytes are never written after init
+    let bytes: UnsafeRawBufferPointer
 
     public init(_ name: String) {
-        var bytes: [UInt8] = []
-        JSONValue.writeString(name, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        self.bytes = bytes
+        var serialized: [UInt8] = []
+        JSONValue.writeString(name, to: &serialized)
+        serialized.append(UInt8(ascii: ":"))
+        bytes = Self.immortal(serialized)
+    }
+
+    /// Bytes written as they are (`true`, `null`).
+    init(literal: String) {
+        bytes = Self.immortal(Array(literal.utf8))
+    }
+
+    private static func immortal(_ serialized: [UInt8]) -> UnsafeRawBufferPointer {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: serialized.count, alignment: 1)
+        copy.copyBytes(from: serialized)
+        return UnsafeRawBufferPointer(copy)
+    }
+}
+
+/// A run of object members whose keys and nesting never change (a queue's counters), made once as the
+/// text between its numbers: writing it is a copy of each piece and one number after it, with no key or
+/// comma to work out per member.
+public struct JSONTemplate: @unchecked Sendable {  // its bytes are never written after init
+    /// `pieces[i]` comes just before the number `values[sources[i]]`: the comma, the key, and any object
+    /// it opens or closes. Each is stored with 16 bytes to spare, so it can be copied in 16-byte blocks.
+    let pieces: [UnsafeRawBufferPointer]
+    let sources: [Int]
+    /// What follows the last number (closing braces).
+    let tail: UnsafeRawBufferPointer
+    /// The most a written run can take: every piece and a 20-digit number after each.
+    let maximumLength: Int
+
+    /// `pieces` as serialized JSON text; the first starts without a comma (the writer adds one when needed).
+    public init(pieces: [(text: String, source: Int)], tail: String) {
+        self.pieces = pieces.map { Self.immortal(Array($0.text.utf8)) }
+        sources = pieces.map(\.source)
+        self.tail = Self.immortal(Array(tail.utf8))
+        maximumLength = 1 + self.pieces.reduce(0) { $0 + $1.count + 21 } + self.tail.count
+    }
+
+    private static func immortal(_ bytes: [UInt8]) -> UnsafeRawBufferPointer {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count + 16, alignment: 16)
+        copy.initializeMemory(as: UInt8.self, repeating: 0)
+        copy.copyBytes(from: bytes)
+        return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(copy)[..<bytes.count])
+    }
+}
+
+extension JSONWriter {
+    /// The template's members inside the current object, `values[template.sources[i]]` after piece `i`.
+    public mutating func members(_ template: JSONTemplate, values: UnsafeBufferPointer<UInt64>) {
+        separate()
+        reserve(template.maximumLength + 16)
+        template.pieces.withUnsafeBufferPointer { pieces in
+            template.sources.withUnsafeBufferPointer { sources in
+                for index in 0..<pieces.count {
+                    copyPiece(pieces[index])
+                    writeDigits(values[sources[index]])
+                }
+            }
+        }
+        copyPiece(template.tail)
+        needsComma = true
     }
 }

@@ -14,6 +14,8 @@ let tundProtocol: UInt8 = 212
 /// TunKit behind the core's `LinkControl` port.
 struct KernelLinkControl: LinkControl {
     let netlink: RouteNetlink
+    /// This namespace's links' counters, read at most every 10 ms.
+    let recentCounters = RecentCounters()
 
     func open(name: String?, kind: DeviceKind, queues: Int, exclusive: Bool, vnetHeader: Bool) throws(KernelError) -> any OpenDevice {
         do {
@@ -33,7 +35,9 @@ struct KernelLinkControl: LinkControl {
     }
 
     func counters(index: Int32) throws(KernelError) -> KernelCounters? {
-        try mapped { () throws(NetlinkError) in try netlink.statistics(index: index).map(KernelCounters.init) }
+        try recentCounters.counters(index: index) { () throws(KernelError) in
+            try mapped { () throws(NetlinkError) in try netlink.statistics(index: index).map(KernelCounters.init) }
+        }
     }
 
     func links() throws(KernelError) -> [LinkState] {

@@ -15,6 +15,8 @@ final class LogWriter: Sendable {
     static let flushMilliseconds: Int32 = 50
 
     private let pending = Mutex<[UInt8]>([])
+    /// Held while writing to standard error, so batches and lines go out in the order they were made.
+    private let output = Mutex<Void>(())
     private let flusher = Mutex<BackgroundThread?>(nil)
     private let gathering = Atomic<Bool>(false)
 
@@ -39,27 +41,38 @@ final class LogWriter: Sendable {
 
     /// A line written now, after anything gathered before it.
     func write(_ line: [UInt8]) {
-        pending.withLock { buffer in
-            Self.writeAll(buffer)
-            buffer.removeAll(keepingCapacity: true)
+        output.withLock { _ in
+            Self.writeAll(takePending())
             Self.writeAll(line)
         }
     }
 
-    /// A request-log line, written with the next batch.
-    func gather(_ line: [UInt8]) {
-        guard gathering.load(ordering: .acquiring) else { return write(line) }
+    /// A request-log line, written with the next batch: `writeLine` appends it to the batch in place.
+    func gather(_ writeLine: (inout [UInt8]) -> Void) {
+        guard gathering.load(ordering: .acquiring) else {
+            var line: [UInt8] = []
+            writeLine(&line)
+            return write(line)
+        }
         let full = pending.withLock { buffer in
-            buffer += line
+            writeLine(&buffer)
             return buffer.count >= Self.flushBytes
         }
         if full { flush() }
     }
 
+    /// Writes what is gathered. The batch is taken under the short lock and written under `output`
+    /// only, so request threads keep gathering while it is written; `output` keeps lines in order.
     func flush() {
+        output.withLock { _ in Self.writeAll(takePending()) }
+    }
+
+    private func takePending() -> [UInt8] {
         pending.withLock { buffer in
-            Self.writeAll(buffer)
-            buffer.removeAll(keepingCapacity: true)
+            var batch: [UInt8] = []
+            batch.reserveCapacity(buffer.isEmpty ? 0 : Self.flushBytes + 4096)
+            swap(&batch, &buffer)
+            return batch
         }
     }
 

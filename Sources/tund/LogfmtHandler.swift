@@ -11,9 +11,6 @@ struct LogfmtHandler: LogHandler {
     var metadata: Logger.Metadata = [:]
     let label: String
 
-    /// The request log's logger (TundAPI's), whose lines are written in batches.
-    static let requestLogLabel = "tund.requests"
-
     init(label: String, level: Logger.Level) {
         self.label = label
         logLevel = level
@@ -33,7 +30,6 @@ struct LogfmtHandler: LogHandler {
         line.append(contentsOf: event.level.rawValue.utf8)
         line.append(contentsOf: " msg=".utf8)
         Self.appendQuoted(event.message.description, to: &line)
-        // The request log has no handler metadata and no error: its own metadata is used as it is.
         var merged = event.metadata ?? [:]
         if !metadata.isEmpty { merged = metadata.merging(merged) { $1 } }
         if let error = event.error { merged["error"] = "\(error)" }
@@ -48,15 +44,15 @@ struct LogfmtHandler: LogHandler {
             }
         }
         line.append(UInt8(ascii: "\n"))
-        if label == Self.requestLogLabel {
-            LogWriter.shared.gather(line)
-        } else {
-            LogWriter.shared.write(line)
-        }
+        LogWriter.shared.write(line)
     }
 
     /// `quoted(value)` appended to `line`; ASCII text that needs no quotes (most of it) is copied as it is.
     static func appendQuoted(_ value: String, to line: inout [UInt8]) {
+        appendQuoted(Substring(value), to: &line)
+    }
+
+    static func appendQuoted(_ value: Substring, to line: inout [UInt8]) {
         var value = value
         let copied = value.withUTF8 { bytes -> Bool in
             guard !bytes.isEmpty, !bytes.contains(where: {
@@ -65,7 +61,7 @@ struct LogfmtHandler: LogHandler {
             line.append(contentsOf: bytes)
             return true
         }
-        if !copied { line.append(contentsOf: quoted(value).utf8) }
+        if !copied { line.append(contentsOf: quoted(String(value)).utf8) }
     }
 
     /// Quotes values with spaces, quotes or `=`, and escapes control characters, so one event stays one line.
@@ -91,30 +87,47 @@ struct LogfmtHandler: LogHandler {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// `2026-11-25T09:00:00.123Z` (UTC, milliseconds), written digit by digit.
+    /// `2026-11-25T09:00:00.123Z` (UTC, milliseconds), written digit by digit. The date is worked out by
+    /// arithmetic, not gmtime_r: glibc's takes a process-wide lock, and every request's log line calls this.
     static func appendTimestamp(to line: inout [UInt8]) {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)
-        var seconds = time.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func digits(_ value: Int32, _ count: Int, then separator: UInt8) {
-            var divisor: Int32 = 1
-            for _ in 1..<count { divisor *= 10 }
-            var rest = value
-            while divisor > 0 {
-                line.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: (rest / divisor) % 10))
-                rest %= divisor
-                divisor /= 10
+        let (year, month, day) = civilDate(daysSinceEpoch: Int(time.tv_sec) / 86_400)
+        let secondOfDay = Int(time.tv_sec) % 86_400
+        // Written into a fixed buffer and appended once: a per-digit append checks capacity every time.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in
+            var position = 0
+            func digits(_ value: Int, _ count: Int, then separator: UInt8) {
+                var rest = value
+                for offset in stride(from: count - 1, through: 0, by: -1) {
+                    text[position + offset] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                    rest /= 10
+                }
+                text[position + count] = separator
+                position += count + 1
             }
-            line.append(separator)
+            digits(year, 4, then: UInt8(ascii: "-"))
+            digits(month, 2, then: UInt8(ascii: "-"))
+            digits(day, 2, then: UInt8(ascii: "T"))
+            digits(secondOfDay / 3600, 2, then: UInt8(ascii: ":"))
+            digits(secondOfDay / 60 % 60, 2, then: UInt8(ascii: ":"))
+            digits(secondOfDay % 60, 2, then: UInt8(ascii: "."))
+            digits(Int(time.tv_nsec / 1_000_000), 3, then: UInt8(ascii: "Z"))
+            line.append(contentsOf: UnsafeBufferPointer(rebasing: text[..<position]))
         }
-        digits(parts.tm_year + 1900, 4, then: UInt8(ascii: "-"))
-        digits(parts.tm_mon + 1, 2, then: UInt8(ascii: "-"))
-        digits(parts.tm_mday, 2, then: UInt8(ascii: "T"))
-        digits(parts.tm_hour, 2, then: UInt8(ascii: ":"))
-        digits(parts.tm_min, 2, then: UInt8(ascii: ":"))
-        digits(parts.tm_sec, 2, then: UInt8(ascii: "."))
-        digits(Int32(time.tv_nsec / 1_000_000), 3, then: UInt8(ascii: "Z"))
+    }
+
+    /// The proleptic Gregorian date of a day counted from 1970-01-01 (on or after it), by Howard
+    /// Hinnant's `civil_from_days`.
+    static func civilDate(daysSinceEpoch days: Int) -> (year: Int, month: Int, day: Int) {
+        let shifted = days + 719_468                   // from 0000-03-01
+        let era = shifted / 146_097
+        let dayOfEra = shifted - era * 146_097          // [0, 146096]
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)  // [0, 365], from March 1
+        let monthFromMarch = (5 * dayOfYear + 2) / 153  // [0, 11]
+        let day = dayOfYear - (153 * monthFromMarch + 2) / 5 + 1
+        let month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }

@@ -141,7 +141,7 @@ struct Tund: ParsableCommand {
                                     workers: DataPlaneWorkers(plane: plane),
                                     logger: logger, maxDevices: maxDevices)
         let fleet = DeviceFleet(home: manager, opener: KernelNamespaceOpener())
-        let api = TundAPI(fleet: fleet, logger: logger, token: token)
+        let api = TundAPI(fleet: fleet, logger: logger, token: token, requestLog: LogfmtRequestLog(level: level))
         var httpConfiguration = HTTPServer.Configuration(tooLarge: TundAPI.payloadTooLarge, badRequest: TundAPI.badRequest,
                                                          tooManyConnections: TundAPI.tooManyConnections)
         httpConfiguration.maxBodyBytes = maxBodyBytes

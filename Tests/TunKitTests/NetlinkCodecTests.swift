@@ -127,10 +127,11 @@ import Testing
         #expect(link.flagNames.contains("RUNNING"))
     }
 
-    /// `RTM_GETSTATS` of ifindex 7 with only IFLA_STATS_LINK_64 (filter_mask 1), as `ip stats show dev` asks.
+    /// `RTM_GETSTATS` of ifindex 7 with only IFLA_STATS_LINK_64 (filter_mask 1), as `ip stats show dev` asks;
+    /// without NLM_F_ACK, so the answer is one message.
     @Test func encodesStatisticsRequest() {
         #expect(RouteRequests.getStatistics(index: 7).finish(sequence: 3) == [
-            0x1c, 0, 0, 0, 94, 0, 0x05, 0, 3, 0, 0, 0, 0, 0, 0, 0,  // len 28, RTM_GETSTATS, REQUEST|ACK
+            0x1c, 0, 0, 0, 94, 0, 0x01, 0, 3, 0, 0, 0, 0, 0, 0, 0,  // len 28, RTM_GETSTATS, REQUEST
             0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0,                      // if_stats_msg: AF_UNSPEC, ifindex 7, filter_mask
         ])
     }

@@ -32,7 +32,7 @@ import TundJSON
         var sent = headers
         if authorized { sent["authorization"] = "Bearer \(Self.token)" }
         if body != nil { sent["content-type"] = sent["content-type"] ?? "application/json" }
-        let response = api.respond(to: HTTPRequest(method: method, path: path, headers: sent, body: Array((body ?? "").utf8)))
+        let response = api.respond(to: HTTPRequest(method: method, path: path, headers: HTTPHeaders(lines: sent.map { ($0.key, $0.value) }), body: Array((body ?? "").utf8)))
         return Answer(status: response.status, headers: response.headers, json: try? JSONValue.parse(response.body))
     }
 

@@ -24,6 +24,27 @@ import TundHTTP
         #expect(body("GET", "/devices/tun0/stats") == "stats tun0")
     }
 
+    /// Paths without an escape are matched on their bytes, the others segment by segment after decoding:
+    /// both ways must agree, so each path is also tried with one letter escaped.
+    @Test(arguments: ["", "/", "//", "/devices", "/devices/", "/devices//", "//devices", "/devices/tun0", "/devices/tun0/",
+                      "/devices/tun0/stats", "/devices/tun0/stats/", "/devices//stats", "/devices/tun0/stats/x", "devices",
+                      "/a/b/c/d/e/f/g/h/i/j", "/devices/" + String(repeating: "x/", count: 9)])
+    func unescapedAndEscapedPathsMatchAlike(_ path: String) {
+        let escaped = path.replacingFirst("e", with: "%65")
+        func outcome(_ method: String, _ path: String) -> String {
+            switch router.match(method: method, path: path) {
+            case .handler(let handler, let parameters, let pattern):
+                "\(pattern) \(parameters.values.map { "\($0.name)=\($0.value)" }) \(handler(HTTPRequest(method: method, path: path), parameters).status)"
+            case .methodNotAllowed(let allowed): "405 \(allowed)"
+            case .notFound: "404"
+            case .badPath: "400"
+            }
+        }
+        for method in ["GET", "POST", "PUT"] {
+            #expect(outcome(method, path) == outcome(method, escaped), "\(method) \(path)")
+        }
+    }
+
     @Test func decodesEachSegmentAfterSplitting() {
         #expect(body("GET", "/devices/tun0%2Fstats") == "tun0/stats")
         #expect(body("GET", "/devices/%74un0") == "tun0")
@@ -81,5 +102,12 @@ import TundHTTP
     @Test func mediaTypeIgnoresParametersAndCase() {
         let request = HTTPRequest(method: "POST", path: "/", headers: ["content-type": "Application/JSON; charset=utf-8"])
         #expect(request.mediaType == "application/json")
+    }
+}
+
+private extension String {
+    func replacingFirst(_ character: Character, with replacement: String) -> String {
+        guard let found = firstIndex(of: character) else { return self }
+        return String(self[..<found]) + replacement + String(self[index(after: found)...])
     }
 }

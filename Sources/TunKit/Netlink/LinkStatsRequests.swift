@@ -6,7 +6,9 @@ import CLinux
 extension RouteRequests {
     /// RTM_GETSTATS of one ifindex, filter_mask IFLA_STATS_FILTER_BIT(IFLA_STATS_LINK_64).
     public static func getStatistics(index: Int32) -> NetlinkMessageBuilder {
-        var message = NetlinkMessageBuilder(type: UInt16(RTM_GETSTATS), flags: RouteMessage.request | RouteMessage.ack)
+        // No NLM_F_ACK: the answer (or an error) is the one message that comes back, which saves a recv
+        // on every GET .../stats.
+        var message = NetlinkMessageBuilder(type: UInt16(RTM_GETSTATS), flags: RouteMessage.request)
         // struct if_stats_msg (12 bytes): family, pad1, pad2 (u16), ifindex, filter_mask.
         let filterMask: UInt32 = 1 << (UInt32(IFLA_STATS_LINK_64) - 1)
         message.appendHeader([UInt8(AF_UNSPEC), 0, 0, 0] + RouteMessage.littleBytes(index) + RouteMessage.littleBytes(filterMask))

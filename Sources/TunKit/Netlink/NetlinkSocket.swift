@@ -65,14 +65,18 @@ public final class NetlinkSocket: Sendable {
     deinit { Glibc.close(fd) }
 
     /// Sends `builder`'s message and returns the kernel's data messages: for a dump (NLM_F_DUMP) every
-    /// message up to NLMSG_DONE, otherwise the messages before the ACK (the request must carry NLM_F_ACK).
+    /// message up to NLMSG_DONE; for a request with NLM_F_ACK the messages before the ACK; for a query
+    /// without it (a get of one object) its one answer.
     /// A negative ACK throws `NetlinkError`; socket failures throw `SystemError` wrapped the same way.
     public func request(_ builder: NetlinkMessageBuilder, operation: @autoclosure () -> String) throws(NetlinkError) -> [NetlinkMessage] {
         try state.withLock { (state: inout State) throws(NetlinkError) -> [NetlinkMessage] in
             state.sequence &+= 1
             let sequence = state.sequence
             let message = builder.finish(sequence: sequence)
-            let isDump = message.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 6, as: UInt16.self) } & UInt16(NLM_F_DUMP) == UInt16(NLM_F_DUMP)
+            let flags = message.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 6, as: UInt16.self) }
+            let isDump = flags & UInt16(NLM_F_DUMP) == UInt16(NLM_F_DUMP)
+            // A query without NLM_F_ACK is answered by exactly one message (or an error): no ACK to wait for.
+            let single = !isDump && flags & UInt16(NLM_F_ACK) == 0
             do throws(SystemError) {
                 try syscall("send(netlink)") { message.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } }
             } catch {
@@ -104,6 +108,7 @@ public final class NetlinkSocket: Sendable {
                         continue
                     default:
                         replies.append(reply)
+                        if single { return replies }
                     }
                 }
             }

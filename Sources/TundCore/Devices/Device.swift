@@ -110,6 +110,12 @@ public struct KernelCounters: Equatable, Sendable {
     public var values: [UInt64] {
         [rxPackets, txPackets, rxBytes, txBytes, rxErrors, txErrors, rxDropped, txDropped, multicast, collisions]
     }
+
+    /// `body(i, values[i])` for each counter, without building the array (an API answer writes them).
+    public func forEachValue(_ body: (Int, UInt64) -> Void) {
+        body(0, rxPackets); body(1, txPackets); body(2, rxBytes); body(3, txBytes); body(4, rxErrors)
+        body(5, txErrors); body(6, rxDropped); body(7, txDropped); body(8, multicast); body(9, collisions)
+    }
 }
 
 /// A device as the API shows it: the stored config and what the kernel and the worker say now.

@@ -113,6 +113,9 @@ public final class DeviceFleet: Sendable {
     }
 
     public func statistics(_ name: String) throws(TundError) -> DeviceStatistics {
+        // Home first, in one lookup: a device there is not stranded (names are unique across namespaces),
+        // and this is the call a monitor makes in a loop.
+        if let statistics = home.statisticsIfManaged(name) { return statistics }
         if let record = strandedRecord(name) { return Self.strandedStatistics(record) }
         return try manager(of: name).statistics(name)
     }

@@ -314,7 +314,13 @@ public final class DeviceManager: Sendable {
     /// descriptors are attached to, by its ifindex, and only them (RTM_GETSTATS, not a whole RTM_GETLINK):
     /// none when the device is not live or its link is gone.
     public func statistics(_ name: String) throws(TundError) -> DeviceStatistics {
-        let managed = try managedDevice(name)
+        guard let answer = statisticsIfManaged(name) else { throw .deviceNotFound(name: name) }
+        return answer
+    }
+
+    /// `statistics(name)`, or nil when this manager has no such device.
+    func statisticsIfManaged(_ name: String) -> DeviceStatistics? {
+        guard let managed = devices.withLock({ $0[name] }) else { return nil }
         var answer = statistics(managed, link: nil)
         // A device handed to its owner has no descriptors here but is live: its counters are the kernel's.
         if let index = managed.index {

@@ -1,0 +1,56 @@
+import Logging
+import TundAPI
+
+/// The request log as logfmt, written straight into `LogWriter`'s batch: the same line `LogfmtHandler`
+/// writes for `msg=request` (keys sorted), without swift-log's metadata dictionary.
+struct LogfmtRequestLog: RequestLog {
+    /// False above info: the line is not even formatted.
+    let enabled: Bool
+
+    init(level: Logger.Level) {
+        enabled = level <= .info
+    }
+
+    func record(method: Substring, path: Substring, status: Int, microseconds: Int64) {
+        guard enabled else { return }
+        LogWriter.shared.gather { line in
+            line.append(contentsOf: "ts=".utf8)
+            LogfmtHandler.appendTimestamp(to: &line)
+            line.append(contentsOf: " level=info msg=request duration_ms=".utf8)
+            Self.appendMilliseconds(microseconds, to: &line)
+            line.append(contentsOf: " method=".utf8)
+            LogfmtHandler.appendQuoted(method, to: &line)
+            line.append(contentsOf: " path=".utf8)
+            LogfmtHandler.appendQuoted(path, to: &line)
+            line.append(contentsOf: " status=".utf8)
+            Self.appendDecimal(UInt64(clamping: status), to: &line)
+            line.append(UInt8(ascii: "\n"))
+        }
+    }
+
+    /// `microseconds / 1000` as `Double.description` writes it ("0.003", "1.0", "12.345"), without the
+    /// floating-point formatting.
+    static func appendMilliseconds(_ microseconds: Int64, to line: inout [UInt8]) {
+        let value = UInt64(clamping: microseconds)
+        appendDecimal(value / 1000, to: &line)
+        line.append(UInt8(ascii: "."))
+        var fraction = value % 1000
+        guard fraction != 0 else { return line.append(UInt8(ascii: "0")) }
+        var width = 3
+        while fraction % 10 == 0 { fraction /= 10; width -= 1 }
+        var divisor: UInt64 = width == 3 ? 100 : width == 2 ? 10 : 1
+        while divisor > 0 {
+            line.append(UInt8(ascii: "0") + UInt8(fraction / divisor % 10))
+            divisor /= 10
+        }
+    }
+
+    static func appendDecimal(_ value: UInt64, to line: inout [UInt8]) {
+        var divisor: UInt64 = 1
+        while divisor <= value / 10 { divisor *= 10 }
+        while divisor > 0 {
+            line.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+            divisor /= 10
+        }
+    }
+}
