@@ -218,12 +218,13 @@ private func handleAccess(
         return .YES
     }
     if state.tooLarge { return queue(server.configuration.tooLarge(limit), on: connection) }
-    let rawURL = url.map { String(cString: $0) } ?? "/"
-    let pathEnd = rawURL.utf8.firstIndex(of: UInt8(ascii: "?"))
+    // libmicrohttpd hands over the path without the query string, whose arguments it has parsed apart;
+    // a `?` is cut off all the same, should a version ever pass it on.
+    let path = url.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: strcspn($0, "?")), as: UTF8.self) } ?? "/"
     let request = HTTPRequest(
         method: method.map { String(cString: $0) } ?? "GET",
-        path: pathEnd.map { String(rawURL[..<$0]) } ?? rawURL,
-        query: pathEnd == nil ? [:] : queryArguments(connection),
+        path: path,
+        query: queryArguments(connection),
         headers: HTTPHeaders(lines: state.headers),
         body: state.body)
     state.body = []

@@ -19,19 +19,54 @@ public enum HeadRejection: Equatable, Sendable {
 /// unless the Host is checked, and a page from any origin can send requests unless Origin is.
 public struct HostPolicy: Sendable, Equatable {
     /// Host names (lower case, IPv6 in brackets) the server answers to.
-    public var names: Set<String>
+    public var names: Set<String> { didSet { lowercaseNames = Self.bytes(names) } }
+    /// `names` as bytes, for comparing on every request.
+    private var lowercaseNames: [[UInt8]]
     /// The port it listens on: a Host or Origin with another port is foreign.
     public var port: Int
 
     public init(names: Set<String>, port: Int) {
         self.names = names
+        lowercaseNames = Self.bytes(names)
         self.port = port
     }
+
+    private static func bytes(_ names: Set<String>) -> [[UInt8]] { names.map { Array($0.lowercased().utf8) } }
 
     /// loopback's names and the listen address's own.
     public static func loopback(listeningOn host: String, port: Int) -> HostPolicy {
         HostPolicy(names: ["localhost", "127.0.0.1", "[::1]", host.lowercased()], port: port)
     }
+}
+
+/// The header names the head check looks at, told apart on the bytes (every request has a few headers).
+enum HeaderName {
+    case host, contentLength, transferEncoding, origin, other
+
+    init(_ name: String) {
+        var name = name
+        self = name.withUTF8 { bytes in
+            switch bytes.count {
+            case 4 where equalsIgnoringASCIICase(bytes, "host"): .host
+            case 6 where equalsIgnoringASCIICase(bytes, "origin"): .origin
+            case 14 where equalsIgnoringASCIICase(bytes, "content-length"): .contentLength
+            case 17 where equalsIgnoringASCIICase(bytes, "transfer-encoding"): .transferEncoding
+            default: .other
+            }
+        }
+    }
+}
+
+/// True when `bytes` spell `lowercase` in any ASCII case.
+func equalsIgnoringASCIICase(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
+    guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+    let expected = lowercase.utf8Start
+    for index in 0..<bytes.count {
+        let byte = bytes[index]
+        let lowered = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+        if lowered != expected[index] { return false }
+    }
+    return true
 }
 
 enum RequestHead {
@@ -48,15 +83,14 @@ enum RequestHead {
             if name.utf8.contains(where: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) {
                 return .malformedHeader("whitespace in or before the colon of the header field name \"\(name.prefix(64))\"")
             }
-            if asciiCaseInsensitiveEqual(name, "host") {
+            switch HeaderName(name) {
+            case .host:
                 hostCount += 1
                 if host == nil { host = value.trimmingSpaces() }
-            } else if asciiCaseInsensitiveEqual(name, "content-length") {
-                lengths += value.split(separator: ",").map { $0.trimmingSpaces() }
-            } else if asciiCaseInsensitiveEqual(name, "transfer-encoding") {
-                transferEncoding = true
-            } else if asciiCaseInsensitiveEqual(name, "origin") {
-                origin = String(value.trimmingSpaces())
+            case .contentLength: lengths += value.split(separator: ",").map { $0.trimmingSpaces() }
+            case .transferEncoding: transferEncoding = true
+            case .origin: origin = String(value.trimmingSpaces())
+            case .other: break
             }
         }
         if transferEncoding && !lengths.isEmpty {
@@ -81,26 +115,29 @@ enum RequestHead {
 extension HostPolicy {
     /// `host[:port]`; a missing port is `defaultPort`, or any when that is nil (a Host may omit it).
     func admits(authority: Substring, defaultPort: Int?) -> Bool {
-        let bytes = authority.utf8
-        let host: Substring.UTF8View
-        let port: Substring.UTF8View?
-        if bytes.first == UInt8(ascii: "[") {
-            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
-            host = authority[...close].utf8
-            let rest = authority[bytes.index(after: close)...].utf8
-            guard rest.isEmpty || rest.first == UInt8(ascii: ":") else { return false }
-            port = rest.isEmpty ? nil : rest.dropFirst()
-        } else if let colon = bytes.lastIndex(of: UInt8(ascii: ":")) {
-            host = authority[..<colon].utf8
-            port = authority[bytes.index(after: colon)...].utf8
-        } else {
-            host = authority.utf8
-            port = nil
+        var authority = authority
+        return authority.withUTF8 { bytes in
+            var hostEnd = bytes.count
+            var portStart: Int?
+            if bytes.first == UInt8(ascii: "[") {
+                guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
+                hostEnd = close + 1
+                guard hostEnd == bytes.count || bytes[hostEnd] == UInt8(ascii: ":") else { return false }
+                if hostEnd < bytes.count { portStart = hostEnd + 1 }
+            } else if let colon = bytes.lastIndex(of: UInt8(ascii: ":")) {
+                hostEnd = colon
+                portStart = colon + 1
+            }
+            let host = UnsafeBufferPointer(rebasing: bytes[..<hostEnd])
+            // A handful of names, compared as bytes without regard to case: cheaper than lowering and hashing.
+            guard lowercaseNames.contains(where: { name in
+                name.count == host.count && zip(name, host).allSatisfy { $0 == ($1 >= 0x41 && $1 <= 0x5a ? $1 | 0x20 : $1) }
+            }) else { return false }
+            guard let portStart else { return defaultPort.map { $0 == self.port } ?? true }
+            let digits = UnsafeBufferPointer(rebasing: bytes[portStart...])
+            guard !digits.isEmpty, digits.count <= 5, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return false }
+            return digits.reduce(0) { $0 * 10 + Int($1 - 0x30) } == self.port
         }
-        // A handful of names, compared without regard to case: cheaper than lowering and hashing.
-        guard names.contains(where: { asciiCaseInsensitiveEqual(Substring(host), Substring($0)) }) else { return false }
-        guard let port else { return defaultPort.map { $0 == self.port } ?? true }
-        return Int(Substring(port)) == self.port
     }
 
     /// `scheme://host[:port]`, the default port being the scheme's. "null" (a sandboxed or file page) is foreign.

@@ -30,6 +30,9 @@ public struct Router: Sendable {
     }
 
     private var routes: [Route] = []
+    /// Each route's number of segments, in the same order: a path is compared only with the routes of its
+    /// length, without touching (and reference-counting) the others.
+    private var segmentCounts: [Int] = []
 
     public init() {}
 
@@ -38,6 +41,7 @@ public struct Router: Sendable {
             part.first == "{" && part.last == "}" ? .parameter(String(part.dropFirst().dropLast())) : .literal(String(part))
         }
         routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler))
+        segmentCounts.append(segments.count)
     }
 
     /// Every (method, pattern) pair, e.g. ("GET", "/devices/{name}"), for checking against the spec.
@@ -53,7 +57,9 @@ public struct Router: Sendable {
                 guard let count = Self.segments(of: bytes, into: ranges) else { return nil }
                 let parts = UnsafeBufferPointer(rebasing: ranges[..<count])
                 var allowed: [String] = []
-                for route in routes where Self.matches(route.segments, bytes, parts) {
+                for index in segmentCounts.indices where segmentCounts[index] == count {
+                    let route = routes[index]
+                    guard Self.matches(route.segments, bytes, parts) else { continue }
                     if route.method == method {
                         let parameters = zip(route.segments, parts).compactMap { segment, range -> (name: String, value: String)? in
                             guard case .parameter(let name) = segment else { return nil }

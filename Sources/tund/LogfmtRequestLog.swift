@@ -14,19 +14,22 @@ struct LogfmtRequestLog: RequestLog {
     func record(method: Substring, path: Substring, status: Int, microseconds: Int64) {
         guard enabled else { return }
         LogWriter.shared.gather { line in
-            line.append(contentsOf: "ts=".utf8)
+            line.append(contentsOf: Self.start)
             LogfmtHandler.appendTimestamp(to: &line)
-            line.append(contentsOf: " level=info msg=request duration_ms=".utf8)
+            line.append(contentsOf: Self.afterTimestamp)
             Self.appendMilliseconds(microseconds, to: &line)
-            line.append(contentsOf: " method=".utf8)
+            line.append(contentsOf: Self.beforeMethod)
             LogfmtHandler.appendQuoted(method, to: &line)
-            line.append(contentsOf: " path=".utf8)
+            line.append(contentsOf: Self.beforePath)
             LogfmtHandler.appendQuoted(path, to: &line)
-            line.append(contentsOf: " status=".utf8)
+            line.append(contentsOf: Self.beforeStatus)
             Self.appendDecimal(UInt64(clamping: status), to: &line)
             line.append(UInt8(ascii: "\n"))
         }
     }
+
+    private static let start = Array("ts=".utf8), afterTimestamp = Array(" level=info msg=request duration_ms=".utf8)
+    private static let beforeMethod = Array(" method=".utf8), beforePath = Array(" path=".utf8), beforeStatus = Array(" status=".utf8)
 
     /// `microseconds / 1000` as `Double.description` writes it ("0.003", "1.0", "12.345"), without the
     /// floating-point formatting.
