@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import TundJSON
 import Logging
 import TundCore
@@ -163,7 +166,7 @@ public struct TundAPI: Sendable {
 
     /// Routes one request and logs it: method, path, status, duration.
     public func respond(to request: HTTPRequest) -> HTTPResponse {
-        let started = ContinuousClock.now
+        let started = monotonicNanoseconds()
         let response: HTTPResponse
         var route = "unmatched"
         switch router.match(method: request.method, path: request.path) {
@@ -177,8 +180,7 @@ public struct TundAPI: Sendable {
         case .notFound: response = APIError.notFound(request.path).response
         case .badPath: response = APIError(status: 400, code: "invalid_path", message: "the path has a malformed percent escape").response
         }
-        let elapsed = ContinuousClock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = Double(monotonicNanoseconds() &- started) / 1e9
         requestMetrics.record(method: request.method, route: route, status: response.status, seconds: seconds)
         // The path is logged as sent but bounded: a hostile client must not be able to write megabytes of log.
         requestLog.record(method: bounded(request.method, 16), path: bounded(request.path, 256), status: response.status,
@@ -224,6 +226,13 @@ public struct TundAPI: Sendable {
     public static func badRequest(_ reason: String) -> HTTPResponse {
         APIError(status: 400, code: "invalid_path", message: reason).response
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: two reads per request, without `Duration`'s arithmetic.
+private func monotonicNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
 }
 
 /// At most `limit` characters of `text`; a text of no more bytes than that is whole, without walking it

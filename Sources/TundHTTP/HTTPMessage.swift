@@ -81,6 +81,8 @@ extension StringProtocol {
         let text = Substring(self)
         let bytes = text.utf8
         func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        // Most values have nothing to trim.
+        if let first = bytes.first, let last = bytes.last, !isSpace(first), !isSpace(last) { return text }
         guard let first = bytes.firstIndex(where: { !isSpace($0) }) else { return text[text.endIndex...] }
         let end = bytes.index(after: bytes.lastIndex(where: { !isSpace($0) })!)  // just before a space or the end
         return text[first..<end]

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Logging
+import Synchronization
 
 /// swift-log handler writing one logfmt line per event to stderr:
 /// `ts=2026-11-25T09:00:00.123Z level=info msg="device created" device=tun0 mtu=1400`.
@@ -87,34 +88,48 @@ struct LogfmtHandler: LogHandler {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// `2026-11-25T09:00:00.123Z` (UTC, milliseconds), written digit by digit. The date is worked out by
-    /// arithmetic, not gmtime_r: glibc's takes a process-wide lock, and every request's log line calls this.
+    /// `2026-11-25T09:00:00.123Z` (UTC, milliseconds). The text up to the second is made once a second and
+    /// kept: the request log writes one timestamp per request.
     static func appendTimestamp(to line: inout [UInt8]) {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)
-        let (year, month, day) = civilDate(daysSinceEpoch: Int(time.tv_sec) / 86_400)
-        let secondOfDay = Int(time.tv_sec) % 86_400
-        // Written into a fixed buffer and appended once: a per-digit append checks capacity every time.
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in
-            var position = 0
-            func digits(_ value: Int, _ count: Int, then separator: UInt8) {
-                var rest = value
-                for offset in stride(from: count - 1, through: 0, by: -1) {
-                    text[position + offset] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
-                    rest /= 10
-                }
-                text[position + count] = separator
-                position += count + 1
-            }
-            digits(year, 4, then: UInt8(ascii: "-"))
-            digits(month, 2, then: UInt8(ascii: "-"))
-            digits(day, 2, then: UInt8(ascii: "T"))
-            digits(secondOfDay / 3600, 2, then: UInt8(ascii: ":"))
-            digits(secondOfDay / 60 % 60, 2, then: UInt8(ascii: ":"))
-            digits(secondOfDay % 60, 2, then: UInt8(ascii: "."))
-            digits(Int(time.tv_nsec / 1_000_000), 3, then: UInt8(ascii: "Z"))
-            line.append(contentsOf: UnsafeBufferPointer(rebasing: text[..<position]))
+        let second = Int(time.tv_sec)
+        secondText.withLock { cached in
+            if cached.second != second { cached = (second, secondPrefix(second)) }
+            line.append(contentsOf: cached.text)
         }
+        let milliseconds = Int(time.tv_nsec / 1_000_000)
+        line.append(UInt8(ascii: "0") + UInt8(milliseconds / 100))
+        line.append(UInt8(ascii: "0") + UInt8(milliseconds / 10 % 10))
+        line.append(UInt8(ascii: "0") + UInt8(milliseconds % 10))
+        line.append(UInt8(ascii: "Z"))
+    }
+
+    private static let secondText = Mutex<(second: Int, text: [UInt8])>((-1, []))
+
+    /// `2026-11-25T09:00:00.` of a time in seconds since 1970. The date is worked out by arithmetic, not
+    /// gmtime_r, which takes a process-wide lock.
+    static func secondPrefix(_ epochSeconds: Int) -> [UInt8] {
+        let (year, month, day) = civilDate(daysSinceEpoch: epochSeconds / 86_400)
+        let secondOfDay = epochSeconds % 86_400
+        var text: [UInt8] = []
+        text.reserveCapacity(20)
+        func digits(_ value: Int, _ count: Int, then separator: UInt8) {
+            var divisor = 1
+            for _ in 1..<count { divisor *= 10 }
+            while divisor > 0 {
+                text.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: value / divisor % 10))
+                divisor /= 10
+            }
+            text.append(separator)
+        }
+        digits(year, 4, then: UInt8(ascii: "-"))
+        digits(month, 2, then: UInt8(ascii: "-"))
+        digits(day, 2, then: UInt8(ascii: "T"))
+        digits(secondOfDay / 3600, 2, then: UInt8(ascii: ":"))
+        digits(secondOfDay / 60 % 60, 2, then: UInt8(ascii: ":"))
+        digits(secondOfDay % 60, 2, then: UInt8(ascii: "."))
+        return text
     }
 
     /// The proleptic Gregorian date of a day counted from 1970-01-01 (on or after it), by Howard
