@@ -6,6 +6,8 @@ only ever started as `ip netns exec NS wireguard-go -f IFNAME` inside a namespac
 deletes), with an interface name unique to the run."""
 import json
 import os
+import shutil
+import signal
 import subprocess
 import tempfile
 
@@ -242,9 +244,11 @@ def test_two_tunds_form_a_wireguard_pair(tund, underlay):
     inside it), each with the other as its only peer: traffic both ways, both sides see the handshake."""
     directory = tempfile.mkdtemp(prefix="tund-e2e-wg-")
     port = 18930
+    # In a session of its own, so the whole group (timeout and the tund under it) can be killed: killing
+    # timeout alone would leave the tund running, in a namespace that is then deleted.
     other = subprocess.Popen(["ip", "netns", "exec", underlay, "timeout", "120", tund_binary(),
                               "--listen", f"127.0.0.1:{port}", "--database", os.path.join(directory, "tund.db")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     def api(method, path, body=None):
         command = ["ip", "netns", "exec", underlay, "curl", "-s", "-X", method, f"http://127.0.0.1:{port}{path}"]
@@ -271,8 +275,9 @@ def test_two_tunds_form_a_wireguard_pair(tund, underlay):
         assert tund.get("/devices/wg0/stats").json()["peers"][0]["handshakes_completed"] >= 1
         assert api("GET", "/devices/wg1/stats")["peers"][0]["rx_bytes"] > 0
     finally:
-        other.kill()
+        os.killpg(other.pid, signal.SIGKILL)
         other.wait(timeout=10)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 # Initiations whose MAC1 is right for tund's public key (so they would each cost a Curve25519 operation)
