@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BackgroundThread
 import TundJSON
 import Logging
 import TundCore
@@ -119,7 +120,7 @@ public struct TundAPI: Sendable {
             handle {
                 let peer = try WireGuardJSON.peer(try jsonBody(request), field: nil)
                 let device = try fleet.putPeer(path["name"], peer, creating: true, ifMatch: try ifMatch(request))
-                let location = "/devices/\(device.record.name)/peers/\(percentEncoded(WireGuardJSON.base64(peer.publicKey)))"
+                let location = "/devices/\(device.record.name)/peers/\(percentEncode(WireGuardJSON.base64(peer.publicKey)))"
                 return jsonResponse(201, WireGuardJSON.peerJSON(peer), headers: [("Location", location), etag(device)])
             }
         }
@@ -228,13 +229,6 @@ public struct TundAPI: Sendable {
     }
 }
 
-/// CLOCK_MONOTONIC in nanoseconds: two reads per request, without `Duration`'s arithmetic.
-private func monotonicNanoseconds() -> UInt64 {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
-}
-
 /// At most `limit` characters of `text`; a text of no more bytes than that is whole, without walking it
 /// character by character.
 private func bounded(_ text: String, _ limit: Int) -> Substring {
@@ -299,25 +293,6 @@ private func peerKey(_ segment: String) throws -> [UInt8] {
         throw APIError(status: 404, code: "peer_not_found", message: "a peer is named by its public key in base64 (percent-encoded in the path)")
     }
     return key
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters (a base64 key's `/`, `+`, `=`).
-private func percentEncoded(_ text: String) -> String {
-    var encoded = ""
-    for byte in text.utf8 {
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-            encoded.append(Character(UnicodeScalar(byte)))
-        default:
-            encoded += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
-        }
-    }
-    return encoded
-}
-
-private extension String {
-    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
 /// The device's ETag: its generation, as a strong entity tag.

@@ -89,11 +89,3 @@ extension SocketAddressStorage {
     }
 }
 
-/// The clock PeerTimers and keypair ages run on (nanoseconds of CLOCK_MONOTONIC, what the timerfd
-/// compares with).
-@inline(__always)
-func monotonicNanoseconds() -> UInt64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
-}

@@ -38,27 +38,25 @@ public struct HTTPHeaders: Sendable, ExpressibleByDictionaryLiteral {
 
     /// The value of the last line named `name` (compared without regard to ASCII case).
     public subscript(name: String) -> String? {
-        lines.last { asciiCaseInsensitiveEqual($0.name, name) }?.value
-    }
-}
-
-/// True when `a` and `b` differ at most in the case of ASCII letters (header names, schemes).
-public func asciiCaseInsensitiveEqual(_ a: Substring, _ b: Substring) -> Bool {
-    var a = a, b = b
-    guard a.utf8.count == b.utf8.count else { return false }
-    // Both are contiguous UTF-8 (native strings and their slices): compared as bytes, every request.
-    return a.withUTF8 { x in
-        b.withUTF8 { y in
-            for index in 0..<x.count where x[index] != y[index] {
-                let lower = x[index] | 0x20
-                guard lower == y[index] | 0x20, lower >= UInt8(ascii: "a"), lower <= UInt8(ascii: "z") else { return false }
-            }
-            return true
+        var wanted = name
+        return wanted.withUTF8 { wanted in
+            lines.last { line in
+                var name = line.name
+                return name.withUTF8 { equalIgnoringASCIICase($0, wanted) }
+            }?.value
         }
     }
 }
 
-public func asciiCaseInsensitiveEqual(_ a: String, _ b: String) -> Bool { asciiCaseInsensitiveEqual(Substring(a), Substring(b)) }
+/// True when `a` and `b` differ at most in the case of ASCII letters (header names, host names).
+func equalIgnoringASCIICase(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard a.count == b.count else { return false }
+    for index in 0..<a.count where a[index] != b[index] {
+        let lower = a[index] | 0x20
+        guard lower == b[index] | 0x20, lower >= UInt8(ascii: "a"), lower <= UInt8(ascii: "z") else { return false }
+    }
+    return true
+}
 
 public struct HTTPResponse: Sendable {
     public var status: Int
@@ -87,6 +85,23 @@ extension StringProtocol {
         let end = bytes.index(after: bytes.lastIndex(where: { !isSpace($0) })!)  // just before a space or the end
         return text[first..<end]
     }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (a path segment such as a base64 key,
+/// whose `/`, `+` and `=` must not be read as syntax).
+public func percentEncode(_ text: String) -> String {
+    let hex = Array("0123456789ABCDEF".utf8)
+    var encoded: [UInt8] = []
+    for byte in text.utf8 {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            encoded.append(byte)
+        default:
+            encoded += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0f)]]
+        }
+    }
+    return String(decoding: encoded, as: UTF8.self)
 }
 
 /// Decodes `%XX` escapes (and nothing else: `+` stays `+` in paths). Returns nil for a malformed

@@ -19,19 +19,19 @@ public enum HeadRejection: Equatable, Sendable {
 /// unless the Host is checked, and a page from any origin can send requests unless Origin is.
 public struct HostPolicy: Sendable, Equatable {
     /// Host names (lower case, IPv6 in brackets) the server answers to.
-    public var names: Set<String> { didSet { lowercaseNames = Self.bytes(names) } }
+    public var names: Set<String> { didSet { nameBytes = Self.bytes(names) } }
     /// `names` as bytes, for comparing on every request.
-    private var lowercaseNames: [[UInt8]]
+    private var nameBytes: [[UInt8]]
     /// The port it listens on: a Host or Origin with another port is foreign.
     public var port: Int
 
     public init(names: Set<String>, port: Int) {
         self.names = names
-        lowercaseNames = Self.bytes(names)
+        nameBytes = Self.bytes(names)
         self.port = port
     }
 
-    private static func bytes(_ names: Set<String>) -> [[UInt8]] { names.map { Array($0.lowercased().utf8) } }
+    private static func bytes(_ names: Set<String>) -> [[UInt8]] { names.map { Array($0.utf8) } }
 
     /// loopback's names and the listen address's own.
     public static func loopback(listeningOn host: String, port: Int) -> HostPolicy {
@@ -57,16 +57,9 @@ enum HeaderName {
     }
 }
 
-/// True when `bytes` spell `lowercase` in any ASCII case.
-func equalsIgnoringASCIICase(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
-    guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-    let expected = lowercase.utf8Start
-    for index in 0..<bytes.count {
-        let byte = bytes[index]
-        let lowered = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-        if lowered != expected[index] { return false }
-    }
-    return true
+/// True when `bytes` spell `name` in any ASCII case.
+private func equalsIgnoringASCIICase(_ bytes: UnsafeBufferPointer<UInt8>, _ name: StaticString) -> Bool {
+    equalIgnoringASCIICase(bytes, UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
 }
 
 enum RequestHead {
@@ -130,9 +123,7 @@ extension HostPolicy {
             }
             let host = UnsafeBufferPointer(rebasing: bytes[..<hostEnd])
             // A handful of names, compared as bytes without regard to case: cheaper than lowering and hashing.
-            guard lowercaseNames.contains(where: { name in
-                name.count == host.count && zip(name, host).allSatisfy { $0 == ($1 >= 0x41 && $1 <= 0x5a ? $1 | 0x20 : $1) }
-            }) else { return false }
+            guard nameBytes.contains(where: { $0.withUnsafeBufferPointer { equalIgnoringASCIICase($0, host) } }) else { return false }
             guard let portStart else { return defaultPort.map { $0 == self.port } ?? true }
             let digits = UnsafeBufferPointer(rebasing: bytes[portStart...])
             guard !digits.isEmpty, digits.count <= 5, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return false }

@@ -49,41 +49,37 @@ public struct Router: Sendable {
 
     public func match(method: String, path: String) -> Match {
         var text = path
-        // Most paths have no escape and a few segments: matched on the bytes where they are, without
-        // building a list of decoded segments that every request would pay for.
-        let unescaped: Match? = text.withUTF8 { bytes in
-            guard !bytes.contains(UInt8(ascii: "%")) else { return nil }
-            return withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: Self.segmentLimit) { ranges -> Match? in
-                guard let count = Self.segments(of: bytes, into: ranges) else { return nil }
-                let parts = UnsafeBufferPointer(rebasing: ranges[..<count])
-                var allowed: [String] = []
-                for index in segmentCounts.indices where segmentCounts[index] == count {
-                    let route = routes[index]
-                    guard Self.matches(route.segments, bytes, parts) else { continue }
-                    if route.method == method {
-                        let parameters = zip(route.segments, parts).compactMap { segment, range -> (name: String, value: String)? in
-                            guard case .parameter(let name) = segment else { return nil }
-                            return (name, String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self))
-                        }
-                        return .handler(route.handler, PathParameters(values: parameters), pattern: route.pattern)
+        return text.withUTF8 { raw in
+            // Matched on bytes where they lie: a request builds no list of segments, only the values of
+            // the route that matches.
+            let slashes = raw.reduce(0) { $1 == UInt8(ascii: "/") ? $0 + 1 : $0 }
+            return withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: slashes + 1) { ranges in
+                let parts = UnsafeBufferPointer(rebasing: ranges[..<Self.segments(of: raw, into: ranges)])
+                guard raw.contains(UInt8(ascii: "%")) else { return firstMatch(method, raw, parts) }
+                // Escapes are decoded segment by segment, after splitting: "%2F" in a name is no separator.
+                var decoded: [UInt8] = []
+                var decodedParts: [Range<Int>] = []
+                for range in parts {
+                    guard let segment = percentDecode(Substring(String(decoding: UnsafeBufferPointer(rebasing: raw[range]), as: UTF8.self))) else {
+                        return .badPath
                     }
-                    if !allowed.contains(route.method) { allowed.append(route.method) }
+                    decodedParts.append(decoded.count..<(decoded.count + segment.utf8.count))
+                    decoded += segment.utf8
                 }
-                return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
+                return decoded.withUnsafeBufferPointer { bytes in
+                    decodedParts.withUnsafeBufferPointer { firstMatch(method, bytes, $0) }
+                }
             }
         }
-        return unescaped ?? matchDecoding(method: method, path: path)
     }
 
-    /// More segments than this take the general path.
-    private static let segmentLimit = 8
-
-    /// The ranges of `path`'s `/`-separated segments, as `matchDecoding` splits it; nil past the limit.
-    private static func segments(of path: UnsafeBufferPointer<UInt8>, into ranges: UnsafeMutableBufferPointer<Range<Int>>) -> Int? {
+    /// The ranges of `path`'s `/`-separated segments into `ranges` (room for one more than its slashes);
+    /// their count. Empty segments are not collapsed ("/devices//stats" is not "/devices/stats"), but a
+    /// leading slash and one trailing slash are not segments.
+    private static func segments(of path: UnsafeBufferPointer<UInt8>, into ranges: UnsafeMutableBufferPointer<Range<Int>>) -> Int {
         var count = 0
         var start = 0
         for index in 0...path.count where index == path.count || path[index] == UInt8(ascii: "/") {
-            guard count < ranges.count else { return nil }
             ranges[count] = start..<index
             count += 1
             start = index + 1
@@ -98,8 +94,26 @@ public struct Router: Sendable {
         return count
     }
 
+    /// The route for `method` whose pattern matches the segments `parts` of `path`; else which methods
+    /// the path has (405), or none (404).
+    private func firstMatch(_ method: String, _ path: UnsafeBufferPointer<UInt8>, _ parts: UnsafeBufferPointer<Range<Int>>) -> Match {
+        var allowed: [String] = []
+        for index in segmentCounts.indices where segmentCounts[index] == parts.count {
+            let route = routes[index]
+            guard Self.matches(route.segments, path, parts) else { continue }
+            if route.method == method {
+                let parameters = zip(route.segments, parts).compactMap { segment, range -> (name: String, value: String)? in
+                    guard case .parameter(let name) = segment else { return nil }
+                    return (name, String(decoding: UnsafeBufferPointer(rebasing: path[range]), as: UTF8.self))
+                }
+                return .handler(route.handler, PathParameters(values: parameters), pattern: route.pattern)
+            }
+            if !allowed.contains(route.method) { allowed.append(route.method) }
+        }
+        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
+    }
+
     private static func matches(_ segments: [Segment], _ path: UnsafeBufferPointer<UInt8>, _ parts: UnsafeBufferPointer<Range<Int>>) -> Bool {
-        guard segments.count == parts.count else { return false }
         for index in segments.indices {
             let part = UnsafeBufferPointer(rebasing: path[parts[index]])
             switch segments[index] {
@@ -111,47 +125,6 @@ public struct Router: Sendable {
             }
         }
         return true
-    }
-
-    /// The general case: every segment percent-decoded first.
-    private func matchDecoding(method: String, path: String) -> Match {
-        // Empty segments are not collapsed: "/devices//stats" is not "/devices/stats".
-        var parts = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-        if parts.first?.isEmpty == true { parts.removeFirst() }
-        if parts.last?.isEmpty == true && parts.count > 1 { parts.removeLast() }
-        var decoded: [String] = []
-        decoded.reserveCapacity(parts.count)
-        for part in parts {
-            guard let segment = percentDecode(Substring(part)) else { return .badPath }
-            decoded.append(segment)
-        }
-        // Literals are compared before anything is bound: a request tries every route, and only the one
-        // that matches should cost an allocation.
-        var allowed: [String] = []
-        for route in routes where Self.matches(route.segments, decoded) {
-            if route.method == method { return .handler(route.handler, Self.bind(route.segments, decoded), pattern: route.pattern) }
-            if !allowed.contains(route.method) { allowed.append(route.method) }
-        }
-        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
-    }
-
-    private static func matches(_ segments: [Segment], _ parts: [String]) -> Bool {
-        guard segments.count == parts.count else { return false }
-        for index in segments.indices {
-            switch segments[index] {
-            case .literal(let literal): if literal != parts[index] { return false }
-            case .parameter: if parts[index].isEmpty { return false }
-            }
-        }
-        return true
-    }
-
-    private static func bind(_ segments: [Segment], _ parts: [String]) -> PathParameters {
-        var values: [(name: String, value: String)] = []
-        for (segment, part) in zip(segments, parts) {
-            if case .parameter(let name) = segment { values.append((name, part)) }
-        }
-        return PathParameters(values: values)
     }
 }
 

@@ -90,22 +90,30 @@ extension JSONValue {
     }
 
     /// Decimal digits straight into the output, without an intermediate String.
-    static func writeInteger(_ value: Int64, to output: inout [UInt8]) {
-        if value >= 0 && value < 10 {
-            output.append(UInt8(ascii: "0") + UInt8(value))
-            return
+    public static func writeInteger(_ value: Int64, to output: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { text in
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: text[..<formatInteger(Int(value), into: text.baseAddress!)]))
         }
-        if value < 0 { output.append(UInt8(ascii: "-")) }
-        var magnitude = value.magnitude
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var count = 0
-            repeat {
-                digits[19 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-                count += 1
-            } while magnitude > 0
-            output.append(contentsOf: UnsafeBufferPointer(rebasing: digits[(20 - count)...]))
+    }
+
+    /// Writes `value`'s sign and decimal digits at `text` (room for 20 bytes); how many it wrote.
+    @inline(__always)
+    static func formatInteger(_ value: Int, into text: UnsafeMutablePointer<UInt8>) -> Int {
+        var count = 0
+        if value < 0 {
+            text[0] = UInt8(ascii: "-")
+            count = 1
         }
+        let magnitude = value.magnitude
+        var digits = 1
+        var rest = magnitude / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        rest = magnitude
+        for position in stride(from: count + digits - 1, through: count, by: -1) {
+            text[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+        }
+        return count + digits
     }
 
     static func writeString(_ text: String, to output: inout [UInt8]) {

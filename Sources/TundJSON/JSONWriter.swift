@@ -42,43 +42,20 @@ public struct JSONWriter: ~Copyable {
         needsComma = false
     }
 
+    /// A counter: as `JSONValue.count` writes it, past Int64.max it reads as the Int64 it wraps to.
     public mutating func value(_ number: UInt64) {
-        separate()
-        reserve(21)  // a sign and 20 digits
-        writeDigits(number)
-    }
-
-    /// The number's digits, in room already reserved.
-    @inline(__always) fileprivate mutating func writeDigits(_ number: UInt64) {
-        // As `JSONValue.count` writes it: past Int64.max a counter reads as the Int64 it wraps to.
-        var number = number
-        if number > UInt64(Int64.max) {
-            base[count] = UInt8(ascii: "-")
-            count += 1
-            number = 0 &- number
-        }
-        if number < 10 {
-            base[count] = UInt8(ascii: "0") + UInt8(number)
-            count += 1
-            return
-        }
-        var digits = 0
-        var rest = number
-        while rest > 0 { digits += 1; rest /= 10 }
-        rest = number
-        for position in stride(from: count + digits - 1, through: count, by: -1) {
-            base[position] = UInt8(ascii: "0") + UInt8(rest % 10)
-            rest /= 10
-        }
-        count += digits
+        value(Int(Int64(truncatingIfNeeded: number)))
     }
 
     public mutating func value(_ number: Int) {
-        if number >= 0 { return value(UInt64(number)) }
         separate()
-        append(UInt8(ascii: "-"))
-        needsComma = false
-        value(UInt64(number.magnitude))
+        reserve(21)  // a sign and 20 digits
+        writeInteger(number)
+    }
+
+    /// The number's sign and digits, in room already reserved.
+    @inline(__always) fileprivate mutating func writeInteger(_ number: Int) {
+        count += JSONValue.formatInteger(number, into: base + count)
     }
 
     public mutating func value(_ flag: Bool) {
@@ -229,7 +206,7 @@ extension JSONWriter {
             template.sources.withUnsafeBufferPointer { sources in
                 for index in 0..<pieces.count {
                     copyPiece(pieces[index])
-                    writeDigits(values[sources[index]])
+                    writeInteger(Int(Int64(truncatingIfNeeded: values[sources[index]])))
                 }
             }
         }

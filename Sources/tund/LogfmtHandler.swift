@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Logging
 import Synchronization
+import TundCore
 
 /// swift-log handler writing one logfmt line per event to stderr:
 /// `ts=2026-11-25T09:00:00.123Z level=info msg="device created" device=tun0 mtu=1400`.
@@ -82,14 +83,8 @@ struct LogfmtHandler: LogHandler {
         return escaped + "\""
     }
 
-    static func timestamp() -> String {
-        var bytes: [UInt8] = []
-        appendTimestamp(to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
     /// `2026-11-25T09:00:00.123Z` (UTC, milliseconds). The text up to the second is made once a second and
-    /// kept: the request log writes one timestamp per request.
+    /// kept: the request log writes one timestamp per request, and `gmtime_r` takes glibc's time-zone lock.
     static func appendTimestamp(to line: inout [UInt8]) {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)
@@ -107,42 +102,8 @@ struct LogfmtHandler: LogHandler {
 
     private static let secondText = Mutex<(second: Int, text: [UInt8])>((-1, []))
 
-    /// `2026-11-25T09:00:00.` of a time in seconds since 1970. The date is worked out by arithmetic, not
-    /// gmtime_r, which takes a process-wide lock.
+    /// `2026-11-25T09:00:00.` of a time in seconds since 1970 (the milliseconds and `Z` cut off).
     static func secondPrefix(_ epochSeconds: Int) -> [UInt8] {
-        let (year, month, day) = civilDate(daysSinceEpoch: epochSeconds / 86_400)
-        let secondOfDay = epochSeconds % 86_400
-        var text: [UInt8] = []
-        text.reserveCapacity(20)
-        func digits(_ value: Int, _ count: Int, then separator: UInt8) {
-            var divisor = 1
-            for _ in 1..<count { divisor *= 10 }
-            while divisor > 0 {
-                text.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: value / divisor % 10))
-                divisor /= 10
-            }
-            text.append(separator)
-        }
-        digits(year, 4, then: UInt8(ascii: "-"))
-        digits(month, 2, then: UInt8(ascii: "-"))
-        digits(day, 2, then: UInt8(ascii: "T"))
-        digits(secondOfDay / 3600, 2, then: UInt8(ascii: ":"))
-        digits(secondOfDay / 60 % 60, 2, then: UInt8(ascii: ":"))
-        digits(secondOfDay % 60, 2, then: UInt8(ascii: "."))
-        return text
-    }
-
-    /// The proleptic Gregorian date of a day counted from 1970-01-01 (on or after it), by Howard
-    /// Hinnant's `civil_from_days`.
-    static func civilDate(daysSinceEpoch days: Int) -> (year: Int, month: Int, day: Int) {
-        let shifted = days + 719_468                   // from 0000-03-01
-        let era = shifted / 146_097
-        let dayOfEra = shifted - era * 146_097          // [0, 146096]
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)  // [0, 365], from March 1
-        let monthFromMarch = (5 * dayOfYear + 2) / 153  // [0, 11]
-        let day = dayOfYear - (153 * monthFromMarch + 2) / 5 + 1
-        let month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+        Array(Timestamp.format(nanoseconds: UInt64(epochSeconds) * 1_000_000_000).utf8.dropLast(4))
     }
 }

@@ -1,5 +1,6 @@
 import Logging
 import TundAPI
+import TundJSON
 
 /// The request log as logfmt, written straight into `LogWriter`'s batch: the same line `LogfmtHandler`
 /// writes for `msg=request` (keys sorted), without swift-log's metadata dictionary.
@@ -23,7 +24,7 @@ struct LogfmtRequestLog: RequestLog {
             line.append(contentsOf: Self.beforePath)
             LogfmtHandler.appendQuoted(path, to: &line)
             line.append(contentsOf: Self.beforeStatus)
-            Self.appendDecimal(UInt64(clamping: status), to: &line)
+            JSONValue.writeInteger(Int64(status), to: &line)
             line.append(UInt8(ascii: "\n"))
         }
     }
@@ -35,7 +36,7 @@ struct LogfmtRequestLog: RequestLog {
     /// floating-point formatting.
     static func appendMilliseconds(_ microseconds: Int64, to line: inout [UInt8]) {
         let value = UInt64(clamping: microseconds)
-        appendDecimal(value / 1000, to: &line)
+        JSONValue.writeInteger(Int64(value / 1000), to: &line)
         line.append(UInt8(ascii: "."))
         var fraction = value % 1000
         guard fraction != 0 else { return line.append(UInt8(ascii: "0")) }
@@ -44,15 +45,6 @@ struct LogfmtRequestLog: RequestLog {
         var divisor: UInt64 = width == 3 ? 100 : width == 2 ? 10 : 1
         while divisor > 0 {
             line.append(UInt8(ascii: "0") + UInt8(fraction / divisor % 10))
-            divisor /= 10
-        }
-    }
-
-    static func appendDecimal(_ value: UInt64, to line: inout [UInt8]) {
-        var divisor: UInt64 = 1
-        while divisor <= value / 10 { divisor *= 10 }
-        while divisor > 0 {
-            line.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
             divisor /= 10
         }
     }

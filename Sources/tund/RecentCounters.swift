@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BackgroundThread
 import Synchronization
 import TundCore
 
@@ -28,7 +29,7 @@ final class RecentCounters: Sendable {
 
     /// The counters of link `index`: the last ones read, if younger than the limit, else `read()`'s.
     func counters(index: Int32, read: () throws(KernelError) -> KernelCounters?) throws(KernelError) -> KernelCounters? {
-        let now = Self.monotonicNanoseconds()
+        let now = monotonicNanoseconds()
         if let entry = state.withLock({ $0.entries[index] }), now &- entry.readAt < Self.maxAgeNanoseconds {
             return entry.counters
         }
@@ -42,11 +43,5 @@ final class RecentCounters: Sendable {
             }
         }
         return counters
-    }
-
-    private static func monotonicNanoseconds() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 }

@@ -103,15 +103,11 @@ public struct KernelCounters: Equatable, Sendable {
         self.collisions = collisions
     }
 
-    /// The counters' names as the API shows them, in the order of `values`.
+    /// The counters' names as the API shows them, in the order of `forEachValue`.
     public static let names = ["rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors",
                                "rx_dropped", "tx_dropped", "multicast", "collisions"]
 
-    public var values: [UInt64] {
-        [rxPackets, txPackets, rxBytes, txBytes, rxErrors, txErrors, rxDropped, txDropped, multicast, collisions]
-    }
-
-    /// `body(i, values[i])` for each counter, without building the array (an API answer writes them).
+    /// `body(i, value)` for each counter, in the order of `names`.
     public func forEachValue(_ body: (Int, UInt64) -> Void) {
         body(0, rxPackets); body(1, txPackets); body(2, rxBytes); body(3, txBytes); body(4, rxErrors)
         body(5, txErrors); body(6, rxDropped); body(7, txDropped); body(8, multicast); body(9, collisions)
