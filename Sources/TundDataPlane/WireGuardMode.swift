@@ -1,3 +1,4 @@
+import BackgroundThread
 import WireGuardCrypto
 import WireGuardNoise
 import WireGuardPeers
@@ -62,7 +63,7 @@ extension WireGuardEngine {
             }
             guard peer.hasEndpoint, let keypair = peer.keypairs.sendingKeypair(now: now),
                   let ciphers = keypairs[keypair.localIndex], let counter = keypair.takeSendCounter(now: now) else {
-                _ = peer.stage(UnsafeRawBufferPointer(packet))
+                peer.stage(UnsafeRawBufferPointer(packet))
                 if peer.hasEndpoint {
                     if let action = peer.timers.needSession(now: now) { perform(action, for: peer, now: now, &tally) }
                 }

@@ -73,15 +73,14 @@ final class WireGuardPeer {
         statistics.endpoint = address
     }
 
-    /// Keeps a packet for when a session exists; false (and counted) when the queue is full.
-    func stage(_ packet: UnsafeRawBufferPointer) -> Bool {
+    /// Keeps a packet for when a session exists; when the queue is full the oldest goes (and is counted).
+    func stage(_ packet: UnsafeRawBufferPointer) {
         if staged.count >= Self.stagedLimit {
             // The kernel drops the oldest: the newest packets are the ones worth sending late.
             staged.removeFirst()
             noSessionDrops &+= 1
         }
         staged.append(Array(packet))
-        return true
     }
 
     var status: WireGuardPeerStatus {

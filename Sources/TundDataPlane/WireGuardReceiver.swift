@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BackgroundThread
 import CBatchIO
 import WireGuardCrypto
 import WireGuardNoise
@@ -12,8 +13,6 @@ import WireGuardPeers
 /// handshake messages (types 1-3) go through the WireGuardNoise library. Also serves the worker's timer.
 final class WireGuardReceiver: DatagramReceiver {
     let engine: WireGuardEngine
-    /// At most this many `recvmmsg` calls per wakeup: a flooded socket yields to the thread's other devices.
-    static let roundsPerWakeup = 4
 
     init(engine: WireGuardEngine) {
         self.engine = engine
@@ -33,7 +32,7 @@ extension WireGuardEngine {
     func receive(_ scratch: Scratch, into device: any PacketDevice, _ tally: inout BatchTally) {
         guard !closed else { return }
         let batch = scratch.messages
-        for _ in 0..<WireGuardReceiver.roundsPerWakeup {
+        for _ in 0..<TunnelReceiver.roundsPerWakeup {  // as the tunnel: a flooded socket yields to the other devices
             batch.prepareReceive()
             let received = tund_recvmmsg(socket.descriptor, batch.headers, UInt32(Scratch.batchLimit), Int32(MSG_DONTWAIT))
             if received <= 0 {
@@ -242,12 +241,8 @@ extension WireGuardEngine {
         peer.timers.packetReceived(.handshakeResponse, now: now)
         handshakeCompleted(peer)
         // The responder may send only once it hears from us on the new keys: staged packets, or an
-        // empty one.
-        if peer.staged.isEmpty {
-            _ = sendSingle(to: peer, payloadCount: 0, now: now, &tally)
-        } else {
-            flushStaged(peer, now: now, &tally)
-        }
+        // empty one, as a keepalive sends.
+        perform(.sendKeepalive(.passive), for: peer, now: now, &tally)
     }
 
     /// Type 3: a peer under load asks for MAC2 on our next handshake message.

@@ -10,11 +10,4 @@ public enum SecureRandom {
         // A CSPRNG that cannot seed leaves no safe way on: every key it made would be guessable.
         precondition(status == 1, "RAND_bytes failed")
     }
-
-    /// A random 32-bit value (a session index).
-    public static func uint32() -> UInt32 {
-        var value: UInt32 = 0
-        withUnsafeMutableBytes(of: &value) { fill($0) }
-        return value
-    }
 }

@@ -84,8 +84,8 @@ public struct InitiationMessage: Equatable, Sendable {
         ephemeral = codec.field(at: 8, count: 32)
         encryptedStatic = codec.field(at: 40, count: 48)
         encryptedTimestamp = codec.field(at: 88, count: 28)
-        mac1 = codec.field(at: 116, count: 16)
-        mac2 = codec.field(at: 132, count: 16)
+        mac1 = codec.field(at: Self.mac1Offset, count: 16)
+        mac2 = codec.field(at: Self.mac1Offset + 16, count: 16)
     }
 
     /// The 148 bytes on the wire.
@@ -95,8 +95,8 @@ public struct InitiationMessage: Equatable, Sendable {
         codec.put(ephemeral, at: 8)
         codec.put(encryptedStatic, at: 40)
         codec.put(encryptedTimestamp, at: 88)
-        codec.put(mac1, at: 116)
-        codec.put(mac2, at: 132)
+        codec.put(mac1, at: Self.mac1Offset)
+        codec.put(mac2, at: Self.mac1Offset + 16)
         return codec.bytes
     }
 }
@@ -129,8 +129,8 @@ public struct ResponseMessage: Equatable, Sendable {
         receiverIndex = codec.uint32(at: 8)
         ephemeral = codec.field(at: 12, count: 32)
         encryptedNothing = codec.field(at: 44, count: 16)
-        mac1 = codec.field(at: 60, count: 16)
-        mac2 = codec.field(at: 76, count: 16)
+        mac1 = codec.field(at: Self.mac1Offset, count: 16)
+        mac2 = codec.field(at: Self.mac1Offset + 16, count: 16)
     }
 
     /// The 92 bytes on the wire.
@@ -140,8 +140,8 @@ public struct ResponseMessage: Equatable, Sendable {
         codec.put(receiverIndex, at: 8)
         codec.put(ephemeral, at: 12)
         codec.put(encryptedNothing, at: 44)
-        codec.put(mac1, at: 60)
-        codec.put(mac2, at: 76)
+        codec.put(mac1, at: Self.mac1Offset)
+        codec.put(mac2, at: Self.mac1Offset + 16)
         return codec.bytes
     }
 }

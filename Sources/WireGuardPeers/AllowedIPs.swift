@@ -18,8 +18,10 @@ public enum AllowedIPsError: Error, Equatable, Sendable {
 /// Not thread-safe: the control plane edits a copy and hands it to the data plane, or the data plane owns
 /// it outright; there is no internal locking.
 public struct AllowedIPs<Peer: Hashable> {
-    private var v4 = FamilyTable<Peer>()
-    private var v6 = FamilyTable<Peer>()
+    // Inlinable where the data plane looks up every packet, so that it is specialised there for its peer
+    // type instead of asking the runtime for generic metadata per packet.
+    @usableFromInline var v4 = FamilyTable<Peer>()
+    @usableFromInline var v6 = FamilyTable<Peer>()
     /// Each peer's prefixes, so that removing a peer and listing its prefixes need no scan of the tables.
     private var byPeer: [Peer: Set<IPPrefix>] = [:]
 
@@ -83,6 +85,7 @@ public struct AllowedIPs<Peer: Hashable> {
     }
 
     /// The same lookup from the address's network-order bytes as a packet header carries them (4 or 16).
+    @inlinable
     public func lookup(addressBytes bytes: UnsafeRawBufferPointer) throws(AllowedIPsError) -> Peer? {
         switch bytes.count {
         case 4: return v4.lookup(AddressKey(v4Bytes: bytes))
@@ -98,6 +101,7 @@ public struct AllowedIPs<Peer: Hashable> {
     }
 
     /// `allows` from a header's source address bytes (4 or 16).
+    @inlinable
     public func allows(_ peer: Peer, sourceBytes: UnsafeRawBufferPointer) throws(AllowedIPsError) -> Bool {
         try lookup(addressBytes: sourceBytes) == peer
     }
@@ -120,10 +124,12 @@ public struct AllowedIPs<Peer: Hashable> {
 }
 
 /// An address as 128 bits, left-aligned (IPv4 in the top 32), so one masking rule serves both families.
+@usableFromInline
 struct AddressKey: Hashable, Comparable {
-    var high: UInt64
-    var low: UInt64
+    @usableFromInline var high: UInt64
+    @usableFromInline var low: UInt64
 
+    @inlinable
     init(high: UInt64, low: UInt64) {
         self.high = high
         self.low = low
@@ -131,63 +137,65 @@ struct AddressKey: Hashable, Comparable {
 
     init(_ address: IPAddress) {
         switch address {
-        case .v4(let value):
-            self.init(high: UInt64(value) << 32, low: 0)
-        case .v6(let bytes):
-            self.init(high: bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) },
-                      low: bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) })
+        case .v4(let value): self.init(high: UInt64(value) << 32, low: 0)
+        case .v6(let bytes): self = bytes.withUnsafeBytes { AddressKey(v6Bytes: $0) }
         }
     }
 
+    @inlinable
     init(v4Bytes bytes: UnsafeRawBufferPointer) {
-        self.init(high: UInt64(bytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }) << 32, low: 0)
+        self.init(high: UInt64(UInt32(bigEndian: bytes.loadUnaligned(as: UInt32.self))) << 32, low: 0)
     }
 
+    @inlinable
     init(v6Bytes bytes: UnsafeRawBufferPointer) {
-        self.init(high: bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) },
-                  low: bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) })
+        self.init(high: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                  low: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
     }
 
     /// The first `length` bits kept, the rest cleared.
+    @inlinable
     func masked(_ length: Int) -> AddressKey {
         func mask(_ bits: Int) -> UInt64 { bits <= 0 ? 0 : bits >= 64 ? .max : ~(UInt64.max >> UInt64(bits)) }
         return AddressKey(high: high & mask(length), low: low & mask(length - 64))
     }
 
+    @usableFromInline
     static func < (lhs: AddressKey, rhs: AddressKey) -> Bool {
         (lhs.high, lhs.low) < (rhs.high, rhs.low)
     }
 }
 
-/// One family's prefixes: a table per length, and the lengths in use longest first.
-private struct FamilyTable<Peer> {
-    private var tables: [Int: [AddressKey: Peer]] = [:]
-    /// Lengths with at least one prefix, descending: the order a longest-prefix lookup tries them.
-    private var lengths: [Int] = []
+/// One family's prefixes: a table per prefix length in use, longest first (the order a longest-prefix
+/// lookup tries them).
+@usableFromInline
+struct FamilyTable<Peer> {
+    @usableFromInline var byLength: [(length: Int, entries: [AddressKey: Peer])] = []
+
+    @usableFromInline
+    init() {}
 
     mutating func insert(_ key: AddressKey, length: Int, peer: Peer) -> Peer? {
         let masked = key.masked(length)
-        if tables[length] == nil {
-            tables[length] = [:]
-            lengths.append(length)
-            lengths.sort(by: >)
+        if let index = byLength.firstIndex(where: { $0.length == length }) {
+            return byLength[index].entries.updateValue(peer, forKey: masked)
         }
-        return tables[length]!.updateValue(peer, forKey: masked)
+        byLength.insert((length, [masked: peer]), at: byLength.firstIndex { $0.length < length } ?? byLength.endIndex)
+        return nil
     }
 
     @discardableResult
     mutating func remove(_ key: AddressKey, length: Int) -> Peer? {
-        guard let removed = tables[length]?.removeValue(forKey: key.masked(length)) else { return nil }
-        if tables[length]!.isEmpty {
-            tables[length] = nil
-            lengths.removeAll { $0 == length }
-        }
+        guard let index = byLength.firstIndex(where: { $0.length == length }),
+              let removed = byLength[index].entries.removeValue(forKey: key.masked(length)) else { return nil }
+        if byLength[index].entries.isEmpty { byLength.remove(at: index) }
         return removed
     }
 
+    @inlinable
     func lookup(_ key: AddressKey) -> Peer? {
-        for length in lengths {
-            if let peer = tables[length]![key.masked(length)] { return peer }
+        for (length, entries) in byLength {
+            if let peer = entries[key.masked(length)] { return peer }
         }
         return nil
     }

@@ -1,3 +1,5 @@
+import WireGuardReplay
+
 /// The whitepaper's timing and message-count constants (§6.1), in the units this target works in:
 /// nanoseconds of a monotonic clock the caller reads (CLOCK_MONOTONIC or CLOCK_BOOTTIME), and counts.
 public enum WireGuardTiming {
@@ -7,7 +9,7 @@ public enum WireGuardTiming {
     /// After this many messages sent with one key, the sender starts a new handshake.
     public static let rekeyAfterMessages: UInt64 = 1 << 60
     /// No message is sent or accepted with a counter at or above 2^64 - 2^13 - 1, so a nonce never wraps.
-    public static let rejectAfterMessages: UInt64 = UInt64.max - (1 << 13)
+    public static let rejectAfterMessages = ReplayWindow.rejectAfterMessages
     /// An initiator's key older than this is renewed on the next send.
     public static let rekeyAfterTime: UInt64 = 120 * nanosecondsPerSecond
     /// A key older than this is used neither to send nor to receive.
@@ -22,8 +24,6 @@ public enum WireGuardTiming {
     public static let rekeyTimeoutJitterMax: UInt64 = 333 * nanosecondsPerMillisecond
     /// Received data unanswered for this long is answered with a keepalive.
     public static let keepaliveTimeout: UInt64 = 10 * nanosecondsPerSecond
-    /// How long a cookie secret and a received cookie stay good.
-    public static let cookieRefreshTime: UInt64 = 120 * nanosecondsPerSecond
     /// Retransmissions before giving up: REKEY_ATTEMPT_TIME / REKEY_TIMEOUT, as the kernel's
     /// MAX_TIMER_HANDSHAKES. With the first initiation and the retry that exceeds it, 20 are sent.
     public static let maxTimerHandshakes = Int(rekeyAttemptTime / rekeyTimeout)
