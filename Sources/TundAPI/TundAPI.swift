@@ -36,8 +36,11 @@ public struct TundAPI: Sendable {
         }
         router.add("GET", "/devices") { request, _ in
             var (devices, tag) = fleet.listTagged()
-            // ?netns=NAME: the devices of one namespace, as they name it; an empty value: tund's own.
-            if let netns = request.query["netns"] { devices = devices.filter { ($0.record.spec.netns ?? "") == netns } }
+            // ?netns=NAME: the devices of one namespace, however they name it; an empty value: tund's own.
+            if let netns = request.query["netns"] {
+                let key = netns.isEmpty ? nil : DeviceSpec.namespaceKey(netns)
+                devices = devices.filter { DeviceSpec.namespaceKey($0.record.spec.netns) == key }
+            }
             return jsonResponse(200, .object([("devices", .array(devices.map(DeviceJSON.device)))]), headers: [("ETag", tag)])
         }
         router.add("PUT", "/devices") { request, _ in

@@ -64,6 +64,23 @@ import TundFakes
         fleet.shutdown()
     }
 
+    /// `one` and `/run/netns/one` are one namespace: one manager holds both devices, and a restart deletes
+    /// neither as an orphan of the other's manager.
+    @Test func aNamespaceNamedTwoWaysIsOneNamespace() throws {
+        let one = namespaces.add("one")
+        let first = try fleet()
+        _ = try first.create(device("pod1", ifname: "eth0", netns: "one"))
+        _ = try first.create(device("pod2", ifname: "eth1", netns: "/run/netns/one"))
+        #expect(one.table.keys.sorted() == ["eth0", "eth1"])
+        first.shutdown()
+        let second = try fleet()
+        #expect(one.table.keys.sorted() == ["eth0", "eth1"])
+        #expect(try second.get("pod1").link != nil)
+        #expect(try second.get("pod2").link != nil)
+        #expect(second.lastRestore.failed.isEmpty)
+        second.shutdown()
+    }
+
     /// A restored fleet with device `a` (eth0) in namespace "gone" and `b` (eth0) in "kept".
     func fleetInTwoNamespaces() throws -> (fleet: DeviceFleet, kept: FakeLinks) {
         _ = namespaces.add("gone")

@@ -23,7 +23,7 @@ public final class DeviceFleet: Sendable {
         let kernel: NamespaceKernel
     }
     private struct State {
-        /// By `netns` as devices give it.
+        /// By `DeviceSpec.namespaceKey` of the `netns` devices give.
         var members: [String: Member] = [:]
         /// Devices whose namespace is gone, by name.
         var stranded: [String: DeviceRecord] = [:]
@@ -59,9 +59,10 @@ public final class DeviceFleet: Sendable {
         var report = try home.restore()
         var byNamespace: [String: [DeviceRecord]] = [:]
         for record in try home.store.allDevices() {
-            if let netns = record.spec.netns { byNamespace[netns, default: []].append(record) }
+            if let key = DeviceSpec.namespaceKey(record.spec.netns) { byNamespace[key, default: []].append(record) }
         }
-        for (netns, records) in byNamespace.sorted(by: { $0.key < $1.key }) {
+        for (_, records) in byNamespace.sorted(by: { $0.key < $1.key }) {
+            let netns = records[0].spec.netns!  // opened as a device names it
             do throws(TundError) {
                 let restored = try membership.withLock { _ throws(TundError) in try member(netns, creating: true)!.manager.lastRestore }
                 report.reattached += restored.reattached
@@ -209,11 +210,11 @@ public final class DeviceFleet: Sendable {
         for (position, spec) in specs.enumerated() {
             let name = spec.name!
             if let record = stranded[name] { throw .namespaceMissing(name: name, netns: record.spec.netns ?? "") }
-            if let holder = try? manager(of: name), holder.netns != spec.netns {
+            if let holder = try? manager(of: name), DeviceSpec.namespaceKey(holder.netns) != DeviceSpec.namespaceKey(spec.netns) {
                 throw .notLiveChangeable(field: "devices[\(position)].netns",
                                          reason: "device \(name) lives in \(holder.netns ?? "tund's own namespace"); delete it and create it in the other")
             }
-            parts[spec.netns, default: []].append((position, spec))
+            parts[DeviceSpec.namespaceKey(spec.netns), default: []].append((position, spec))
         }
         var plan = ApplyPlan()
         let declared = Set(specs.compactMap(\.name))
@@ -222,6 +223,8 @@ public final class DeviceFleet: Sendable {
         var managers: [(DeviceManager, [(position: Int, spec: DeviceSpec)])] = []
         for (netns, part) in parts.sorted(by: { ($0.key ?? "") < ($1.key ?? "") }) {
             let manager: DeviceManager?
+            // A namespace is opened as the devices name it (the part's key is only for telling them apart).
+            let netns = part.first?.spec.netns ?? netns
             if let netns {
                 manager = try membership.withLock { _ throws(TundError) in try member(netns, creating: !dryRun)?.manager }
             } else {
@@ -276,7 +279,8 @@ public final class DeviceFleet: Sendable {
     /// The namespace's member, opened and restored when `creating` and not held yet. Call under `membership`.
     @discardableResult
     private func member(_ netns: String, creating: Bool) throws(TundError) -> Member? {
-        if let member = state.withLock({ $0.members[netns] }) { return member }
+        let key = DeviceSpec.namespaceKey(netns)!
+        if let member = state.withLock({ $0.members[key] }) { return member }
         guard creating else { return nil }
         guard let opener else { throw .namespaceNotFound(netns: netns, reason: "this tund manages only its own namespace") }
         let kernel: NamespaceKernel
@@ -291,7 +295,7 @@ public final class DeviceFleet: Sendable {
         }
         let member = Member(manager: manager, watcher: watcher, kernel: kernel)
         state.withLock { state in
-            state.members[netns] = member
+            state.members[key] = member
             state.generation += 1
         }
         home.logger.info("network namespace opened", metadata: ["netns": "\(netns)", "devices": "\(manager.count)"])

@@ -146,7 +146,7 @@ extension DeviceManager {
     static func fixedField(_ old: DeviceSpec, _ new: DeviceSpec) -> String? {
         if old.kind != new.kind { return "type" }
         if old.ifname != new.ifname { return "ifname" }
-        if old.netns != new.netns { return "netns" }
+        if DeviceSpec.namespaceKey(old.netns) != DeviceSpec.namespaceKey(new.netns) { return "netns" }
         if old.queues != new.queues { return "queues" }
         if old.offload != new.offload { return "offload" }
         if old.owner != new.owner { return "owner" }

@@ -16,7 +16,8 @@ extension DeviceManager {
     public func restore() throws(TundError) -> RestoreReport {
         var report = RestoreReport()
         // The store holds the devices of every namespace; this manager restores its own.
-        let records = try store.allDevices().filter { $0.spec.netns == netns }
+        let key = DeviceSpec.namespaceKey(netns)
+        let records = try store.allDevices().filter { DeviceSpec.namespaceKey($0.spec.netns) == key }
         // One dump of each kind for the whole pass: the cost of restore grows with the devices, not with
         // their square.
         let current = try kernel { () throws(KernelError) in try links.links() }

@@ -263,6 +263,16 @@ public struct DeviceSpec: Equatable, Sendable {
             || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
     }
 
+    /// One text per namespace, for telling namespaces apart: `foo`, `/run/netns/foo` and
+    /// `/var/run/netns/foo` are the same file, and two managers on one namespace would each delete the
+    /// other's devices as orphans. nil (tund's own) stays nil. Devices keep the text they were given.
+    public static func namespaceKey(_ netns: String?) -> String? {
+        guard let netns else { return nil }
+        if !netns.hasPrefix("/") { return "/run/netns/" + netns }
+        if netns.hasPrefix("/var/run/netns/") { return String(netns.dropFirst("/var".count)) }
+        return netns
+    }
+
     /// `ip netns` names (a file under /run/netns) or absolute paths as container runtimes pass them.
     public static func validateNamespace(_ netns: String) throws(TundError) {
         let bytes = Array(netns.utf8)
