@@ -32,9 +32,8 @@ public struct ReplayWindow: Sendable {
     /// false for a repeat, for a counter too far behind, and at or beyond Reject-After-Messages.
     /// Call it only after the packet carrying `counter` has authenticated.
     public mutating func accept(_ counter: UInt64) -> Bool {
-        guard next <= Self.rejectAfterMessages, counter < Self.rejectAfterMessages else { return false }
+        guard wouldAccept(counter) else { return false }
         let position = counter + 1
-        guard Self.windowSize + position >= next else { return false }
         let wordMask = UInt64(Self.wordCount - 1)
         let word = position >> 6
         if position > next {
@@ -49,10 +48,9 @@ public struct ReplayWindow: Sendable {
             }
             next = position
         }
-        let slot = Int(word & wordMask)
-        let bit = UInt64(1) << (position & 63)
-        guard bitmap[slot] & bit == 0 else { return false }
-        bitmap[slot] |= bit
+        // Its bit is clear: `wouldAccept` checked it, or the move ahead cleared its word (or it lies above
+        // the old greatest in the same word, where no bit was set yet).
+        bitmap[Int(word & wordMask)] |= UInt64(1) << (position & 63)
         return true
     }
 

@@ -93,7 +93,14 @@ public final class DeviceFleet: Sendable {
 
     // MARK: - Reads
 
-    public func list() -> [DeviceSnapshot] { listWithStatistics().map(\.device) }
+    /// Every device of every namespace (the stranded ones too), in creation order; no counters read.
+    public func list() -> [DeviceSnapshot] {
+        let (members, stranded) = state.withLock { (Array($0.members.values), Array($0.stranded.values)) }
+        var all = home.list()
+        for member in members { all += member.manager.list() }
+        all += stranded.map(Self.strandedSnapshot)
+        return all.sorted { ($0.record.id ?? 0) < ($1.record.id ?? 0) }
+    }
 
     public func listTagged() -> (devices: [DeviceSnapshot], tag: String) {
         let tag = collectionTag

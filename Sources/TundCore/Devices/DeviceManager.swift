@@ -271,7 +271,7 @@ public final class DeviceManager: Sendable {
 
     /// Every managed device with its live link state, in creation order.
     public func list() -> [DeviceSnapshot] {
-        listWithStatistics().map(\.device)
+        read { _, _ in () }.map(\.device)
     }
 
     /// The same, with the collection's tag as it was when the devices were read.
@@ -283,6 +283,12 @@ public final class DeviceManager: Sendable {
     /// Every device with its counters, from one dump of the links (which carries IFLA_STATS64), as
     /// `/metrics` needs them: no per-device kernel query.
     public func listWithStatistics() -> [(device: DeviceSnapshot, statistics: DeviceStatistics)] {
+        read { managed, link in statistics(managed, link: link) }.map { ($0.device, $0.extra) }
+    }
+
+    /// Every device's snapshot, from one dump of each kind for all of them, with `extra` of each (its
+    /// counters, or nothing for a list that shows none).
+    private func read<Extra>(_ extra: (ManagedDevice, LinkState?) -> Extra) -> [(device: DeviceSnapshot, extra: Extra)] {
         let managed = devices.withLock { Array($0.values) }.sorted { ($0.record.id ?? 0) < ($1.record.id ?? 0) }
         let linksByName = ((try? links.links()) ?? []).byName()
         // One route dump for every device, and none when no device has routes.
@@ -292,7 +298,7 @@ public final class DeviceManager: Sendable {
             let link = linksByName[managed.record.kernelName]
             let kernelRoutes = link.map { routesByLink[$0.index] ?? [] }
             let kernelAddresses = link.map { (addressesByLink[$0.index] ?? []).map(\.prefix) }
-            return (snapshot(managed, link: link, kernelRoutes: kernelRoutes, kernelAddresses: kernelAddresses), statistics(managed, link: link))
+            return (snapshot(managed, link: link, kernelRoutes: kernelRoutes, kernelAddresses: kernelAddresses), extra(managed, link))
         }
     }
 

@@ -82,8 +82,7 @@ public struct WireGuardPeerSpec: Equatable, Sendable, CustomStringConvertible {
         guard allowedIPs.count <= Self.maximumAllowedIPs else {
             throw .invalidField(field: "\(field).allowed_ips", reason: "at most \(Self.maximumAllowedIPs) prefixes")
         }
-        if let endpoint, endpoint.address.unusableAsInterfaceAddressReason?.contains("loopback") == false,
-           let reason = endpoint.address.unusableAsInterfaceAddressReason {
+        if let endpoint, let reason = endpoint.address.unusableAsInterfaceAddressReason, !reason.contains("loopback") {
             throw .invalidField(field: "\(field).endpoint", reason: "\(endpoint.address) is \(reason)")
         }
     }

@@ -12,14 +12,9 @@ public struct WorkerCounters: Equatable, Sendable {
         self.running = running
         self.queues = queues
         var total = QueueCounterValues(queue: -1)
-        if queues.count == 1 {  // the common case: the one queue is the total
-            total.counts = queues[0].counts
-            total.lastPacketAtNanoseconds = queues[0].lastPacketAtNanoseconds
-        } else {
-            for queue in queues {
-                total.counts.add(queue.counts)
-                total.lastPacketAtNanoseconds = max(total.lastPacketAtNanoseconds, queue.lastPacketAtNanoseconds)
-            }
+        for queue in queues {
+            total.counts.add(queue.counts)
+            total.lastPacketAtNanoseconds = max(total.lastPacketAtNanoseconds, queue.lastPacketAtNanoseconds)
         }
         self.total = total
     }
