@@ -35,7 +35,7 @@ let package = Package(
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["EmbedMigrationsTool"]),
         .target(name: "TundStore", dependencies: ["CSQLite"], plugins: ["EmbedMigrations"]),
         // Counter values shared by the data plane that counts, the core that sums, the API that shows.
-        .target(name: "PacketCounters"),
+        .target(name: "PacketCounters", dependencies: ["NetAddress"]),
         // The packet path: a pool of epoll threads serving every device's queues, one file per mode.
         .target(name: "TundDataPlane", dependencies: ["NetAddress", "CBatchIO", "Errno", "BackgroundThread", "PacketCounters",
                                                       "WireGuardCrypto", "WireGuardNoise", "WireGuardPeers"]),

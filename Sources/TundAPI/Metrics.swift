@@ -231,7 +231,7 @@ enum DeviceMetrics {
             [([("state", "initiated")], Double($0.handshakesInitiated)), ([("state", "completed")], Double($0.handshakesCompleted))]
         }
         peerFamily("tund_wireguard_peer_last_handshake_timestamp_seconds", "gauge", "When the last handshake completed (Unix time); absent before the first.") {
-            $0.lastHandshakeNanoseconds.map { [([], Double($0) / 1e9)] } ?? []
+            $0.lastHandshakeUnixNanoseconds.map { [([], Double($0) / 1e9)] } ?? []
         }
         peerFamily("tund_wireguard_peer_dropped_total", "counter", "Packets from or for the peer that were dropped, by reason.") {
             $0.drops.sorted { $0.key < $1.key }.map { ([("reason", $0.key)], Double($0.value)) }

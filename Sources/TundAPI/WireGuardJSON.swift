@@ -71,7 +71,7 @@ enum WireGuardJSON {
     static func peerStatus(_ status: WireGuardPeerStatus) -> JSONValue {
         .object([
             ("public_key", .string(base64(status.publicKey))), ("endpoint", .optional(status.endpoint?.description)),
-            ("last_handshake_at", .optional(status.lastHandshakeNanoseconds.map(Timestamp.format(nanoseconds:)))),
+            ("last_handshake_at", .optional(status.lastHandshakeUnixNanoseconds.map(Timestamp.format(nanoseconds:)))),
             ("rx_bytes", .count(status.rxBytes)), ("tx_bytes", .count(status.txBytes)),
             ("rx_packets", .count(status.rxPackets)), ("tx_packets", .count(status.txPackets)),
             ("handshakes_initiated", .count(status.handshakesInitiated)), ("handshakes_completed", .count(status.handshakesCompleted)),

@@ -1,3 +1,5 @@
+import PacketCounters
+
 /// The control plane's handle on a running `wireguard` worker (`PlaneWorker.wireGuard`).
 ///
 /// Why a lock and not a queue of changes for the thread to apply: the worker's thread takes the lock

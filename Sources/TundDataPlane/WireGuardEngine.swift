@@ -5,6 +5,7 @@ import BackgroundThread
 import CBatchIO
 import Errno
 import NetAddress
+import PacketCounters
 import Synchronization
 import WireGuardCrypto
 import WireGuardNoise

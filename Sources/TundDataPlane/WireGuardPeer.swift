@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import NetAddress
+import PacketCounters
 import WireGuardCrypto
 import WireGuardNoise
 import WireGuardPeers

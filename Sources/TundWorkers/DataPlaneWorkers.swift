@@ -60,14 +60,7 @@ extension DataPlaneWorkers {
 }
 
 extension PlaneWorker: RunningWorker {
-    public func wireGuardPeers() -> [TundCore.WireGuardPeerStatus] {
-        (wireGuard?.peers() ?? []).map { peer in
-            TundCore.WireGuardPeerStatus(
-                publicKey: peer.publicKey, endpoint: peer.endpoint, lastHandshakeNanoseconds: peer.lastHandshakeUnixNanoseconds,
-                rxBytes: peer.rxBytes, txBytes: peer.txBytes, rxPackets: peer.rxPackets, txPackets: peer.txPackets,
-                handshakesInitiated: peer.handshakesInitiated, handshakesCompleted: peer.handshakesCompleted, drops: peer.drops)
-        }
-    }
+    public func wireGuardPeers() -> [WireGuardPeerStatus] { wireGuard?.peers() ?? [] }
 
     public func wireGuardDeviceDrops() -> [String: UInt64] { wireGuard?.deviceDrops() ?? [:] }
 

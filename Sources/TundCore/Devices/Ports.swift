@@ -270,29 +270,3 @@ extension RunningWorker {
     public func wireGuardDeviceDrops() -> [String: UInt64] { [:] }
     public func setWireGuardPeers(_ peers: [WireGuardPeerSpec]) -> Bool { false }
 }
-
-/// One peer of a running wireguard worker: its counters and what it last heard.
-public struct WireGuardPeerStatus: Equatable, Sendable {
-    public var publicKey: [UInt8]
-    public var endpoint: SocketAddress?
-    /// Wall clock, nanoseconds since 1970; nil before the first handshake.
-    public var lastHandshakeNanoseconds: UInt64?
-    public var rxBytes: UInt64, txBytes: UInt64, rxPackets: UInt64, txPackets: UInt64
-    public var handshakesInitiated: UInt64, handshakesCompleted: UInt64
-    /// Packets dropped, by reason (bad_mac, replay, source_not_allowed, ...).
-    public var drops: [String: UInt64]
-
-    public init(publicKey: [UInt8], endpoint: SocketAddress?, lastHandshakeNanoseconds: UInt64?, rxBytes: UInt64, txBytes: UInt64,
-                rxPackets: UInt64, txPackets: UInt64, handshakesInitiated: UInt64, handshakesCompleted: UInt64, drops: [String: UInt64]) {
-        self.publicKey = publicKey
-        self.endpoint = endpoint
-        self.lastHandshakeNanoseconds = lastHandshakeNanoseconds
-        self.rxBytes = rxBytes
-        self.txBytes = txBytes
-        self.rxPackets = rxPackets
-        self.txPackets = txPackets
-        self.handshakesInitiated = handshakesInitiated
-        self.handshakesCompleted = handshakesCompleted
-        self.drops = drops
-    }
-}
