@@ -6,13 +6,18 @@ import NetAddress
 
 /// A UDP socket bound to `local`, non-blocking, with large buffers: the tunnel's underlay. `gro`: ask the
 /// kernel to hand over runs of datagrams from one source as one buffer (UDP_GRO), when it can.
-func openTunnelSocket(_ local: SocketAddress, gro: Bool) throws(PlaneError) -> Int32 {
+/// `dualStack`: an IPv6 socket that takes IPv4 peers too, as v4-mapped addresses (IPV6_V6ONLY off).
+func openTunnelSocket(_ local: SocketAddress, gro: Bool, dualStack: Bool = false) throws(PlaneError) -> Int32 {
     func failure(_ operation: String, _ code: Int32) -> PlaneError {
         PlaneError(operation: "\(operation) \(local)", errno: Errno(code))
     }
     let family = local.address.family == .ipv4 ? AF_INET : AF_INET6
     let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
     guard fd >= 0 else { throw failure("socket(UDP)", errno) }
+    if dualStack && family == AF_INET6 {
+        var off: Int32 = 0
+        _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &off, 4)
+    }
     var size: Int32 = 4 << 20
     _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4)
     _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4)

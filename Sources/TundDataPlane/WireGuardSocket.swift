@@ -14,40 +14,21 @@ struct WireGuardSocket {
     let isIPv6: Bool
 
     static func open(port: UInt16) throws(PlaneError) -> WireGuardSocket {
-        let kind = Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
-        var size: Int32 = 4 << 20
         // IPv6 first; a kernel without IPv6 (or with it disabled) refuses the socket or the bind.
-        let v6 = socket(AF_INET6, kind, 0)
-        if v6 >= 0 {
-            var off: Int32 = 0
-            _ = setsockopt(v6, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &off, 4)
-            _ = setsockopt(v6, SOL_SOCKET, SO_RCVBUF, &size, 4)
-            _ = setsockopt(v6, SOL_SOCKET, SO_SNDBUF, &size, 4)
-            var address = SocketAddressStorage(SocketAddress(address: .v6([UInt8](repeating: 0, count: 16)), port: port))
-            if address.withSockaddr({ bind(v6, $0, $1) }) == 0 { return WireGuardSocket(descriptor: v6, isIPv6: true) }
-            let code = errno
-            close(v6)
-            // The port is taken: IPv4 alone would only fail the same way, and say less.
-            if code == EADDRINUSE { throw PlaneError(operation: "bind(UDP) [::]:\(port)", errno: Errno(code)) }
+        do {
+            let v6 = try openTunnelSocket(SocketAddress(address: .v6([UInt8](repeating: 0, count: 16)), port: port), gro: false, dualStack: true)
+            return WireGuardSocket(descriptor: v6, isIPv6: true)
+        } catch where error.errno == .EADDRINUSE {
+            throw error  // The port is taken: IPv4 alone would only fail the same way, and say less.
+        } catch {
+            return WireGuardSocket(descriptor: try openTunnelSocket(SocketAddress(address: .v4(0), port: port), gro: false), isIPv6: false)
         }
-        let v4 = socket(AF_INET, kind, 0)
-        guard v4 >= 0 else { throw PlaneError(operation: "socket(UDP)", errno: Errno(errno)) }
-        _ = setsockopt(v4, SOL_SOCKET, SO_RCVBUF, &size, 4)
-        _ = setsockopt(v4, SOL_SOCKET, SO_SNDBUF, &size, 4)
-        var address = SocketAddressStorage(SocketAddress(address: .v4(0), port: port))
-        guard address.withSockaddr({ bind(v4, $0, $1) }) == 0 else {
-            let code = errno
-            close(v4)
-            throw PlaneError(operation: "bind(UDP) 0.0.0.0:\(port)", errno: Errno(code))
-        }
-        return WireGuardSocket(descriptor: v4, isIPv6: false)
     }
 
     /// How `address` is written for this socket: v4-mapped on the dual-stack socket.
     func storage(for address: SocketAddress) -> SocketAddressStorage {
-        guard isIPv6, case .v4(let value) = address.address else { return SocketAddressStorage(address) }
-        let mapped: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
-                               UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)]
+        guard isIPv6, case .v4 = address.address else { return SocketAddressStorage(address) }
+        let mapped = [UInt8](repeating: 0, count: 10) + [0xff, 0xff] + address.address.bytes
         return SocketAddressStorage(SocketAddress(address: .v6(mapped), port: address.port))
     }
 
@@ -82,8 +63,8 @@ extension SocketAddressStorage {
         }
         guard family == AF_INET6, length >= socklen_t(MemoryLayout<sockaddr_in6>.size) else { return nil }
         let bytes = (0..<16).map { raw.load(fromByteOffset: 8 + $0, as: UInt8.self) }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
-            return SocketAddress(address: .v4(bytes[12..<16].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }), port: port)
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff, let v4 = IPAddress(bytes: Array(bytes[12..<16])) {
+            return SocketAddress(address: v4, port: port)
         }
         return SocketAddress(address: .v6(bytes), port: port)
     }
