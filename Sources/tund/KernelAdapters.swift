@@ -248,6 +248,10 @@ final class KernelNoticeSource: KernelNotices {
 /// Other network namespaces for the core: each opened once, with its own netlink sockets and monitor
 /// (made inside it, so they talk to its stack) and tun descriptors opened there.
 struct KernelNamespaceOpener: NamespaceOpener {
+    func check(_ reference: String) throws(KernelError) {
+        do { _ = try NetworkNamespace(reference) } catch { throw KernelError(error) }
+    }
+
     func open(_ reference: String) throws(KernelError) -> NamespaceKernel {
         do {
             let namespace = try NetworkNamespace(reference)

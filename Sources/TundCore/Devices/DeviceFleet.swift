@@ -280,7 +280,7 @@ public final class DeviceFleet: Sendable {
     /// Throws when `netns` names no namespace that could be used.
     private func probe(_ netns: String) throws(TundError) {
         guard let opener else { throw .namespaceNotFound(netns: netns, reason: "this tund manages only its own namespace") }
-        do { _ = try opener.open(netns) } catch { throw .namespaceNotFound(netns: netns, reason: error.description) }
+        do { try opener.check(netns) } catch { throw .namespaceNotFound(netns: netns, reason: error.description) }
     }
 
     /// The namespace's member, opened and restored when `creating` and not held yet. Call under `membership`.
@@ -341,7 +341,7 @@ public final class DeviceFleet: Sendable {
                 let records = member.manager.list().map(\.record)
                 member.manager.shutdown()
                 state.withLock { state in _ = state.members.removeValue(forKey: netns) }
-                strand(records, netns: netns, reason: "its file is gone")
+                strand(records, netns: member.manager.netns ?? netns, reason: "its file is gone")  // as devices named it
             }
         }
     }

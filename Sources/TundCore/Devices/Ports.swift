@@ -147,6 +147,12 @@ public struct NamespaceKernel: Sendable {
 public protocol NamespaceOpener: Sendable {
     /// A name under /run/netns or an absolute path; throws (ENOENT, EINVAL) when it names no namespace.
     func open(_ reference: String) throws(KernelError) -> NamespaceKernel
+    /// Throws as `open` would, without making the sockets and the monitor `open` makes (a dry run asks).
+    func check(_ reference: String) throws(KernelError)
+}
+
+extension NamespaceOpener {
+    public func check(_ reference: String) throws(KernelError) { _ = try open(reference) }
 }
 
 /// A change in the kernel that may concern a device, as the kernel announced it.
