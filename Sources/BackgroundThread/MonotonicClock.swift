@@ -4,7 +4,7 @@ import Glibc
 
 /// CLOCK_MONOTONIC in nanoseconds: what timers, deadlines and durations are measured on (and what a
 /// timerfd compares with). Here because every module that keeps time runs on these threads.
-@inline(__always)
+@inlinable
 public func monotonicNanoseconds() -> UInt64 {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)

@@ -119,7 +119,10 @@ public struct CounterTable: Equatable, Sendable {
 
     /// Adds `other`'s values to these, in place.
     @inlinable public mutating func add(_ other: CounterTable) {
-        for index in 0..<Counter.count { values[index] &+= other.values[index] }
+        // Through one buffer: reading `other.values[index]` in the loop copied the whole table each time.
+        other.withValues { theirs in
+            for index in 0..<Counter.count { values[index] &+= theirs[index] }
+        }
     }
 
     public static func == (a: CounterTable, b: CounterTable) -> Bool {

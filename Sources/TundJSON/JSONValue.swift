@@ -105,11 +105,17 @@ extension JSONValue {
             count = 1
         }
         let magnitude = value.magnitude
+        if magnitude < 10 {  // most counters of an idle device
+            text[count] = UInt8(ascii: "0") + UInt8(magnitude)
+            return count + 1
+        }
         var digits = 1
         var rest = magnitude / 10
         while rest > 0 { digits += 1; rest /= 10 }
         rest = magnitude
-        for position in stride(from: count + digits - 1, through: count, by: -1) {
+        var position = count + digits
+        while position > count {
+            position -= 1
             text[position] = UInt8(ascii: "0") + UInt8(rest % 10)
             rest /= 10
         }
