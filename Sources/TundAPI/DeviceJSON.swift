@@ -70,7 +70,23 @@ enum DeviceJSON {
 
     /// `GET /devices/{name}/stats`, written straight to bytes: it answers every scrape of every device.
     static func statistics(_ statistics: DeviceStatistics) -> [UInt8] {
-        var json = JSONWriter(capacity: 2048)
+        // Written straight into the answer's own storage, with room for the newline: no buffer to allocate
+        // and copy from. A larger answer (a WireGuard device with many peers) is written again, into memory
+        // that grows.
+        var fits = true
+        let body = [UInt8](unsafeUninitializedCapacity: 4096) { storage, initialized in
+            var json = JSONWriter(scratch: storage)
+            writeStatistics(statistics, to: &json)
+            fits = json.isInScratch && json.writtenCount < storage.count
+            initialized = fits ? json.writtenCount : 0
+        }
+        if fits { return body }
+        var json = JSONWriter(capacity: 16384)
+        writeStatistics(statistics, to: &json)
+        return json.bytes
+    }
+
+    private static func writeStatistics(_ statistics: DeviceStatistics, to json: inout JSONWriter) {
         json.beginObject()
         json.key(StatsKeys.name)
         json.value(statistics.name)
@@ -96,12 +112,10 @@ enum DeviceJSON {
         json.endObject()
         json.key(StatsKeys.kernel)
         if let kernel = statistics.kernel {
-            json.beginObject()
-            kernel.forEachValue { index, value in
-                json.key(StatsKeys.kernelCounters[index])
-                json.value(value)
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: KernelCounters.names.count) { numbers in
+                kernel.forEachValue { index, value in numbers[index] = value }
+                json.members(kernelTemplate, values: UnsafeBufferPointer(numbers))
             }
-            json.endObject()
         } else {
             json.value(nil as String?)
         }
@@ -119,7 +133,6 @@ enum DeviceJSON {
         json.value(statistics.driftRepaired)
         json.endObject()
         json.endObject()
-        return json.bytes
     }
 
     /// A queue's counters from the counter table, in its order: top-level counters, then each group as an
@@ -157,6 +170,13 @@ enum DeviceJSON {
         return JSONTemplate(pieces: pieces, tail: pending)
     }()
 
+    /// The kernel's counters as one object, in the order of `KernelCounters.names`.
+    private static let kernelTemplate: JSONTemplate = {
+        func quoted(_ key: String) -> String { String(decoding: JSONValue.string(key).serialized(), as: UTF8.self) }
+        let pieces = KernelCounters.names.enumerated().map { index, name in ((index == 0 ? "{" : ",") + quoted(name) + ":", index) }
+        return JSONTemplate(pieces: pieces, tail: "}")
+    }()
+
     /// The keys of the stats answer, made once.
     private enum StatsKeys {
         static let name = JSONKey("name"), worker = JSONKey("worker"), mode = JSONKey("mode"), running = JSONKey("running")
@@ -164,7 +184,6 @@ enum DeviceJSON {
         static let kernel = JSONKey("kernel"), drift = JSONKey("drift"), detected = JSONKey("detected")
         static let repaired = JSONKey("repaired"), peers = JSONKey("peers")
         static let wireguardDropped = JSONKey("wireguard_dropped")
-        static let kernelCounters = KernelCounters.names.map(JSONKey.init)
     }
 
     /// Where each counter goes, worked out once from the counter table: the top-level ones, then the groups

@@ -94,45 +94,66 @@ final class RequestMetrics: Sendable {
         }
     }
 
-    private struct RouteKey: Hashable {
+    /// One method and route: its durations and its answers by status.
+    private struct RouteRecord {
         let method: String
         let route: String
-    }
-
-    /// One method and route: its durations and its answers by status, found with one lookup (hashing the
-    /// route's text is most of the cost of counting a request).
-    private struct RouteRecord {
         var durations = Histogram()
-        var statuses: [Int: UInt64] = [:]
+        /// A route answers with a handful of statuses: a scan beats hashing.
+        var statuses: [(status: Int, count: UInt64)] = []
 
         mutating func record(status: Int, seconds: Double) {
             durations.record(seconds)
-            statuses[status, default: 0] += 1
+            if let index = statuses.firstIndex(where: { $0.status == status }) {
+                statuses[index].count += 1
+            } else {
+                statuses.append((status, 1))
+            }
         }
     }
 
-    private let routes = Mutex<[RouteKey: RouteRecord]>([:])
+    private struct Table {
+        /// By the router's route number: found without hashing the route's text, which was most of the
+        /// cost of counting a request.
+        var matched: [RouteRecord?] = []
+        /// Requests no route took, by method.
+        var unmatched: [String: RouteRecord] = [:]
+    }
 
-    func record(method: String, route: String, status: Int, seconds: Double) {
-        let key = RouteKey(method: method, route: route)
-        routes.withLock { routes in
-            routes[key, default: RouteRecord()].record(status: status, seconds: seconds)  // in place: no copy of the buckets
+    private let table = Mutex(Table())
+
+    /// The methods a request that matched no route is counted under; any other is counted as "other",
+    /// so a client sending made-up methods cannot grow the label set (and tund's memory) without bound.
+    private static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+    /// `route`: the route's number and pattern, or nil when no route matched.
+    func record(method: String, route: (number: Int, pattern: String)?, status: Int, seconds: Double) {
+        table.withLock { table in
+            guard let route else {
+                let label = Self.knownMethods.contains(method) ? method : "other"
+                table.unmatched[label, default: RouteRecord(method: label, route: "unmatched")].record(status: status, seconds: seconds)
+                return
+            }
+            if route.number >= table.matched.count {
+                table.matched += Array(repeating: nil, count: route.number + 1 - table.matched.count)
+            }
+            if table.matched[route.number] == nil { table.matched[route.number] = RouteRecord(method: method, route: route.pattern) }
+            table.matched[route.number]!.record(status: status, seconds: seconds)  // in place: no copy of the buckets
         }
     }
 
     func write(to text: inout MetricsText) {
-        let routes = self.routes.withLock { $0 }
-        let keys = routes.keys.sorted { ($0.method, $0.route) < ($1.method, $1.route) }
+        let records = table.withLock { $0.matched.compactMap { $0 } + $0.unmatched.values }.sorted { ($0.method, $0.route) < ($1.method, $1.route) }
         text.family("tund_http_requests_total", "counter", "API requests answered, by method, route and status.")
-        for key in keys {
-            for (status, count) in routes[key]!.statuses.sorted(by: { String($0.key) < String($1.key) }) {
-                text.sample("tund_http_requests_total", [("method", key.method), ("route", key.route), ("status", String(status))], count)
+        for record in records {
+            for (status, count) in record.statuses.sorted(by: { String($0.status) < String($1.status) }) {
+                text.sample("tund_http_requests_total", [("method", record.method), ("route", record.route), ("status", String(status))], count)
             }
         }
         text.family("tund_http_request_duration_seconds", "histogram", "Time from a complete request to its answer, by method and route.")
-        for key in keys {
-            let labels = [("method", key.method), ("route", key.route)]
-            let histogram = routes[key]!.durations
+        for record in records {
+            let labels = [("method", record.method), ("route", record.route)]
+            let histogram = record.durations
             for (index, bound) in Self.buckets.enumerated() {
                 text.sample("tund_http_request_duration_seconds_bucket", labels + [("le", MetricsText.format(bound))], histogram.counts[index])
             }

@@ -172,13 +172,13 @@ public struct TundAPI: Sendable {
     public func respond(to request: HTTPRequest) -> HTTPResponse {
         let started = monotonicNanoseconds()
         let response: HTTPResponse
-        var route = "unmatched"
+        var route: (number: Int, pattern: String)?
         switch router.match(method: request.method, path: request.path) {
-        case .handler(_, _, let pattern) where !authorized(request) && !Self.anonymousRoutes.contains(pattern):
-            route = pattern
+        case .handler(_, _, let pattern, let number) where !authorized(request) && !Self.anonymousRoutes.contains(pattern):
+            route = (number, pattern)
             response = APIError.unauthorized.response
-        case .handler(let handler, let parameters, let pattern):
-            route = pattern
+        case .handler(let handler, let parameters, let pattern, let number):
+            route = (number, pattern)
             response = handler(request, parameters)
         case .methodNotAllowed(let allowed): response = APIError.methodNotAllowed(request.method, allowed: allowed).response
         case .notFound: response = APIError.notFound(request.path).response

@@ -126,19 +126,22 @@ final class RequestState {
     var tooLarge = false
     /// strlen of the request-target as libmicrohttpd first saw it.
     let targetLength: Int
+    /// Whether the target has a query string: without one there are no arguments to ask for.
+    let hasQuery: Bool
     var started = false
     /// When the first call came; a body still arriving `bodyDeadlineSeconds` later is cut off.
     var startedAt: UInt64 = 0
 
-    init(targetLength: Int) {
+    init(targetLength: Int, hasQuery: Bool) {
         self.targetLength = targetLength
+        self.hasQuery = hasQuery
     }
 }
 
 /// libmicrohttpd's URI log callback: runs once per request, before the target is parsed; its return
 /// value becomes the request's context.
 private func logRequestTarget(_ context: UnsafeMutableRawPointer?, _ uri: UnsafePointer<CChar>?, _ connection: OpaquePointer?) -> UnsafeMutableRawPointer? {
-    Unmanaged.passRetained(RequestState(targetLength: uri.map { strlen($0) } ?? 0)).toOpaque()
+    Unmanaged.passRetained(RequestState(targetLength: uri.map { strlen($0) } ?? 0, hasQuery: uri.map { strchr($0, 0x3F) != nil } ?? false)).toOpaque()
 }
 
 /// libmicrohttpd's connection notification: counts open connections for the soft limit.
@@ -222,9 +225,9 @@ private func handleAccess(
     // a `?` is cut off all the same, should a version ever pass it on.
     let path = url.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: strcspn($0, "?")), as: UTF8.self) } ?? "/"
     let request = HTTPRequest(
-        method: method.map { String(cString: $0) } ?? "GET",
+        method: method.map(methodName) ?? "GET",
         path: path,
-        query: queryArguments(connection),
+        query: state.hasQuery ? queryArguments(connection) : [:],
         headers: HTTPHeaders(lines: state.headers),
         body: state.body)
     state.body = []
@@ -292,9 +295,20 @@ private func freeStream(_ context: UnsafeMutableRawPointer?) {
     Unmanaged<HTTPStream>.fromOpaque(context).takeRetainedValue().closed()
 }
 
+/// The request method: the common ones as constant strings (nothing to allocate or copy), others as sent.
+private func methodName(_ method: UnsafePointer<CChar>) -> String {
+    if strcmp(method, "GET") == 0 { return "GET" }
+    if strcmp(method, "POST") == 0 { return "POST" }
+    if strcmp(method, "PUT") == 0 { return "PUT" }
+    if strcmp(method, "PATCH") == 0 { return "PATCH" }
+    if strcmp(method, "DELETE") == 0 { return "DELETE" }
+    return String(cString: method)
+}
+
 /// The header lines as sent: names as written, duplicates kept, in order.
 private func headerLines(_ connection: OpaquePointer) -> [(name: String, value: String)] {
     var lines: [(name: String, value: String)] = []
+    lines.reserveCapacity(8)  // most requests carry a handful: no growth on the way
     withUnsafeMutablePointer(to: &lines) { pointer in
         _ = MHD_get_connection_values(connection, .HEADER_KIND, collectHeader, pointer)
     }

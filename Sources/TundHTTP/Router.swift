@@ -15,13 +15,15 @@ public struct Router: Sendable {
     }
 
     private enum Segment: Sendable, Equatable {
-        case literal(String)
+        /// Its bytes, compared with a path's as they are.
+        case literal([UInt8])
         case parameter(String)
     }
 
     public enum Match {
-        /// The handler, its parameters, and the route's pattern (a bounded label for metrics and logs).
-        case handler(Handler, PathParameters, pattern: String)
+        /// The handler, its parameters, the route's pattern (a bounded label for metrics and logs), and
+        /// its number (the order it was added in, from 0).
+        case handler(Handler, PathParameters, pattern: String, number: Int)
         /// The path exists with other methods: answer 405 with `Allow`.
         case methodNotAllowed(allowed: [String])
         case notFound
@@ -38,7 +40,7 @@ public struct Router: Sendable {
 
     public mutating func add(_ method: String, _ pattern: String, _ handler: @escaping Handler) {
         let segments = pattern.split(separator: "/").map { part -> Segment in
-            part.first == "{" && part.last == "}" ? .parameter(String(part.dropFirst().dropLast())) : .literal(String(part))
+            part.first == "{" && part.last == "}" ? .parameter(String(part.dropFirst().dropLast())) : .literal(Array(part.utf8))
         }
         routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler))
         segmentCounts.append(segments.count)
@@ -102,11 +104,13 @@ public struct Router: Sendable {
             let route = routes[index]
             guard Self.matches(route.segments, path, parts) else { continue }
             if route.method == method {
-                let parameters = zip(route.segments, parts).compactMap { segment, range -> (name: String, value: String)? in
-                    guard case .parameter(let name) = segment else { return nil }
-                    return (name, String(decoding: UnsafeBufferPointer(rebasing: path[range]), as: UTF8.self))
+                var parameters: [(name: String, value: String)] = []
+                parameters.reserveCapacity(route.segments.count)
+                for (segment, range) in zip(route.segments, parts) {
+                    guard case .parameter(let name) = segment else { continue }
+                    parameters.append((name, String(decoding: UnsafeBufferPointer(rebasing: path[range]), as: UTF8.self)))
                 }
-                return .handler(route.handler, PathParameters(values: parameters), pattern: route.pattern)
+                return .handler(route.handler, PathParameters(values: parameters), pattern: route.pattern, number: index)
             }
             if !allowed.contains(route.method) { allowed.append(route.method) }
         }
@@ -118,9 +122,8 @@ public struct Router: Sendable {
             let part = UnsafeBufferPointer(rebasing: path[parts[index]])
             switch segments[index] {
             case .literal(let literal):
-                var literal = literal
-                guard literal.utf8.count == part.count,
-                      part.isEmpty || literal.withUTF8({ memcmp($0.baseAddress!, part.baseAddress!, part.count) == 0 }) else { return false }
+                guard literal.count == part.count,
+                      part.isEmpty || literal.withUnsafeBufferPointer({ memcmp($0.baseAddress!, part.baseAddress!, part.count) == 0 }) else { return false }
             case .parameter: if part.isEmpty { return false }
             }
         }

@@ -97,8 +97,8 @@ extension JSONValue {
     }
 
     /// Writes `value`'s sign and decimal digits at `text` (room for 20 bytes); how many it wrote.
-    @inline(__always)
-    static func formatInteger(_ value: Int, into text: UnsafeMutablePointer<UInt8>) -> Int {
+    @inlinable @inline(__always)
+    public static func formatInteger(_ value: Int, into text: UnsafeMutablePointer<UInt8>) -> Int {
         var count = 0
         if value < 0 {
             text[0] = UInt8(ascii: "-")

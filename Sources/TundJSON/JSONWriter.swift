@@ -15,12 +15,30 @@ public struct JSONWriter: ~Copyable {
     /// A value was written at this level, so the next one needs a comma first.
     fileprivate var needsComma = false
 
+    /// Whether `base` was allocated here (else it is the caller's scratch memory).
+    private var ownsBase = true
+
     public init(capacity: Int = 1024) {
         self.capacity = max(capacity, 64)
         base = .allocate(capacity: self.capacity)
     }
 
-    deinit { base.deallocate() }
+    /// Writes into `scratch` (stack memory, say) until it is full, then into memory of its own: an answer
+    /// written on every request costs no allocation but the one of its `bytes`.
+    public init(scratch: UnsafeMutableBufferPointer<UInt8>) {
+        precondition(scratch.count >= 64)
+        base = scratch.baseAddress!
+        capacity = scratch.count
+        ownsBase = false
+    }
+
+    deinit { if ownsBase { base.deallocate() } }
+
+    /// How many bytes are written.
+    public var writtenCount: Int { count }
+
+    /// Whether everything written is still in the scratch memory given to `init(scratch:)`.
+    public var isInScratch: Bool { !ownsBase }
 
     /// What has been written.
     public var bytes: [UInt8] {
@@ -37,8 +55,12 @@ public struct JSONWriter: ~Copyable {
 
     /// `"name":` inside an object; the value follows.
     public mutating func key(_ key: JSONKey) {
-        if needsComma { append(UInt8(ascii: ",")) }
-        append(key.bytes)
+        reserve(key.bytes.count + 17)  // the comma, and the 16 bytes a block copy may write past the key
+        if needsComma {
+            base[count] = UInt8(ascii: ",")
+            count += 1
+        }
+        copyPiece(key.bytes)
         needsComma = false
     }
 
@@ -60,7 +82,9 @@ public struct JSONWriter: ~Copyable {
 
     public mutating func value(_ flag: Bool) {
         separate()
-        append(flag ? Self.trueBytes.bytes : Self.falseBytes.bytes)
+        let literal = flag ? Self.trueBytes.bytes : Self.falseBytes.bytes
+        reserve(literal.count + 16)
+        copyPiece(literal)
     }
 
     /// A string, or null.
@@ -111,8 +135,9 @@ public struct JSONWriter: ~Copyable {
         let larger = max(needed, capacity * 2)
         let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: larger)
         moved.update(from: base, count: count)
-        base.deallocate()
+        if ownsBase { base.deallocate() }
         base = moved
+        ownsBase = true
         capacity = larger
     }
 
@@ -153,19 +178,22 @@ public struct JSONKey: @unchecked Sendable {  // its bytes are never written aft
         var serialized: [UInt8] = []
         JSONValue.writeString(name, to: &serialized)
         serialized.append(UInt8(ascii: ":"))
-        bytes = Self.immortal(serialized)
+        bytes = immortalPadded(serialized)
     }
 
     /// Bytes written as they are (`true`, `null`).
     init(literal: String) {
-        bytes = Self.immortal(Array(literal.utf8))
+        bytes = immortalPadded(Array(literal.utf8))
     }
+}
 
-    private static func immortal(_ serialized: [UInt8]) -> UnsafeRawBufferPointer {
-        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: serialized.count, alignment: 1)
-        copy.copyBytes(from: serialized)
-        return UnsafeRawBufferPointer(copy)
-    }
+/// `bytes` in memory never freed, followed by 16 bytes to spare so that it can be copied in 16-byte
+/// blocks (`copyPiece`).
+private func immortalPadded(_ bytes: [UInt8]) -> UnsafeRawBufferPointer {
+    let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count + 16, alignment: 16)
+    copy.initializeMemory(as: UInt8.self, repeating: 0)
+    copy.copyBytes(from: bytes)
+    return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(copy)[..<bytes.count])
 }
 
 /// A run of object members whose keys and nesting never change (a queue's counters), made once as the
@@ -183,17 +211,10 @@ public struct JSONTemplate: @unchecked Sendable {  // its bytes are never writte
 
     /// `pieces` as serialized JSON text; the first starts without a comma (the writer adds one when needed).
     public init(pieces: [(text: String, source: Int)], tail: String) {
-        self.pieces = pieces.map { Self.immortal(Array($0.text.utf8)) }
+        self.pieces = pieces.map { immortalPadded(Array($0.text.utf8)) }
         sources = pieces.map(\.source)
-        self.tail = Self.immortal(Array(tail.utf8))
+        self.tail = immortalPadded(Array(tail.utf8))
         maximumLength = 1 + self.pieces.reduce(0) { $0 + $1.count + 21 } + self.tail.count
-    }
-
-    private static func immortal(_ bytes: [UInt8]) -> UnsafeRawBufferPointer {
-        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count + 16, alignment: 16)
-        copy.initializeMemory(as: UInt8.self, repeating: 0)
-        copy.copyBytes(from: bytes)
-        return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(copy)[..<bytes.count])
     }
 }
 

@@ -86,18 +86,34 @@ struct LogfmtHandler: LogHandler {
     /// `2026-11-25T09:00:00.123Z` (UTC, milliseconds). The text up to the second is made once a second and
     /// kept: the request log writes one timestamp per request, and `gmtime_r` takes glibc's time-zone lock.
     static func appendTimestamp(to line: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: timestampLength) { text in
+            line.append(contentsOf: UnsafeBufferPointer(rebasing: text[..<writeTimestamp(into: text.baseAddress!)]))
+        }
+    }
+
+    /// The longest timestamp `writeTimestamp` writes (a year of five digits).
+    static let timestampLength = 32
+
+    /// The timestamp at `text` (room for `timestampLength` bytes); how many bytes it wrote.
+    static func writeTimestamp(into text: UnsafeMutablePointer<UInt8>) -> Int {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)
         let second = Int(time.tv_sec)
-        secondText.withLock { cached in
+        var count = secondText.withLock { cached in
             if cached.second != second { cached = (second, secondPrefix(second)) }
-            line.append(contentsOf: cached.text)
+            return cached.text.withUnsafeBufferPointer { prefix in
+                let length = min(prefix.count, timestampLength - 4)
+                text.update(from: prefix.baseAddress!, count: length)
+                return length
+            }
         }
         let milliseconds = Int(time.tv_nsec / 1_000_000)
-        line.append(UInt8(ascii: "0") + UInt8(milliseconds / 100))
-        line.append(UInt8(ascii: "0") + UInt8(milliseconds / 10 % 10))
-        line.append(UInt8(ascii: "0") + UInt8(milliseconds % 10))
-        line.append(UInt8(ascii: "Z"))
+        text[count] = UInt8(ascii: "0") + UInt8(milliseconds / 100)
+        text[count + 1] = UInt8(ascii: "0") + UInt8(milliseconds / 10 % 10)
+        text[count + 2] = UInt8(ascii: "0") + UInt8(milliseconds % 10)
+        text[count + 3] = UInt8(ascii: "Z")
+        count += 4
+        return count
     }
 
     private static let secondText = Mutex<(second: Int, text: [UInt8])>((-1, []))

@@ -14,6 +14,38 @@ struct LogfmtRequestLog: RequestLog {
 
     func record(method: Substring, path: Substring, status: Int, microseconds: Int64) {
         guard enabled else { return }
+        var method = method, path = path
+        // Nearly every line has a plain method and path (nothing to quote): it is put together on the
+        // stack with stores and one copy into the batch; the others take the general way.
+        let written = method.withUTF8 { method in
+            path.withUTF8 { path in
+                guard Self.isPlain(method), Self.isPlain(path), method.count <= 16, path.count <= 256 else { return false }
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 512) { buffer in
+                    var cursor = buffer.baseAddress!
+                    func put(_ bytes: UnsafeRawBufferPointer) {
+                        UnsafeMutableRawPointer(cursor).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                        cursor += bytes.count
+                    }
+                    func put(_ bytes: UnsafeBufferPointer<UInt8>) { put(UnsafeRawBufferPointer(bytes)) }
+                    Self.start.withUnsafeBytes(put)
+                    cursor += LogfmtHandler.writeTimestamp(into: cursor)
+                    Self.afterTimestamp.withUnsafeBytes(put)
+                    cursor += Self.writeMilliseconds(microseconds, into: cursor)
+                    Self.beforeMethod.withUnsafeBytes(put)
+                    put(method)
+                    Self.beforePath.withUnsafeBytes(put)
+                    put(path)
+                    Self.beforeStatus.withUnsafeBytes(put)
+                    cursor += JSONValue.formatInteger(status, into: cursor)
+                    cursor.pointee = UInt8(ascii: "\n")
+                    cursor += 1
+                    let line = UnsafeBufferPointer(start: buffer.baseAddress!, count: cursor - buffer.baseAddress!)
+                    LogWriter.shared.gather { $0.append(contentsOf: line) }
+                }
+                return true
+            }
+        }
+        guard !written else { return }
         LogWriter.shared.gather { line in
             line.append(contentsOf: Self.start)
             LogfmtHandler.appendTimestamp(to: &line)
@@ -29,23 +61,41 @@ struct LogfmtRequestLog: RequestLog {
         }
     }
 
+    /// What `LogfmtHandler.appendQuoted` writes as it is.
+    private static func isPlain(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        !bytes.isEmpty && !bytes.contains { $0 <= 0x20 || $0 >= 0x80 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=") }
+    }
+
     private static let start = Array("ts=".utf8), afterTimestamp = Array(" level=info msg=request duration_ms=".utf8)
     private static let beforeMethod = Array(" method=".utf8), beforePath = Array(" path=".utf8), beforeStatus = Array(" status=".utf8)
 
-    /// `microseconds / 1000` as `Double.description` writes it ("0.003", "1.0", "12.345"), without the
-    /// floating-point formatting.
-    static func appendMilliseconds(_ microseconds: Int64, to line: inout [UInt8]) {
+    /// `appendMilliseconds` at `text` (room for 24 bytes); how many bytes it wrote.
+    static func writeMilliseconds(_ microseconds: Int64, into text: UnsafeMutablePointer<UInt8>) -> Int {
         let value = UInt64(clamping: microseconds)
-        JSONValue.writeInteger(Int64(value / 1000), to: &line)
-        line.append(UInt8(ascii: "."))
+        var count = JSONValue.formatInteger(Int(value / 1000), into: text)
+        text[count] = UInt8(ascii: ".")
+        count += 1
         var fraction = value % 1000
-        guard fraction != 0 else { return line.append(UInt8(ascii: "0")) }
+        guard fraction != 0 else {
+            text[count] = UInt8(ascii: "0")
+            return count + 1
+        }
         var width = 3
         while fraction % 10 == 0 { fraction /= 10; width -= 1 }
         var divisor: UInt64 = width == 3 ? 100 : width == 2 ? 10 : 1
         while divisor > 0 {
-            line.append(UInt8(ascii: "0") + UInt8(fraction / divisor % 10))
+            text[count] = UInt8(ascii: "0") + UInt8(fraction / divisor % 10)
+            count += 1
             divisor /= 10
+        }
+        return count
+    }
+
+    /// `microseconds / 1000` as `Double.description` writes it ("0.003", "1.0", "12.345"), without the
+    /// floating-point formatting.
+    static func appendMilliseconds(_ microseconds: Int64, to line: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in
+            line.append(contentsOf: UnsafeBufferPointer(rebasing: text[..<writeMilliseconds(microseconds, into: text.baseAddress!)]))
         }
     }
 }

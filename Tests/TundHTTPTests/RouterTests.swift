@@ -13,7 +13,7 @@ import TundHTTP
     }()
 
     func body(_ method: String, _ path: String) -> String? {
-        guard case .handler(let handler, let parameters, _) = router.match(method: method, path: path) else { return nil }
+        guard case .handler(let handler, let parameters, _, _) = router.match(method: method, path: path) else { return nil }
         return String(decoding: handler(HTTPRequest(method: method, path: path), parameters).body, as: UTF8.self)
     }
 
@@ -33,7 +33,7 @@ import TundHTTP
         let escaped = path.replacingFirst("e", with: "%65")
         func outcome(_ method: String, _ path: String) -> String {
             switch router.match(method: method, path: path) {
-            case .handler(let handler, let parameters, let pattern):
+            case .handler(let handler, let parameters, let pattern, _):
                 "\(pattern) \(parameters.values.map { "\($0.name)=\($0.value)" }) \(handler(HTTPRequest(method: method, path: path), parameters).status)"
             case .methodNotAllowed(let allowed): "405 \(allowed)"
             case .notFound: "404"

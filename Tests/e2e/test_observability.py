@@ -140,3 +140,16 @@ def test_a_capture_ends_when_its_client_leaves(make_tund):
         client.close()
     # Bounded wait for the condition: the slots come back long before the captures' timeout.
     assert eventually(lambda: tund.get("/devices").status == 200, attempts=100)
+
+
+def test_made_up_methods_do_not_grow_the_request_metrics(tund):
+    # A request no route takes is counted by method; a method tund does not know is counted as "other",
+    # so a client cannot add label sets (and memory) without bound.
+    for method in ("FROB1", "FROB2", "FROB3"):
+        assert tund.request(method, "/nowhere").status in (400, 404, 405, 501)
+    assert tund.request("GET", "/nowhere").status == 404
+    text = tund.get("/metrics").body.decode()
+    assert "FROB" not in text
+    lines = [line for line in text.splitlines() if line.startswith('tund_http_request_duration_seconds_count{method="other",route="unmatched"}')]
+    assert lines and lines[0].endswith(" 3"), lines
+    assert 'tund_http_requests_total{method="GET",route="unmatched",status="404"} 1' in text

@@ -283,7 +283,9 @@ public final class DeviceManager: Sendable {
     /// Every device with its counters, from one dump of the links (which carries IFLA_STATS64), as
     /// `/metrics` needs them: no per-device kernel query.
     public func listWithStatistics() -> [(device: DeviceSnapshot, statistics: DeviceStatistics)] {
-        read { managed, link in statistics(managed, link: link) }.map { ($0.device, $0.extra) }
+        read { managed, link in
+            statistics(StatisticsSource(managed), name: managed.record.name, kernel: link.flatMap { owned($0) ? $0.counters : nil })
+        }.map { ($0.device, $0.extra) }
     }
 
     /// Every device's snapshot, from one dump of each kind for all of them, with `extra` of each (its
@@ -326,22 +328,22 @@ public final class DeviceManager: Sendable {
 
     /// `statistics(name)`, or nil when this manager has no such device.
     func statisticsIfManaged(_ name: String) -> DeviceStatistics? {
-        guard let managed = devices.withLock({ $0[name] }) else { return nil }
-        var answer = statistics(managed, link: nil)
+        guard let source = devices.withLock({ $0.statisticsSource(name) }) else { return nil }
         // A device handed to its owner has no descriptors here but is live: its counters are the kernel's.
-        if let index = managed.index {
-            answer.kernel = (try? links.counters(index: index)) ?? nil
-        }
-        return answer
+        let kernel = source.index.flatMap { (try? links.counters(index: $0)) ?? nil }
+        return statistics(source, name: name, kernel: kernel)
     }
 
-    private func statistics(_ managed: ManagedDevice, link: LinkState?) -> DeviceStatistics {
-        let worker = managed.worker.map { WorkerCounters(mode: managed.record.spec.workerMode, running: $0.isRunning, queues: $0.queueCounters()) }
-            ?? WorkerCounters(mode: managed.record.spec.workerMode, running: false, queues: [])
-        return DeviceStatistics(name: managed.record.name, worker: worker, kernel: link.flatMap { owned($0) ? $0.counters : nil },
-                                driftDetected: managed.driftDetected, driftRepaired: managed.driftRepaired,
-                                peers: managed.worker?.wireGuardPeers() ?? [],
-                                wireguardDrops: managed.worker?.wireGuardDeviceDrops() ?? [:])
+    private func statistics(_ source: StatisticsSource, name: String, kernel: KernelCounters?) -> DeviceStatistics {
+        let worker = source.worker.map { WorkerCounters(mode: source.mode, running: $0.isRunning, queues: $0.queueCounters()) }
+            ?? WorkerCounters(mode: source.mode, running: false, queues: [])
+        var answer = DeviceStatistics(name: name, worker: worker, kernel: kernel,
+                                      driftDetected: source.driftDetected, driftRepaired: source.driftRepaired)
+        if source.mode == .wireguard, let running = source.worker {
+            answer.peers = running.wireGuardPeers()
+            answer.wireguardDrops = running.wireGuardDeviceDrops()
+        }
+        return answer
     }
 
     func managedDevice(_ name: String) throws(TundError) -> ManagedDevice {
@@ -443,6 +445,9 @@ struct DeviceTable {
     private var nameByIndex: [Int32: String] = [:]
     /// The device of each link name, where the two differ (`ifname`).
     private var nameByKernelName: [String: String] = [:]
+    /// What each device's counters come from, kept beside it: reading them copies these few fields,
+    /// not the whole ManagedDevice (whose record, spec and routes cost more than the rest of a scrape).
+    private var statisticsSources: [String: StatisticsSource] = [:]
     /// Bumped by every change to the desired state of any device: the collection's entity tag.
     var version: UInt64 = 0
 
@@ -452,6 +457,7 @@ struct DeviceTable {
             if let old = byName[name]?.index, nameByIndex[old] == name { nameByIndex[old] = nil }
             if let old = byName[name]?.record.kernelName, old != name { nameByKernelName[old] = nil }
             byName[name] = newValue
+            statisticsSources[name] = newValue.map(StatisticsSource.init)
             if let index = newValue?.index { nameByIndex[index] = name }
             if let kernelName = newValue?.record.kernelName, kernelName != name { nameByKernelName[kernelName] = name }
         }
@@ -463,11 +469,31 @@ struct DeviceTable {
 
     func name(index: Int32) -> String? { nameByIndex[index] }
 
+    /// What a device's counters come from, read in place.
+    func statisticsSource(_ name: String) -> StatisticsSource? { statisticsSources[name] }
+
     /// The device whose link is called `kernelName`: one with an ifname of that name, else one of that
     /// name without an ifname of its own.
     func name(kernelName: String) -> String? {
         if let name = nameByKernelName[kernelName] { return name }
         return byName[kernelName]?.record.kernelName == kernelName ? kernelName : nil
+    }
+}
+
+/// The few fields of a device its counters come from.
+struct StatisticsSource: Sendable {
+    let mode: WorkerMode
+    let worker: (any RunningWorker)?
+    let index: Int32?
+    let driftDetected: Int
+    let driftRepaired: Int
+
+    init(_ managed: borrowing ManagedDevice) {
+        mode = managed.record.spec.workerMode
+        worker = managed.worker
+        index = managed.index
+        driftDetected = managed.driftDetected
+        driftRepaired = managed.driftRepaired
     }
 }
 
