@@ -14,6 +14,8 @@
 # Every run: a fresh pair, each measurement DUR seconds; RUNS runs in rotated order; medians.
 #
 #   usage: Benchmarks/wireguard.sh      (as root; RUNS=3 DUR=10 by default; TUND_BIN skips the build)
+#   Knobs (env): OFFLOAD=0 makes tund's devices without offloads (by default they have them, as a
+#   deployment that wants speed would); CANDIDATES and TESTS ("tcp1 tcp4 udp64") pick a subset.
 #
 # SAFETY: every namespace is "wgb-<pid>-*" and deleted on exit (processes killed by pid first); every
 # device, address and route lives in one. wireguard-go runs only as `ip netns exec NS wireguard-go -f IF`.
@@ -22,6 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
 RUNS="${RUNS:-3}"
+# tund's devices with offloads (TSO/GRO on the device, UDP GSO/GRO on the socket) unless OFFLOAD=0.
+TUND_OFFLOAD=$([ "${OFFLOAD:-1}" = 0 ] && echo false || echo true)
 DUR="${DUR:-10}"
 WG_MODERN="${WG_MODERN:-$ROOT/../shared/bench/bin/wireguard-go-modern}"
 [[ "$RUNS" =~ ^[0-9]+$ ]] && (( RUNS >= 1 && RUNS <= 20 )) || { echo "RUNS must be 1..20" >&2; exit 1; }
@@ -48,7 +52,7 @@ NS_PREFIX="wgb-$$"
 source Benchmarks/lib-workers.sh
 trap 'for ns in $(ip netns list | awk "{print \$1}" | grep "^$NS_PREFIX-" || true); do delete_ns "$ns"; done' EXIT
 
-CANDIDATES="veth tund-tund debian-debian modern-modern tund-debian tund-clear"
+CANDIDATES="${CANDIDATES:-veth tund-tund debian-debian modern-modern tund-debian tund-clear}"
 [ -x "$WG_MODERN" ] || { echo "note: no upstream wireguard-go at $WG_MODERN: modern-modern is skipped" >&2; CANDIDATES="${CANDIDATES/modern-modern /}"; }
 
 keypair() {  # sets PRIV PUB
@@ -70,14 +74,14 @@ wireguard_go() {  # NS BINARY IFNAME PRIVATE PEER_PUBLIC PEER_ENDPOINT(or "") TU
 
 tund_wireguard() {  # NS DIR PRIVATE PEER_PUBLIC PEER_ENDPOINT TUNNEL_ADDRESS PEER_TUNNEL
     tund_start "$1" "$2"
-    tund_create "$1" "{\"name\": \"wg0\", \"type\": \"tun\", \"mtu\": 1420, \"addresses\": [\"$6/24\"],
+    tund_create "$1" "{\"name\": \"wg0\", \"type\": \"tun\", \"mtu\": 1420, \"offload\": $TUND_OFFLOAD, \"addresses\": [\"$6/24\"],
         \"worker\": {\"mode\": \"wireguard\", \"listen_port\": 51820, \"private_key\": \"$3\",
         \"peers\": [{\"public_key\": \"$4\", \"endpoint\": \"$5\", \"allowed_ips\": [\"$7/32\"]}]}}" "$2"
 }
 
 tund_clear() {  # NS DIR LOCAL REMOTE TUNNEL_ADDRESS
     tund_start "$1" "$2"
-    tund_create "$1" "{\"name\": \"tn0\", \"type\": \"tun\", \"mtu\": 1420, \"addresses\": [\"$5/24\"],
+    tund_create "$1" "{\"name\": \"tn0\", \"type\": \"tun\", \"mtu\": 1420, \"offload\": $TUND_OFFLOAD, \"addresses\": [\"$5/24\"],
         \"worker\": {\"mode\": \"tunnel\", \"local\": \"$3:7000\", \"remote\": \"$4:7000\"}}" "$2"
 }
 
@@ -114,7 +118,7 @@ setup() {  # CANDIDATE DIR
 
 measure() {  # CANDIDATE RUN DIR
     local candidate=$1 run=$2 dir=$3 before after json
-    for test in tcp1 tcp4 udp64; do
+    for test in ${TESTS:-tcp1 tcp4 udp64}; do
         json="$dir/$test.json"
         iperf_server "$NS_B" "$TARGET"
         before=$(cpu_ns_pids $PIDS)

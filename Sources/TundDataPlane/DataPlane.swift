@@ -48,11 +48,12 @@ public final class DataPlane: Sendable {
             receiver = TunnelReceiver(socket: socket, peer: peer, vnetHeader: spec.vnetHeader)
             modes = spec.descriptors.map { [socket] _ in TunnelMode(socket: socket, local: local, remote: remote, peer: peer, gso: spec.vnetHeader) }
         case .wireguard(let config):
-            // WireGuard carries IP packets, one per datagram: no Ethernet frames, no super-packets.
-            guard spec.kind == .tun, !spec.vnetHeader else {
-                throw PlaneError(operation: "starting wireguard on \(spec.name) (tun devices without a virtio header only)", errno: Errno(EINVAL))
+            // WireGuard carries IP packets: no Ethernet frames. With a virtio header, super-packets are cut
+            // into datagrams on the way out and merged again on the way in.
+            guard spec.kind == .tun else {
+                throw PlaneError(operation: "starting wireguard on \(spec.name) (tun devices only)", errno: Errno(EINVAL))
             }
-            let engine = try WireGuardEngine(config, onPeerEvent: spec.onPeerEvent)
+            let engine = try WireGuardEngine(config, offloads: spec.vnetHeader, onPeerEvent: spec.onPeerEvent)
             wireGuard = engine
             receiver = WireGuardReceiver(engine: engine)
             modes = spec.descriptors.map { _ in WireGuardMode(engine: engine) }

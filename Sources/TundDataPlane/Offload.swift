@@ -123,16 +123,7 @@ enum Offload {
         guard length >= 20 else { return false }
         let gsoType = header.gsoType & ~VirtioNetHeader.gsoECN
         if gsoType == VirtioNetHeader.gsoNone {
-            if header.flags & VirtioNetHeader.needsChecksum != 0 {
-                let start = Int(header.checksumStart), field = start + Int(header.checksumOffset)
-                guard start < length, field + 2 <= length else { return false }
-                var sum = Checksum.add(packet + start, length - start, to: 0)
-                sum = UInt64(~Checksum.fold(sum))
-                let value = UInt16(truncatingIfNeeded: sum)
-                // A UDP checksum of 0 means "none": send the all-ones form instead.
-                let isUDP = header.checksumOffset == 6
-                packet.storeBytes(of: value == 0 && isUDP ? 0xffff : value, toByteOffset: field, as: UInt16.self)
-            }
+            guard finishChecksum(packet, length: length, header: header) else { return false }
             emit(nil, OutgoingPiece(base: packet, count: length))
             return true
         }
@@ -185,6 +176,21 @@ enum Offload {
             transportHeader.storeBytes(of: value, toByteOffset: checksumField, as: UInt16.self)
             emit(OutgoingPiece(base: slot, count: headerLength), OutgoingPiece(base: payload, count: size))
         }
+        return true
+    }
+
+    /// Writes the checksum a packet without GSO still needs (the kernel left it to us: NEEDS_CSUM); false
+    /// when the header's offsets lie outside the packet.
+    static func finishChecksum(_ packet: UnsafeMutableRawPointer, length: Int, header: VirtioNetHeader) -> Bool {
+        guard header.flags & VirtioNetHeader.needsChecksum != 0 else { return true }
+        let start = Int(header.checksumStart), field = start + Int(header.checksumOffset)
+        guard start < length, field + 2 <= length else { return false }
+        var sum = Checksum.add(packet + start, length - start, to: 0)
+        sum = UInt64(~Checksum.fold(sum))
+        let value = UInt16(truncatingIfNeeded: sum)
+        // A UDP checksum of 0 means "none": send the all-ones form instead.
+        let isUDP = header.checksumOffset == 6
+        packet.storeBytes(of: value == 0 && isUDP ? 0xffff : value, toByteOffset: field, as: UInt16.self)
         return true
     }
 

@@ -100,10 +100,18 @@ final class SendQueue {
         while sent < used {
             let result = tund_sendmmsg(socket, headers + sent, UInt32(used - sent), 0)
             if result < 0 {
-                if errno == EINTR { continue }
-                // EIO or EINVAL for a GSO message: this path cannot segment UDP (no checksum offload on the
-                // way out, or an old kernel). Send datagram by datagram from now on.
-                if gso && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP) && segmentCounts[sent] > 1 { gso = false }
+                let code = errno
+                if code == EINTR { continue }
+                // A GSO message refused as such: this path cannot segment UDP (no checksum offload on the way
+                // out, an old kernel: EIO, EINVAL, EOPNOTSUPP) or not at this size (datagrams larger than the
+                // underlay's MTU, which only fragmentation can carry: EMSGSIZE). Its datagrams go one by one,
+                // and so does everything after: grouping stays off for this queue.
+                if segmentCounts[sent] > 1 && [EIO, EINVAL, EOPNOTSUPP, EMSGSIZE].contains(code) {
+                    gso = false
+                    sendOneByOne(sent, socket, &tally)
+                    sent += 1
+                    continue
+                }
                 // EAGAIN (buffer full), ENETUNREACH, EPERM...: these packets are lost, as on a real link.
                 for index in sent..<used { tally[.peerSendErrors] &+= UInt64(segmentCounts[index]) }
                 break
@@ -118,6 +126,27 @@ final class SendQueue {
         vectorsUsed = 0
         segmentsUsed = 0
         openGroup = nil
+    }
+
+    /// The datagrams of GSO message `index`, each in a message of its own.
+    private func sendOneByOne(_ index: Int, _ socket: Int32, _ tally: inout BatchTally) {
+        var message = headers[index].msg_hdr
+        let segments = segmentCounts[index]
+        let pieces = message.msg_iovlen / segments  // every datagram of a group has the same pieces
+        let first = message.msg_iov!
+        message.msg_control = nil
+        message.msg_controllen = 0
+        for segment in 0..<segments {
+            message.msg_iov = first + segment * pieces
+            message.msg_iovlen = pieces
+            let sentBytes = sendmsg(socket, &message, 0)
+            if sentBytes < 0 {
+                tally[.peerSendErrors] &+= 1
+            } else {
+                tally[.peerPacketsSent] &+= 1
+                tally[.peerBytesSent] &+= UInt64(sentBytes)
+            }
+        }
     }
 
     func deallocate() {

@@ -65,14 +65,26 @@ final class WireGuardEngine: @unchecked Sendable {
     var deviceDrops: [String: UInt64] = [:]
     /// Datagrams of one device batch on their way to peers (each with its own destination).
     let sendQueue: SendQueue
+    /// The device has a virtio header: super-packets come from it and go into it, UDP GSO and GRO on
+    /// the socket.
+    let offloads: Bool
+    /// Where the segments of a super-packet are put together and sealed (one after another, each
+    /// 16-byte aligned), until the queue pointing at them is flushed. Empty without offloads.
+    let sealArena: UnsafeMutableRawBufferPointer
+    var sealArenaUsed = 0
+    /// Where `Offload.segment` rebuilds each segment's IP and TCP/UDP headers.
+    let segmentHeaders: UnsafeMutableRawPointer
+    static let segmentHeaderSlots = 128
     /// Where a single transport message is built: a keepalive, a staged packet. Header, then payload.
     let single: UnsafeMutableRawBufferPointer
 
     /// Handshakes and stale peers, for the control plane's events.
     let onPeerEvent: @Sendable (WireGuardPeerEvent) -> Void
 
-    init(_ config: WireGuardWorkerConfig, onPeerEvent: @escaping @Sendable (WireGuardPeerEvent) -> Void = { _ in }) throws(PlaneError) {
+    init(_ config: WireGuardWorkerConfig, offloads: Bool = false,
+         onPeerEvent: @escaping @Sendable (WireGuardPeerEvent) -> Void = { _ in }) throws(PlaneError) {
         self.onPeerEvent = onPeerEvent
+        self.offloads = offloads
         do {
             privateKey = try X25519.PrivateKey(rawRepresentation: config.privateKey)
             checker = try CookieChecker(localPublic: privateKey.publicKey)
@@ -81,14 +93,17 @@ final class WireGuardEngine: @unchecked Sendable {
         }
         publicKey = privateKey.publicKey
         responder = WireGuardNoise.Responder(localStatic: privateKey)
-        socket = try WireGuardSocket.open(port: config.listenPort)
+        socket = try WireGuardSocket.open(port: config.listenPort, gro: offloads)
         timer = tund_timerfd_create()
         guard timer >= 0 else {
             let code = errno
             close(socket.descriptor)
             throw PlaneError(operation: "timerfd_create", errno: Errno(code))
         }
-        sendQueue = SendQueue(capacity: Scratch.batchLimit, peer: nil, gso: false)
+        // With offloads one read may be 64 KiB of TCP: room for the datagrams of several super-packets.
+        sendQueue = SendQueue(capacity: offloads ? SendQueue.defaultCapacity : Scratch.batchLimit, peer: nil, gso: offloads)
+        sealArena = .allocate(byteCount: offloads ? 1 << 20 : 0, alignment: 64)
+        segmentHeaders = .allocate(byteCount: offloads ? Self.segmentHeaderSlots * Offload.maximumHeader : 0, alignment: 64)
         single = .allocate(byteCount: Scratch.slotSize + TransportHeader.count + 32, alignment: 64)
         setPeers(config.peers)
     }
@@ -96,6 +111,8 @@ final class WireGuardEngine: @unchecked Sendable {
     deinit {
         sendQueue.deallocate()
         single.deallocate()
+        sealArena.deallocate()
+        segmentHeaders.deallocate()
     }
 
     /// Runs `body` with the lock held.

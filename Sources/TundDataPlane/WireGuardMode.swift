@@ -8,7 +8,8 @@ import WireGuardPeers
 /// 16-byte transport header built in the send queue's header arena, and the batch goes out in one
 /// `sendmmsg` (each message to its own peer's endpoint). Without one, it is staged and a handshake
 /// asked for. No allocation per packet on this path. The other direction is `WireGuardReceiver`.
-/// No GSO/GRO: every packet is one datagram (the mode refuses devices with a virtio header).
+/// With offloads (a virtio header), a TSO super-packet is cut into the packets it stands for, and those
+/// go out as one UDP GSO message per super-packet.
 final class WireGuardMode: PacketMode {
     let engine: WireGuardEngine
 
@@ -51,43 +52,113 @@ extension WireGuardEngine {
         let now = monotonicNanoseconds()
         for index in 0..<batch.count {
             let packet = batch.packet(index)
-            guard let destination = WireGuardMode.destination(of: packet) else {
-                tally[.droppedMalformed] &+= 1
-                continue
-            }
-            guard let peer = try? allowed.lookup(addressBytes: destination) else {
-                // No peer's allowed IPs hold the destination: nowhere to send it.
-                tally[.droppedIgnored] &+= 1
-                countDeviceDrop("no_route")
-                continue
-            }
-            guard peer.hasEndpoint, let keypair = peer.keypairs.sendingKeypair(now: now),
-                  let ciphers = keypairs[keypair.localIndex], let counter = keypair.takeSendCounter(now: now) else {
-                peer.stage(UnsafeRawBufferPointer(packet))
-                if peer.hasEndpoint {
-                    if let action = peer.timers.needSession(now: now) { perform(action, for: peer, now: now, &tally) }
+            if batch.prefix > 0 {
+                let header = VirtioNetHeader(batch.frame(index).baseAddress!)
+                if header.gsoType & ~VirtioNetHeader.gsoECN != VirtioNetHeader.gsoNone {
+                    sendSegments(of: packet, header, now: now, &tally)
+                    continue
                 }
-                continue
+                guard Offload.finishChecksum(packet.baseAddress!, length: packet.count, header: header) else {
+                    tally[.droppedMalformed] &+= 1
+                    continue
+                }
             }
             // The slot goes on past the packet: room for padding and the tag.
-            let room = UnsafeMutableRawBufferPointer(start: packet.baseAddress, count: Scratch.slotSize - batch.prefix)
-            guard let sealed = WireGuardMode.seal(room, count: packet.count, counter: counter, with: ciphers.sending) else {
-                tally[.peerSendErrors] &+= 1
-                continue
-            }
-            let header = sendQueue.nextHeaderSlot
-            TransportHeader(receiverIndex: keypair.remoteIndex, counter: counter)
-                .write(into: UnsafeMutableRawBufferPointer(start: header, count: TransportHeader.count))
-            sendQueue.append(OutgoingPiece(base: header, count: TransportHeader.count),
-                             OutgoingPiece(base: packet.baseAddress!, count: sealed),
-                             to: peer.endpoint, length: peer.endpointLength)
-            peer.statistics.recordSent(payloadBytes: packet.count)
-            peer.timers.packetSent(.data, now: now)
-            if let action = peer.timers.afterSending(current: keypair, now: now) { perform(action, for: peer, now: now, &tally) }
-            if sendQueue.freeSlots == 0 { sendQueue.flush(socket.descriptor, &tally) }
+            sendInPlace(packet, room: Scratch.slotSize - batch.prefix, now: now, &tally)
         }
-        // The queue points into the read buffers and at peers' endpoints: all of it goes now.
+        // The queue points into the read buffers, the seal arena and peers' endpoints: all of it goes now.
         sendQueue.flush(socket.descriptor, &tally)
         rearm()
+    }
+
+    /// The peer a packet goes to by its destination, or nil (counted) when it is malformed or no peer's
+    /// allowed IPs hold it.
+    private func route(_ packet: UnsafeMutableRawBufferPointer, _ tally: inout BatchTally) -> WireGuardPeer? {
+        guard let destination = WireGuardMode.destination(of: packet) else {
+            tally[.droppedMalformed] &+= 1
+            return nil
+        }
+        guard let peer = try? allowed.lookup(addressBytes: destination) else {
+            tally[.droppedIgnored] &+= 1
+            countDeviceDrop("no_route")
+            return nil
+        }
+        return peer
+    }
+
+    /// Seals one packet where it was read (`room` bytes from its start are free for padding and the tag)
+    /// and queues it; without a session it is staged and a handshake asked for.
+    private func sendInPlace(_ packet: UnsafeMutableRawBufferPointer, room: Int, now: UInt64, _ tally: inout BatchTally) {
+        guard let peer = route(packet, &tally) else { return }
+        guard peer.hasEndpoint, let keypair = peer.keypairs.sendingKeypair(now: now),
+              let ciphers = keypairs[keypair.localIndex], let counter = keypair.takeSendCounter(now: now) else {
+            stage(UnsafeRawBufferPointer(packet), for: peer, now: now, &tally)
+            return
+        }
+        guard let sealed = WireGuardMode.seal(UnsafeMutableRawBufferPointer(start: packet.baseAddress, count: room),
+                                              count: packet.count, counter: counter, with: ciphers.sending) else {
+            tally[.peerSendErrors] &+= 1
+            return
+        }
+        let header = sendQueue.nextHeaderSlot
+        TransportHeader(receiverIndex: keypair.remoteIndex, counter: counter)
+            .write(into: UnsafeMutableRawBufferPointer(start: header, count: TransportHeader.count))
+        sendQueue.append(OutgoingPiece(base: header, count: TransportHeader.count),
+                         OutgoingPiece(base: packet.baseAddress!, count: sealed),
+                         to: peer.endpoint, length: peer.endpointLength)
+        sent(packet.count, to: peer, on: keypair, now: now, &tally)
+        if sendQueue.freeSlots == 0 { sendQueue.flush(socket.descriptor, &tally) }
+    }
+
+    /// A TSO/USO super-packet from a device with offloads: cut into the packets it stands for (headers and
+    /// checksums rebuilt), each put together whole in the seal arena, sealed there and queued; the
+    /// segments of one super-packet are all the same size but the last, so UDP GSO sends them as one
+    /// message.
+    private func sendSegments(of packet: UnsafeMutableRawBufferPointer, _ header: VirtioNetHeader, now: UInt64, _ tally: inout BatchTally) {
+        guard let peer = route(packet, &tally) else { return }
+        if sendQueue.freeSlots < Self.segmentHeaderSlots { sendQueue.flush(socket.descriptor, &tally) }
+        var first = true
+        let segmented = Offload.segment(packet.baseAddress!, length: packet.count, header: header, arena: segmentHeaders,
+                                        arenaSlots: Self.segmentHeaderSlots) { segmentHeader, payload in
+            let headerCount = segmentHeader?.count ?? 0
+            let plain = headerCount + payload.count
+            let size = (TransportHeader.count + ((plain + 15) & ~15) + ChaChaPoly.tagCount + 63) & ~63
+            if sendQueue.freeSlots == 0 || sealArenaUsed + size > sealArena.count { sendQueue.flush(socket.descriptor, &tally) }
+            if sendQueue.used == 0 { sealArenaUsed = 0 }  // nothing queued points into the arena any more
+            let datagram = sealArena.baseAddress! + sealArenaUsed
+            let body = datagram + TransportHeader.count
+            if let segmentHeader { body.copyMemory(from: segmentHeader.base, byteCount: headerCount) }
+            (body + headerCount).copyMemory(from: payload.base, byteCount: payload.count)
+            guard peer.hasEndpoint, let keypair = peer.keypairs.sendingKeypair(now: now),
+                  let ciphers = keypairs[keypair.localIndex], let counter = keypair.takeSendCounter(now: now) else {
+                stage(UnsafeRawBufferPointer(start: body, count: plain), for: peer, now: now, &tally)
+                return
+            }
+            guard let sealed = WireGuardMode.seal(UnsafeMutableRawBufferPointer(start: body, count: size - TransportHeader.count),
+                                                  count: plain, counter: counter, with: ciphers.sending) else {
+                tally[.peerSendErrors] &+= 1
+                return
+            }
+            TransportHeader(receiverIndex: keypair.remoteIndex, counter: counter)
+                .write(into: UnsafeMutableRawBufferPointer(start: datagram, count: TransportHeader.count))
+            sealArenaUsed += size
+            sendQueue.append(nil, OutgoingPiece(base: datagram, count: TransportHeader.count + sealed), group: !first,
+                             to: peer.endpoint, length: peer.endpointLength)
+            first = false
+            sent(plain, to: peer, on: keypair, now: now, &tally)
+        }
+        if !segmented { tally[.droppedMalformed] &+= 1 }
+    }
+
+    /// A packet with no session to send it on waits for one, and a handshake is asked for.
+    private func stage(_ packet: UnsafeRawBufferPointer, for peer: WireGuardPeer, now: UInt64, _ tally: inout BatchTally) {
+        peer.stage(packet)
+        if peer.hasEndpoint, let action = peer.timers.needSession(now: now) { perform(action, for: peer, now: now, &tally) }
+    }
+
+    private func sent(_ count: Int, to peer: WireGuardPeer, on keypair: Keypair, now: UInt64, _ tally: inout BatchTally) {
+        peer.statistics.recordSent(payloadBytes: count)
+        peer.timers.packetSent(.data, now: now)
+        if let action = peer.timers.afterSending(current: keypair, now: now) { perform(action, for: peer, now: now, &tally) }
     }
 }

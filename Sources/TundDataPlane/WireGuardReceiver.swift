@@ -11,6 +11,8 @@ import WireGuardPeers
 /// messages (type 4) find their keypair by receiver index, pass the replay window, are opened where
 /// they were received and, when their inner source belongs to the peer, written into the device;
 /// handshake messages (types 1-3) go through the WireGuardNoise library. Also serves the worker's timer.
+/// With offloads, a message may be a run of datagrams the kernel merged (UDP GRO), and the opened
+/// packets of one TCP flow are merged into super-packets before they are written (`GROMerge`).
 final class WireGuardReceiver: DatagramReceiver {
     let engine: WireGuardEngine
 
@@ -32,39 +34,78 @@ extension WireGuardEngine {
     func receive(_ scratch: Scratch, into device: any PacketDevice, _ tally: inout BatchTally) {
         guard !closed else { return }
         let batch = scratch.messages
+        // With offloads the inner packets are gathered and written by GROMerge (a virtio header on each,
+        // runs of one TCP flow merged); without, each is written as it is opened.
+        let delivery = Delivery(device: device, packets: offloads ? scratch.packets : nil, merged: scratch.merged)
         for _ in 0..<TunnelReceiver.roundsPerWakeup {  // as the tunnel: a flooded socket yields to the other devices
-            batch.prepareReceive()
+            batch.prepareReceive(control: offloads)
             let received = tund_recvmmsg(socket.descriptor, batch.headers, UInt32(Scratch.batchLimit), Int32(MSG_DONTWAIT))
             if received <= 0 {
                 if received < 0 && errno != EAGAIN && errno != EINTR { tally[.peerReceiveErrors] &+= 1 }
                 break
             }
             let now = monotonicNanoseconds()
+            scratch.packets.count = 0
             for index in 0..<Int(received) {
                 let length = Int(batch.headers[index].msg_len)
-                let message = UnsafeMutableRawBufferPointer(rebasing: batch.slot(index)[0..<length])
                 let source = UnsafeRawPointer(batch.addresses + index)
                 let sourceLength = batch.headers[index].msg_hdr.msg_namelen
-                tally[.peerPacketsReceived] &+= 1
-                tally[.peerBytesReceived] &+= UInt64(length)
-                // The type is a little-endian 32-bit word: 1-4, then three zero bytes.
-                let type = length >= 4 ? UInt32(littleEndian: message.loadUnaligned(as: UInt32.self)) : 0
-                switch (type, length) {
-                case (MessageType.transportData.rawValue, TransportHeader.minimumMessageCount...):
-                    receiveTransport(message, source: source, sourceLength: sourceLength, now: now, into: device, &tally)
-                case (MessageType.initiation.rawValue, InitiationMessage.count):
-                    receiveInitiation(Array(message), source: source, sourceLength: sourceLength, now: now)
-                case (MessageType.response.rawValue, ResponseMessage.count):
-                    receiveResponse(Array(message), source: source, sourceLength: sourceLength, now: now, &tally)
-                case (MessageType.cookieReply.rawValue, CookieReplyMessage.count):
-                    receiveCookieReply(Array(message))
-                default:
-                    tally[.droppedMalformed] &+= 1
-                }
+                // A message the kernel merged (UDP GRO) is a run of datagrams of one size, the last maybe shorter.
+                let segmentSize = offloads ? batch.groSegmentSize(index) ?? length : length
+                let start = batch.slot(index).baseAddress!
+                var offset = 0
+                repeat {
+                    let size = min(segmentSize, length - offset)
+                    let message = UnsafeMutableRawBufferPointer(start: start + offset, count: size)
+                    receiveMessage(message, source: source, sourceLength: sourceLength, now: now, delivery, &tally)
+                    offset += max(size, 1)
+                } while offset < length
             }
+            delivery.flush(&tally)
             if received < Scratch.batchLimit { break }
         }
         rearm()
+    }
+
+    /// Where opened packets go: straight into the device, or gathered for GROMerge.
+    struct Delivery {
+        let device: any PacketDevice
+        let packets: PacketList?
+        let merged: UnsafeMutableRawPointer
+
+        func deliver(_ packet: UnsafeRawBufferPointer, _ tally: inout BatchTally) {
+            guard let packets else { return device.writeCounted(packet, prefix: 0, &tally) }
+            if packets.count == packets.capacity { flush(&tally) }
+            packets.append(UnsafeMutableRawPointer(mutating: packet.baseAddress!), packet.count)
+        }
+
+        func flush(_ tally: inout BatchTally) {
+            guard let packets, packets.count > 0 else { return }
+            GROMerge.write(packets, into: device, merging: merged, &tally)
+            packets.count = 0
+        }
+    }
+
+    /// One datagram from a peer, by its type.
+    private func receiveMessage(_ message: UnsafeMutableRawBufferPointer, source: UnsafeRawPointer, sourceLength: socklen_t,
+                                now: UInt64, _ delivery: Delivery, _ tally: inout BatchTally) {
+        let length = message.count
+        tally[.peerPacketsReceived] &+= 1
+        tally[.peerBytesReceived] &+= UInt64(length)
+        // The type is a little-endian 32-bit word: 1-4, then three zero bytes.
+        let type = length >= 4 ? UInt32(littleEndian: message.loadUnaligned(as: UInt32.self)) : 0
+        switch (type, length) {
+        case (MessageType.transportData.rawValue, TransportHeader.minimumMessageCount...):
+            receiveTransport(message, source: source, sourceLength: sourceLength, now: now, delivery, &tally)
+        case (MessageType.initiation.rawValue, InitiationMessage.count):
+            receiveInitiation(Array(message), source: source, sourceLength: sourceLength, now: now)
+        case (MessageType.response.rawValue, ResponseMessage.count):
+            receiveResponse(Array(message), source: source, sourceLength: sourceLength, now: now, &tally)
+        case (MessageType.cookieReply.rawValue, CookieReplyMessage.count):
+            receiveCookieReply(Array(message))
+        default:
+            tally[.droppedMalformed] &+= 1
+        }
     }
 
     /// Counts an initiation with a good MAC1; under load once a second holds more than the threshold,
@@ -91,7 +132,7 @@ extension WireGuardEngine {
 
     /// Type 4: authenticate and decrypt in place, then write the inner packet into the device.
     private func receiveTransport(_ message: UnsafeMutableRawBufferPointer, source: UnsafeRawPointer, sourceLength: socklen_t,
-                                  now: UInt64, into device: any PacketDevice, _ tally: inout BatchTally) {
+                                  now: UInt64, _ delivery: Delivery, _ tally: inout BatchTally) {
         guard let header = try? TransportHeader(reading: UnsafeRawBufferPointer(message)) else { return }
         guard let entry = keypairs[header.receiverIndex] else {
             tally[.droppedUnexpectedSource] &+= 1
@@ -150,7 +191,7 @@ extension WireGuardEngine {
                 peer.statistics.recordDrop(.sourceNotAllowed)
                 return
             }
-            device.writeCounted(UnsafeRawBufferPointer(rebasing: inner[0..<total]), prefix: 0, &tally)
+            delivery.deliver(UnsafeRawBufferPointer(rebasing: inner[0..<total]), &tally)
             peer.statistics.recordReceived(payloadBytes: total)
             peer.timers.packetReceived(.data, now: now)
         }

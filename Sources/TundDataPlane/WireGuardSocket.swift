@@ -13,15 +13,16 @@ struct WireGuardSocket {
     /// True for the dual-stack IPv6 socket: every address given to it must be a `sockaddr_in6`.
     let isIPv6: Bool
 
-    static func open(port: UInt16) throws(PlaneError) -> WireGuardSocket {
+    /// `gro`: ask for runs of datagrams from one source as one buffer (UDP_GRO), for a device with offloads.
+    static func open(port: UInt16, gro: Bool = false) throws(PlaneError) -> WireGuardSocket {
         // IPv6 first; a kernel without IPv6 (or with it disabled) refuses the socket or the bind.
         do {
-            let v6 = try openTunnelSocket(SocketAddress(address: .v6([UInt8](repeating: 0, count: 16)), port: port), gro: false, dualStack: true)
+            let v6 = try openTunnelSocket(SocketAddress(address: .v6([UInt8](repeating: 0, count: 16)), port: port), gro: gro, dualStack: true)
             return WireGuardSocket(descriptor: v6, isIPv6: true)
         } catch where error.errno == .EADDRINUSE {
             throw error  // The port is taken: IPv4 alone would only fail the same way, and say less.
         } catch {
-            return WireGuardSocket(descriptor: try openTunnelSocket(SocketAddress(address: .v4(0), port: port), gro: false), isIPv6: false)
+            return WireGuardSocket(descriptor: try openTunnelSocket(SocketAddress(address: .v4(0), port: port), gro: gro), isIPv6: false)
         }
     }
 

@@ -103,6 +103,55 @@ def handshake_seen_by_peer(peer, tund_public):
     return any(line.split()[0] == tund_public and int(line.split()[1]) > 0 for line in lines if line.strip())
 
 
+# A TCP sink: accepts one connection, reads to the end, prints how many bytes and their SHA-256.
+TCP_SINK = r"""
+import hashlib, socket, sys
+server = socket.create_server((sys.argv[1], int(sys.argv[2])))
+server.settimeout(30)
+connection, _ = server.accept()
+connection.settimeout(30)
+digest, count = hashlib.sha256(), 0
+while True:
+    data = connection.recv(1 << 16)
+    if not data:
+        break
+    digest.update(data)
+    count += len(data)
+print(count, digest.hexdigest())
+"""
+
+# Sends COUNT pseudo-random bytes (seeded) in large writes, so the kernel makes TSO super-packets of them.
+TCP_SOURCE = r"""
+import hashlib, random, socket, sys
+data = random.Random(int(sys.argv[4])).randbytes(int(sys.argv[3]))
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30) as connection:
+    connection.sendall(data)
+print(len(data), hashlib.sha256(data).hexdigest())
+"""
+
+
+def tcp_transfer(source_netns, sink_netns, address, port=5301, count=8 << 20, seed=7):
+    """COUNT bytes over TCP from one namespace (None: this one) to ADDRESS in another; asserts they
+    arrive whole and unchanged."""
+    def inside(netns):
+        return ["ip", "netns", "exec", netns] if netns else []
+    sink = subprocess.Popen(inside(sink_netns) + ["timeout", "60", "python3", "-c", TCP_SINK, address, str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        listening = ["ss", "-Hltn", f"sport = :{port}"]
+        assert eventually(lambda: subprocess.run(inside(sink_netns) + listening, capture_output=True, text=True).stdout.strip()
+                          or sink.poll() is not None) and sink.poll() is None, "the sink did not listen"
+        sent = subprocess.run(inside(source_netns) + ["timeout", "60", "python3", "-c", TCP_SOURCE, address, str(port), str(count), str(seed)],
+                              capture_output=True, text=True, timeout=90)
+        assert sent.returncode == 0, sent.stderr
+        received, errors = sink.communicate(timeout=90)
+        assert sink.returncode == 0, errors
+        assert received.split() == sent.stdout.split(), (received, sent.stdout)
+    finally:
+        sink.kill()
+        sink.wait(timeout=10)
+
+
 def test_tund_and_wireguard_go_handshake_and_carry_ping_both_ways(tund, peer):
     created = tund.post("/devices", device_body(peer["public"]))
     assert created.status == 201, created
@@ -239,9 +288,11 @@ def test_the_peer_roams_and_tund_follows_its_authenticated_packets(tund, peer):
     assert ping(INNER_THERE), "tund kept sending to the old address"
 
 
-def test_two_tunds_form_a_wireguard_pair(tund, underlay):
+@pytest.mark.parametrize("offload", [False, True])
+def test_two_tunds_form_a_wireguard_pair(tund, underlay, offload):
     """tund in this namespace and a second tund in the peer's namespace (its API reached with curl from
-    inside it), each with the other as its only peer: traffic both ways, both sides see the handshake."""
+    inside it), each with the other as its only peer: traffic both ways, both sides see the handshake.
+    With offloads on both sides, TCP goes as super-packets (TSO out, GRO in) and arrives unchanged."""
     directory = tempfile.mkdtemp(prefix="tund-e2e-wg-")
     port = 18930
     # In a session of its own, so the whole group (timeout and the tund under it) can be killed: killing
@@ -259,10 +310,10 @@ def test_two_tunds_form_a_wireguard_pair(tund, underlay):
 
     try:
         assert eventually(lambda: (api("GET", "/readyz") or {}).get("status") == "ready"), "the second tund did not start"
-        here = tund.post("/devices", {"name": "wg0", "type": "tun", "addresses": [f"{INNER_HERE}/24"],
+        here = tund.post("/devices", {"name": "wg0", "type": "tun", "addresses": [f"{INNER_HERE}/24"], "offload": offload,
                                       "worker": {"mode": "wireguard", "listen_port": PORT}})
         assert here.status == 201, here
-        there = api("POST", "/devices", {"name": "wg1", "type": "tun", "addresses": [f"{INNER_THERE}/24"],
+        there = api("POST", "/devices", {"name": "wg1", "type": "tun", "addresses": [f"{INNER_THERE}/24"], "offload": offload,
                                          "worker": {"mode": "wireguard", "listen_port": PORT + 2,
                                                     "peers": [{"public_key": here.json()["worker"]["public_key"],
                                                                "endpoint": f"{HERE}:{PORT}", "allowed_ips": [f"{INNER_HERE}/32"]}]}})
@@ -274,10 +325,37 @@ def test_two_tunds_form_a_wireguard_pair(tund, underlay):
         assert eventually(lambda: ping(INNER_THERE)) and eventually(lambda: ping(INNER_HERE, netns=underlay))
         assert tund.get("/devices/wg0/stats").json()["peers"][0]["handshakes_completed"] >= 1
         assert api("GET", "/devices/wg1/stats")["peers"][0]["rx_bytes"] > 0
+        if offload:
+            tcp_transfer(None, underlay, INNER_THERE)
+            tcp_transfer(underlay, None, INNER_HERE, seed=9)
+            worker = tund.get("/devices/wg0/stats").json()["worker"]
+            # Super-packets out, and on the way in segments merged before they were written.
+            assert worker["peer"]["packets_sent"] > 2 * worker["packets_read"], worker
+            assert worker["packets_written"] < worker["peer"]["packets_received"], worker
     finally:
         os.killpg(other.pid, signal.SIGKILL)
         other.wait(timeout=10)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_with_offloads_tcp_crosses_to_wireguard_go_unchanged_both_ways(tund, peer):
+    """A device with offloads: the kernel hands tund TSO super-packets, which it cuts into packets (headers
+    and checksums rebuilt), seals and sends with UDP GSO; wireguard-go, which knows nothing of that,
+    must get every segment right. Bytes are compared end to end in both directions."""
+    created = tund.post("/devices", dict(device_body(peer["public"]), offload=True, mtu=1420))
+    assert created.status == 201, created
+    assert "tso4" in created.json()["offloads"], created.json()
+    tell_peer_about(peer, created.json()["worker"]["public_key"])
+    subprocess.run(["ip", "netns", "exec", peer["netns"], "ip", "link", "set", peer["ifname"], "mtu", "1420"], check=True)
+    assert eventually(lambda: ping(INNER_THERE)), "no reply through the tunnel"
+    tcp_transfer(None, peer["netns"], INNER_THERE)
+    tcp_transfer(peer["netns"], None, INNER_HERE, seed=8)
+    stats = tund.get("/devices/wg0/stats").json()
+    worker = stats["worker"]
+    # TSO: super-packets were read and each left as several datagrams.
+    assert worker["peer"]["packets_sent"] > 2 * worker["packets_read"], worker
+    (status,) = stats["peers"]
+    assert status["tx_bytes"] > 8 << 20 and status["rx_bytes"] > 8 << 20, status
 
 
 # Initiations whose MAC1 is right for tund's public key (so they would each cost a Curve25519 operation)

@@ -226,7 +226,6 @@ public struct DeviceSpec: Equatable, Sendable {
             throw .invalidField(field: "worker.listen_port", reason: "a wireguard worker needs a listen_port")
         case (.wireguard, let wireguard?):
             guard kind == .tun else { throw .invalidField(field: "worker.mode", reason: "wireguard carries IP packets: tun devices only") }
-            guard !offload else { throw .invalidField(field: "offload", reason: "the wireguard mode does not take offloads yet") }
             try wireguard.validate()
         case (_, .some):
             throw .invalidField(field: "worker.peers", reason: "only the wireguard mode takes keys and peers")
