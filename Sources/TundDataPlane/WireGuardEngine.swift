@@ -72,6 +72,8 @@ final class WireGuardEngine: @unchecked Sendable {
     /// 16-byte aligned), until the queue pointing at them is flushed. Empty without offloads.
     let sealArena: UnsafeMutableRawBufferPointer
     var sealArenaUsed = 0
+    /// The peer and shape of the datagram queued last in this batch (`joinsLast`).
+    var lastQueued: (peer: WireGuardPeer, pieces: Int)?
     /// Where `Offload.segment` rebuilds each segment's IP and TCP/UDP headers.
     let segmentHeaders: UnsafeMutableRawPointer
     static let segmentHeaderSlots = 128

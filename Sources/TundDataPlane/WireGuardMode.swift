@@ -68,6 +68,7 @@ extension WireGuardEngine {
         }
         // The queue points into the read buffers, the seal arena and peers' endpoints: all of it goes now.
         sendQueue.flush(socket.descriptor, &tally)
+        lastQueued = nil
         rearm()
     }
 
@@ -105,7 +106,7 @@ extension WireGuardEngine {
             .write(into: UnsafeMutableRawBufferPointer(start: header, count: TransportHeader.count))
         sendQueue.append(OutgoingPiece(base: header, count: TransportHeader.count),
                          OutgoingPiece(base: packet.baseAddress!, count: sealed),
-                         to: peer.endpoint, length: peer.endpointLength)
+                         group: joinsLast(peer, pieces: 2), to: peer.endpoint, length: peer.endpointLength)
         sent(packet.count, to: peer, on: keypair, now: now, &tally)
         if sendQueue.freeSlots == 0 { sendQueue.flush(socket.descriptor, &tally) }
     }
@@ -142,12 +143,22 @@ extension WireGuardEngine {
             TransportHeader(receiverIndex: keypair.remoteIndex, counter: counter)
                 .write(into: UnsafeMutableRawBufferPointer(start: datagram, count: TransportHeader.count))
             sealArenaUsed += size
-            sendQueue.append(nil, OutgoingPiece(base: datagram, count: TransportHeader.count + sealed), group: !first,
-                             to: peer.endpoint, length: peer.endpointLength)
+            sendQueue.append(nil, OutgoingPiece(base: datagram, count: TransportHeader.count + sealed),
+                             group: !first || joinsLast(peer, pieces: 1), to: peer.endpoint, length: peer.endpointLength)
             first = false
             sent(plain, to: peer, on: keypair, now: now, &tally)
         }
         if !segmented { tally[.droppedMalformed] &+= 1 }
+    }
+
+    /// Whether a datagram to `peer` made of `pieces` iovecs may join the GSO message of the one queued
+    /// just before it: same peer, same shape (the queue then also requires it to be no larger, and
+    /// closes the message after a shorter one). A flood of equal packets to one peer (64-byte UDP, say)
+    /// then crosses the UDP stack once per message, not once per datagram. Records this one as the last.
+    private func joinsLast(_ peer: WireGuardPeer, pieces: Int) -> Bool {
+        let joins = offloads && sendQueue.used > 0 && lastQueued?.peer === peer && lastQueued?.pieces == pieces
+        lastQueued = (peer, pieces)
+        return joins
     }
 
     /// A packet with no session to send it on waits for one, and a handshake is asked for.
