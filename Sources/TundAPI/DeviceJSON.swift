@@ -71,19 +71,20 @@ enum DeviceJSON {
     /// `GET /devices/{name}/stats`, written straight to bytes: it answers every scrape of every device.
     static func statistics(_ statistics: DeviceStatistics) -> [UInt8] {
         // Written straight into the answer's own storage, with room for the newline: no buffer to allocate
-        // and copy from. A larger answer (a WireGuard device with many peers) is written again, into memory
-        // that grows.
-        var fits = true
+        // and copy from. A larger answer (many queues, a WireGuard device with many peers) goes on in memory
+        // of the writer's own and is copied from there once.
+        var larger: [UInt8]?
         let body = [UInt8](unsafeUninitializedCapacity: 4096) { storage, initialized in
             var json = JSONWriter(scratch: storage)
             writeStatistics(statistics, to: &json)
-            fits = json.isInScratch && json.writtenCount < storage.count
-            initialized = fits ? json.writtenCount : 0
+            if json.isInScratch && json.writtenCount < storage.count {
+                initialized = json.writtenCount
+            } else {
+                larger = json.bytes
+                initialized = 0
+            }
         }
-        if fits { return body }
-        var json = JSONWriter(capacity: 16384)
-        writeStatistics(statistics, to: &json)
-        return json.bytes
+        return larger ?? body
     }
 
     private static func writeStatistics(_ statistics: DeviceStatistics, to json: inout JSONWriter) {

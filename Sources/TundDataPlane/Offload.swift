@@ -116,9 +116,11 @@ enum Offload {
     /// Makes `packet` (after its virtio header) ready to leave: segments of a super-packet, or the packet
     /// with its checksum finished. Calls `emit(header, payload)` per datagram; `header` points into
     /// `arena` (`maximumHeader` bytes per segment, `arenaSlots` slots). Returns false when the packet is
-    /// malformed or needs more slots than the arena has; nothing is emitted then.
+    /// malformed or needs more slots than the arena has; nothing is emitted then. `reuseSlot`: every
+    /// segment's header is rebuilt in the arena's first slot, for a caller that copies it out in `emit`
+    /// (then any number of segments fits).
     static func segment(_ packet: UnsafeMutableRawPointer, length: Int, header: VirtioNetHeader,
-                        arena: UnsafeMutableRawPointer, arenaSlots: Int,
+                        arena: UnsafeMutableRawPointer, arenaSlots: Int, reuseSlot: Bool = false,
                         emit: (OutgoingPiece?, OutgoingPiece) -> Void) -> Bool {
         guard length >= 20 else { return false }
         let gsoType = header.gsoType & ~VirtioNetHeader.gsoECN
@@ -139,14 +141,14 @@ enum Offload {
         guard transportLength >= 8, headerLength <= maximumHeader, length > headerLength, segmentSize > 0 else { return false }
         let payloadTotal = length - headerLength
         let segments = (payloadTotal + segmentSize - 1) / segmentSize
-        guard segments <= arenaSlots else { return false }
+        guard reuseSlot || segments <= arenaSlots else { return false }
         let firstID = isIPv6 ? 0 : UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
         let firstSequence = isTCP ? UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: ipLength + 4, as: UInt32.self)) : 0
         let tcpFlags = isTCP ? packet.load(fromByteOffset: ipLength + 13, as: UInt8.self) : 0
         for index in 0..<segments {
             let offset = index * segmentSize
             let size = min(segmentSize, payloadTotal - offset)
-            let slot = arena + index * maximumHeader
+            let slot = arena + (reuseSlot ? 0 : index) * maximumHeader
             slot.copyMemory(from: packet, byteCount: headerLength)
             let payload = packet + headerLength + offset
             if isIPv6 {

@@ -25,8 +25,11 @@ final class SendQueue {
     let segmentCounts: UnsafeMutablePointer<Int>
     let peerAddress: UnsafeMutablePointer<sockaddr_storage>
     let peerLength: socklen_t
-    /// Group segments into GSO messages; switched off for good when the kernel refuses UDP_SEGMENT.
+    /// Group segments into GSO messages; switched off for good when the kernel cannot segment UDP at all.
     var gso: Bool
+    /// Datagrams this large or larger are not grouped: the kernel refused a GSO message of them as too
+    /// large for the path (EMSGSIZE, EINVAL), which only fragmentation carries.
+    private(set) var gsoSizeLimit = Int.max
     private(set) var used = 0
     private var vectorsUsed = 0
     private var segmentsUsed = 0
@@ -70,8 +73,8 @@ final class SendQueue {
         let pieces = header == nil ? 1 : 2
         // Join the open message: same super-packet, not past its limits, and no datagram larger than the
         // first (only the last may be shorter, and once one is, the group is closed).
-        if gso, group, let open = openGroup, size <= open.datagramSize, segmentCounts[open.message] < Self.maximumSegments,
-           open.bytes + size <= Self.maximumGroupBytes {
+        if gso, group, let open = openGroup, size <= open.datagramSize, open.datagramSize < gsoSizeLimit,
+           segmentCounts[open.message] < Self.maximumSegments, open.bytes + size <= Self.maximumGroupBytes {
             headers[open.message].msg_hdr.msg_iovlen += pieces
             segmentCounts[open.message] += 1
             let control = controls + open.message * Self.controlSpace
@@ -102,12 +105,20 @@ final class SendQueue {
             if result < 0 {
                 let code = errno
                 if code == EINTR { continue }
-                // A GSO message refused as such: this path cannot segment UDP (no checksum offload on the way
-                // out, an old kernel: EIO, EINVAL, EOPNOTSUPP) or not at this size (datagrams larger than the
-                // underlay's MTU, which only fragmentation can carry: EMSGSIZE). Its datagrams go one by one,
-                // and so does everything after: grouping stays off for this queue.
+                // A GSO message refused as such goes datagram by datagram. This path cannot segment UDP at
+                // all (no checksum offload on the way out, an old kernel: EIO, EOPNOTSUPP): grouping stops
+                // for good. Or not at this size (datagrams larger than the underlay's MTU, which only
+                // fragmentation carries: EMSGSIZE, EINVAL): datagrams this large are no longer grouped,
+                // smaller ones still are (each refusal lowers the bound, so a kernel that refuses every
+                // size with EINVAL ends with none grouped).
                 if segmentCounts[sent] > 1 && [EIO, EINVAL, EOPNOTSUPP, EMSGSIZE].contains(code) {
-                    gso = false
+                    if code == EIO || code == EOPNOTSUPP {
+                        gso = false
+                    } else if let first = headers[sent].msg_hdr.msg_iov {
+                        let pieces = headers[sent].msg_hdr.msg_iovlen / segmentCounts[sent]
+                        let datagram = (0..<pieces).reduce(0) { $0 + first[$1].iov_len }
+                        gsoSizeLimit = min(gsoSizeLimit, datagram)
+                    }
                     sendOneByOne(sent, socket, &tally)
                     sent += 1
                     continue
@@ -139,7 +150,8 @@ final class SendQueue {
         for segment in 0..<segments {
             message.msg_iov = first + segment * pieces
             message.msg_iovlen = pieces
-            let sentBytes = sendmsg(socket, &message, 0)
+            var sentBytes = sendmsg(socket, &message, 0)
+            while sentBytes < 0 && errno == EINTR { sentBytes = sendmsg(socket, &message, 0) }
             if sentBytes < 0 {
                 tally[.peerSendErrors] &+= 1
             } else {

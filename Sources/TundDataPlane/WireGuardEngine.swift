@@ -74,9 +74,9 @@ final class WireGuardEngine: @unchecked Sendable {
     var sealArenaUsed = 0
     /// The peer and shape of the datagram queued last in this batch (`joinsLast`).
     var lastQueued: (peer: WireGuardPeer, pieces: Int)?
-    /// Where `Offload.segment` rebuilds each segment's IP and TCP/UDP headers.
-    let segmentHeaders: UnsafeMutableRawPointer
-    static let segmentHeaderSlots = 128
+    /// Where `Offload.segment` rebuilds each segment's IP and TCP/UDP headers (one slot, reused: each is
+    /// copied into the seal arena at once, so a super-packet of any number of segments fits).
+    let segmentHeader: UnsafeMutableRawPointer
     /// Where a single transport message is built: a keepalive, a staged packet. Header, then payload.
     let single: UnsafeMutableRawBufferPointer
 
@@ -105,7 +105,7 @@ final class WireGuardEngine: @unchecked Sendable {
         // With offloads one read may be 64 KiB of TCP: room for the datagrams of several super-packets.
         sendQueue = SendQueue(capacity: offloads ? SendQueue.defaultCapacity : Scratch.batchLimit, peer: nil, gso: offloads)
         sealArena = .allocate(byteCount: offloads ? 1 << 20 : 0, alignment: 64)
-        segmentHeaders = .allocate(byteCount: offloads ? Self.segmentHeaderSlots * Offload.maximumHeader : 0, alignment: 64)
+        segmentHeader = .allocate(byteCount: Offload.maximumHeader, alignment: 64)
         single = .allocate(byteCount: Scratch.slotSize + TransportHeader.count + 32, alignment: 64)
         setPeers(config.peers)
     }
@@ -114,7 +114,7 @@ final class WireGuardEngine: @unchecked Sendable {
         sendQueue.deallocate()
         single.deallocate()
         sealArena.deallocate()
-        segmentHeaders.deallocate()
+        segmentHeader.deallocate()
     }
 
     /// Runs `body` with the lock held.

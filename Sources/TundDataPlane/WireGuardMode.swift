@@ -69,6 +69,7 @@ extension WireGuardEngine {
         // The queue points into the read buffers, the seal arena and peers' endpoints: all of it goes now.
         sendQueue.flush(socket.descriptor, &tally)
         lastQueued = nil
+        sealArenaUsed = 0
         rearm()
     }
 
@@ -117,10 +118,9 @@ extension WireGuardEngine {
     /// message.
     private func sendSegments(of packet: UnsafeMutableRawBufferPointer, _ header: VirtioNetHeader, now: UInt64, _ tally: inout BatchTally) {
         guard let peer = route(packet, &tally) else { return }
-        if sendQueue.freeSlots < Self.segmentHeaderSlots { sendQueue.flush(socket.descriptor, &tally) }
         var first = true
-        let segmented = Offload.segment(packet.baseAddress!, length: packet.count, header: header, arena: segmentHeaders,
-                                        arenaSlots: Self.segmentHeaderSlots) { segmentHeader, payload in
+        let segmented = Offload.segment(packet.baseAddress!, length: packet.count, header: header, arena: self.segmentHeader,
+                                        arenaSlots: 1, reuseSlot: true) { segmentHeader, payload in
             let headerCount = segmentHeader?.count ?? 0
             let plain = headerCount + payload.count
             let size = (TransportHeader.count + ((plain + 15) & ~15) + ChaChaPoly.tagCount + 63) & ~63

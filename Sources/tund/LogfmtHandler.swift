@@ -103,7 +103,7 @@ struct LogfmtHandler: LogHandler {
             if cached.second != second { cached = (second, secondPrefix(second)) }
             return cached.text.withUnsafeBufferPointer { prefix in
                 let length = min(prefix.count, timestampLength - 4)
-                text.update(from: prefix.baseAddress!, count: length)
+                text.initialize(from: prefix.baseAddress!, count: length)
                 return length
             }
         }

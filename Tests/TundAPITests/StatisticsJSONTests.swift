@@ -48,4 +48,20 @@ import TundJSON
         let queueKeys = written[0].objectValue?.map(\.0) ?? []
         #expect(Set(queueKeys).count == queueKeys.count)
     }
+
+    /// An answer larger than the first buffer the writer is given (4 KiB): 16 queues of large counters.
+    /// It must come out whole and parse, the same as a small one.
+    @Test func anAnswerLargerThanTheFirstBufferIsWhole() throws {
+        let queues = (0..<16).map(queue)
+        let statistics = DeviceStatistics(name: String(repeating: "n", count: 63),
+                                          worker: WorkerCounters(mode: .count, running: true, queues: queues),
+                                          kernel: nil, driftDetected: 0, driftRepaired: 0)
+        let bytes = DeviceJSON.statistics(statistics)
+        #expect(bytes.count > 4096)
+        let json = try JSONValue.parse(bytes)
+        let written = json["worker"]?["queues"]?.arrayValue ?? []
+        #expect(written.count == 16)
+        #expect(value(written[15], .packetsRead) == Int64(queues[15].counts[.packetsRead]))
+        #expect(json["drift"] == .object([("detected", .integer(0)), ("repaired", .integer(0))]))
+    }
 }

@@ -120,17 +120,23 @@ while True:
 print(count, digest.hexdigest())
 """
 
-# Sends COUNT pseudo-random bytes (seeded) in large writes, so the kernel makes TSO super-packets of them.
+# Sends COUNT pseudo-random bytes (seeded) in large writes, so the kernel makes TSO super-packets of them;
+# with an MSS (not 0), segments that small: a 64 KiB super-packet is then cut into over a hundred.
 TCP_SOURCE = r"""
 import hashlib, random, socket, sys
 data = random.Random(int(sys.argv[4])).randbytes(int(sys.argv[3]))
-with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30) as connection:
-    connection.sendall(data)
+connection = socket.socket()
+if int(sys.argv[5]):
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, int(sys.argv[5]))
+connection.settimeout(30)
+connection.connect((sys.argv[1], int(sys.argv[2])))
+connection.sendall(data)
+connection.close()
 print(len(data), hashlib.sha256(data).hexdigest())
 """
 
 
-def tcp_transfer(source_netns, sink_netns, address, port=5301, count=8 << 20, seed=7):
+def tcp_transfer(source_netns, sink_netns, address, port=5301, count=8 << 20, seed=7, mss=0):
     """COUNT bytes over TCP from one namespace (None: this one) to ADDRESS in another; asserts they
     arrive whole and unchanged."""
     def inside(netns):
@@ -141,7 +147,7 @@ def tcp_transfer(source_netns, sink_netns, address, port=5301, count=8 << 20, se
         listening = ["ss", "-Hltn", f"sport = :{port}"]
         assert eventually(lambda: subprocess.run(inside(sink_netns) + listening, capture_output=True, text=True).stdout.strip()
                           or sink.poll() is not None) and sink.poll() is None, "the sink did not listen"
-        sent = subprocess.run(inside(source_netns) + ["timeout", "60", "python3", "-c", TCP_SOURCE, address, str(port), str(count), str(seed)],
+        sent = subprocess.run(inside(source_netns) + ["timeout", "60", "python3", "-c", TCP_SOURCE, address, str(port), str(count), str(seed), str(mss)],
                               capture_output=True, text=True, timeout=90)
         assert sent.returncode == 0, sent.stderr
         received, errors = sink.communicate(timeout=90)
@@ -328,6 +334,8 @@ def test_two_tunds_form_a_wireguard_pair(tund, underlay, offload):
         if offload:
             tcp_transfer(None, underlay, INNER_THERE)
             tcp_transfer(underlay, None, INNER_HERE, seed=9)
+            # Segments of 400 bytes: well over a hundred to a super-packet.
+            tcp_transfer(None, underlay, INNER_THERE, count=2 << 20, seed=10, mss=400)
             worker = tund.get("/devices/wg0/stats").json()["worker"]
             # Super-packets out, and on the way in segments merged before they were written.
             assert worker["peer"]["packets_sent"] > 2 * worker["packets_read"], worker
