@@ -29,6 +29,11 @@ public final class WireGuardControl: Sendable {
         engine.locked { engine.setPeers(peers) }
     }
 
+    /// The device's new MTU, for the padding of what is sealed from now on.
+    public func setMTU(_ mtu: Int) {
+        engine.locked { engine.mtu = mtu }
+    }
+
     /// Every peer's endpoint, last handshake, traffic and drops, ordered by public key.
     public func peers() -> [WireGuardPeerStatus] {
         engine.locked { engine.statuses() }

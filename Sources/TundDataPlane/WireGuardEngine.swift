@@ -72,6 +72,8 @@ final class WireGuardEngine: @unchecked Sendable {
     /// 16-byte aligned), until the queue pointing at them is flushed. Empty without offloads.
     let sealArena: UnsafeMutableRawBufferPointer
     var sealArenaUsed = 0
+    /// The device's MTU (0: unknown): padding stops at it.
+    var mtu: Int
     /// The peer and shape of the datagram queued last in this batch (`joinsLast`).
     var lastQueued: (peer: WireGuardPeer, pieces: Int)?
     /// Where `Offload.segment` rebuilds each segment's IP and TCP/UDP headers (one slot, reused: each is
@@ -87,6 +89,7 @@ final class WireGuardEngine: @unchecked Sendable {
          onPeerEvent: @escaping @Sendable (WireGuardPeerEvent) -> Void = { _ in }) throws(PlaneError) {
         self.onPeerEvent = onPeerEvent
         self.offloads = offloads
+        mtu = config.mtu
         do {
             privateKey = try X25519.PrivateKey(rawRepresentation: config.privateKey)
             checker = try CookieChecker(localPublic: privateKey.publicKey)
@@ -287,7 +290,7 @@ final class WireGuardEngine: @unchecked Sendable {
         guard peer.hasEndpoint, let keypair = peer.keypairs.sendingKeypair(now: now),
               let ciphers = keypairs[keypair.localIndex], let counter = keypair.takeSendCounter(now: now) else { return false }
         let body = UnsafeMutableRawBufferPointer(rebasing: single[TransportHeader.count...])
-        guard let sealed = WireGuardMode.seal(body, count: payloadCount, counter: counter, with: ciphers.sending) else { return false }
+        guard let sealed = WireGuardMode.seal(body, count: payloadCount, counter: counter, with: ciphers.sending, mtu: mtu) else { return false }
         TransportHeader(receiverIndex: keypair.remoteIndex, counter: counter).write(into: single)
         let message = UnsafeRawBufferPointer(rebasing: single[0..<(TransportHeader.count + sealed)])
         if socket.send(message, to: peer.endpoint, length: peer.endpointLength) {

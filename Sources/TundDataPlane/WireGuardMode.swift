@@ -23,14 +23,22 @@ final class WireGuardMode: PacketMode {
     }
 
     /// Pads `count` bytes at the start of `buffer` with zeros to a multiple of 16 (hiding exact lengths,
-    /// as the protocol asks) and seals them in place, the tag after them; the sealed size, nil when the
-    /// buffer is too small or the cipher failed.
+    /// as the protocol asks) but not past the device's `mtu` (0: no bound), so a full-sized packet stays
+    /// the size the MTU was chosen for; seals them in place, the tag after them. The sealed size, nil when
+    /// the buffer is too small or the cipher failed.
     @inline(__always)
-    static func seal(_ buffer: UnsafeMutableRawBufferPointer, count: Int, counter: UInt64, with cipher: ChaChaPoly) -> Int? {
-        let padded = (count + 15) & ~15
+    static func seal(_ buffer: UnsafeMutableRawBufferPointer, count: Int, counter: UInt64, with cipher: ChaChaPoly, mtu: Int) -> Int? {
+        let padded = paddedCount(count, mtu: mtu)
         guard padded + ChaChaPoly.tagCount <= buffer.count else { return nil }
         if padded > count { (buffer.baseAddress! + count).initializeMemory(as: UInt8.self, repeating: 0, count: padded - count) }
         return try? cipher.seal(inPlace: buffer, plaintextCount: padded, counter: counter)
+    }
+
+    /// The whitepaper's padding: up to a multiple of 16, but never past the MTU (nor below the packet).
+    @inline(__always)
+    static func paddedCount(_ count: Int, mtu: Int) -> Int {
+        let rounded = (count + 15) & ~15
+        return mtu > 0 ? max(count, min(rounded, mtu)) : rounded
     }
 
     /// Where the packet goes: the destination address bytes of an IPv4 or IPv6 header, nil otherwise.
@@ -98,7 +106,7 @@ extension WireGuardEngine {
             return
         }
         guard let sealed = WireGuardMode.seal(UnsafeMutableRawBufferPointer(start: packet.baseAddress, count: room),
-                                              count: packet.count, counter: counter, with: ciphers.sending) else {
+                                              count: packet.count, counter: counter, with: ciphers.sending, mtu: mtu) else {
             tally[.peerSendErrors] &+= 1
             return
         }
@@ -136,7 +144,7 @@ extension WireGuardEngine {
                 return
             }
             guard let sealed = WireGuardMode.seal(UnsafeMutableRawBufferPointer(start: body, count: size - TransportHeader.count),
-                                                  count: plain, counter: counter, with: ciphers.sending) else {
+                                                  count: plain, counter: counter, with: ciphers.sending, mtu: mtu) else {
                 tally[.peerSendErrors] &+= 1
                 return
             }

@@ -40,11 +40,14 @@ public struct WireGuardWorkerConfig: Sendable, Equatable, CustomStringConvertibl
     /// The UDP port bound on every address (IPv6 and IPv4); 0 lets the kernel pick.
     public var listenPort: UInt16
     public var peers: [WireGuardPeerConfig]
+    /// The device's MTU: padding to a multiple of 16 stops at it, as the protocol says (0: no bound).
+    public var mtu: Int
 
-    public init(privateKey: [UInt8], listenPort: UInt16, peers: [WireGuardPeerConfig] = []) {
+    public init(privateKey: [UInt8], listenPort: UInt16, peers: [WireGuardPeerConfig] = [], mtu: Int = 0) {
         self.privateKey = privateKey
         self.listenPort = listenPort
         self.peers = peers
+        self.mtu = mtu
     }
 
     public var description: String { "WireGuardWorkerConfig(listenPort: \(listenPort), peers: \(peers.count), privateKey: (hidden))" }

@@ -24,7 +24,7 @@ public struct DataPlaneWorkers: PacketWorkers {
                 throw KernelError(operation: "starting \(request.name)'s wireguard worker without keys", errno: .EINVAL)
             }
             mode = .wireguard(WireGuardWorkerConfig(privateKey: wireguard.privateKey, listenPort: UInt16(wireguard.listenPort),
-                                                    peers: wireguard.peers.map(Self.peer)))
+                                                    peers: wireguard.peers.map(Self.peer), mtu: request.mtu))
         case .tunnel:
             guard let tunnel = request.tunnel else {
                 throw KernelError(operation: "starting \(request.name)'s tunnel without endpoints", errno: .EINVAL)
@@ -63,6 +63,8 @@ extension PlaneWorker: RunningWorker {
     public func wireGuardPeers() -> [WireGuardPeerStatus] { wireGuard?.peers() ?? [] }
 
     public func wireGuardDeviceDrops() -> [String: UInt64] { wireGuard?.deviceDrops() ?? [:] }
+
+    public func setMTU(_ mtu: Int) { wireGuard?.setMTU(mtu) }
 
     public func setWireGuardPeers(_ peers: [WireGuardPeerSpec]) -> Bool {
         guard let wireGuard else { return false }

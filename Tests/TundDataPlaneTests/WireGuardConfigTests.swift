@@ -1,6 +1,6 @@
 import NetAddress
 import Testing
-import TundDataPlane
+@testable import TundDataPlane
 
 /// The wireguard worker's configuration never prints its secrets, however it is interpolated.
 @Suite struct WireGuardConfigTests {
@@ -15,5 +15,17 @@ import TundDataPlane
             #expect(!text.contains("q6ur") && !text.contains("zc3N"), "\(text)")
             #expect(text.contains("51820"))
         }
+    }
+}
+
+/// Transport padding: up to a multiple of 16, never past the device's MTU (the kernel's
+/// `calculate_skb_padding`), so a packet of exactly the MTU leaves at the size the MTU was chosen for.
+@Suite struct WireGuardPaddingTests {
+    @Test(arguments: [
+        (0, 1420, 0), (1, 1420, 16), (16, 1420, 16), (17, 1420, 32), (1400, 1420, 1408),
+        (1408, 1420, 1408), (1410, 1420, 1420), (1417, 1420, 1420), (1420, 1420, 1420), (1420, 0, 1424), (1500, 1420, 1500),
+    ])
+    func paddingStopsAtTheMTU(count: Int, mtu: Int, padded: Int) {
+        #expect(WireGuardMode.paddedCount(count, mtu: mtu) == padded)
     }
 }

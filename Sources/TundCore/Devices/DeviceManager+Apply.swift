@@ -314,6 +314,8 @@ extension DeviceManager {
                 } catch {
                     events.append((record.name, .workerFailed, [("error", error.description)]))
                 }
+            } else if record.spec.mtu != old.spec.mtu {
+                managed.worker?.setMTU(record.spec.mtu)
             }
             managed.record = record
             managed.lastLinkUp = record.spec.up

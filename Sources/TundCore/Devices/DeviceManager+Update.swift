@@ -87,6 +87,8 @@ extension DeviceManager {
                     _ = links.perform(undo)
                     throw error
                 }
+            } else if spec.mtu != old.mtu {
+                managed.worker?.setMTU(spec.mtu)
             }
             managed.record.spec = spec
             return { [links] in _ = links.perform(undo) }

@@ -216,7 +216,8 @@ public final class DeviceManager: Sendable {
         return try kernel { () throws(KernelError) in
             try workers.start(WorkerRequest(name: record.name, kind: record.spec.kind, mode: record.spec.workerMode,
                                             tunnel: record.spec.tunnel, wireguard: record.spec.wireguard, descriptors: device.queueDescriptors,
-                                            vnetHeader: record.spec.offload, capture: hub, onFailure: onFailure, onPeerEvent: onPeerEvent))
+                                            vnetHeader: record.spec.offload, mtu: record.spec.mtu, capture: hub, onFailure: onFailure,
+                                            onPeerEvent: onPeerEvent))
         }
     }
 

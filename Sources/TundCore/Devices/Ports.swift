@@ -230,6 +230,8 @@ public struct WorkerRequest: Sendable {
     public var wireguard: WireGuardSpec?
     public var descriptors: [Int32]
     public var vnetHeader: Bool
+    /// The device's MTU: a wireguard worker pads packets up to a multiple of 16 but never past it.
+    public var mtu: Int = 0
     /// Receives copies of what the worker reads while someone captures.
     public var capture: CaptureHub
     /// Runs once, on a data-plane thread, when the worker stops by itself; it must not stop the worker.
@@ -269,10 +271,13 @@ public protocol RunningWorker: AnyObject, Sendable {
     func setWireGuardPeers(_ peers: [WireGuardPeerSpec]) -> Bool
     /// A wireguard worker's drops of packets that name no peer (bad_mac, unknown_peer, no_route).
     func wireGuardDeviceDrops() -> [String: UInt64]
+    /// Tells a running worker the device's new MTU (a wireguard worker's padding stops at it).
+    func setMTU(_ mtu: Int)
 }
 
 extension RunningWorker {
     public func wireGuardPeers() -> [WireGuardPeerStatus] { [] }
     public func wireGuardDeviceDrops() -> [String: UInt64] { [:] }
     public func setWireGuardPeers(_ peers: [WireGuardPeerSpec]) -> Bool { false }
+    public func setMTU(_ mtu: Int) {}
 }
