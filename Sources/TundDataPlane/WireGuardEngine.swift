@@ -72,6 +72,11 @@ final class WireGuardEngine: @unchecked Sendable {
     /// 16-byte aligned), until the queue pointing at them is flushed. Empty without offloads.
     let sealArena: UnsafeMutableRawBufferPointer
     var sealArenaUsed = 0
+    /// The keypair (with its ciphers) a packet was last sealed with and the one a message was last opened
+    /// with, within one batch: consecutive packets of one session find their keys without a dictionary
+    /// probe. Cleared after each batch and when their keypair is forgotten.
+    var lastSending: KeypairCiphers?
+    var lastReceiving: KeypairCiphers?
     /// The device's MTU (0: unknown): padding stops at it.
     var mtu: Int
     /// The peer and shape of the datagram queued last in this batch (`joinsLast`).
@@ -188,6 +193,8 @@ final class WireGuardEngine: @unchecked Sendable {
 
     func forget(_ keypair: Keypair) {
         keypairs[keypair.localIndex] = nil
+        if lastSending?.keypair === keypair { lastSending = nil }
+        if lastReceiving?.keypair === keypair { lastReceiving = nil }
         indices.remove(keypair.localIndex)
     }
 
@@ -284,11 +291,19 @@ final class WireGuardEngine: @unchecked Sendable {
 
     // MARK: Single transport messages (lock held)
 
+    /// The ciphers of `peer`'s keypair that may send now, nil without one (or without an endpoint).
+    func sendingCiphers(for peer: WireGuardPeer, now: UInt64) -> KeypairCiphers? {
+        guard peer.hasEndpoint, let keypair = peer.keypairs.sendingKeypair(now: now) else { return nil }
+        if let cached = lastSending, cached.keypair === keypair { return cached }
+        lastSending = keypairs[keypair.localIndex]
+        return lastSending
+    }
+
     /// Seals `single[16..<16 + payloadCount]` (an empty payload is a keepalive) with the peer's sending
     /// keypair and sends it at once; false when there is no keypair that may send, or no endpoint.
     func sendSingle(to peer: WireGuardPeer, payloadCount: Int, now: UInt64, _ tally: inout BatchTally) -> Bool {
-        guard peer.hasEndpoint, let keypair = peer.keypairs.sendingKeypair(now: now),
-              let ciphers = keypairs[keypair.localIndex], let counter = keypair.takeSendCounter(now: now) else { return false }
+        guard let ciphers = sendingCiphers(for: peer, now: now), let counter = ciphers.keypair.takeSendCounter(now: now) else { return false }
+        let keypair = ciphers.keypair
         let body = UnsafeMutableRawBufferPointer(rebasing: single[TransportHeader.count...])
         guard let sealed = WireGuardMode.seal(body, count: payloadCount, counter: counter, with: ciphers.sending, mtu: mtu) else { return false }
         TransportHeader(receiverIndex: keypair.remoteIndex, counter: counter).write(into: single)

@@ -77,6 +77,7 @@ extension WireGuardEngine {
         // The queue points into the read buffers, the seal arena and peers' endpoints: all of it goes now.
         sendQueue.flush(socket.descriptor, &tally)
         lastQueued = nil
+        lastSending = nil
         sealArenaUsed = 0
         rearm()
     }
@@ -100,11 +101,11 @@ extension WireGuardEngine {
     /// and queues it; without a session it is staged and a handshake asked for.
     private func sendInPlace(_ packet: UnsafeMutableRawBufferPointer, room: Int, now: UInt64, _ tally: inout BatchTally) {
         guard let peer = route(packet, &tally) else { return }
-        guard peer.hasEndpoint, let keypair = peer.keypairs.sendingKeypair(now: now),
-              let ciphers = keypairs[keypair.localIndex], let counter = keypair.takeSendCounter(now: now) else {
+        guard let ciphers = sendingCiphers(for: peer, now: now), let counter = ciphers.keypair.takeSendCounter(now: now) else {
             stage(UnsafeRawBufferPointer(packet), for: peer, now: now, &tally)
             return
         }
+        let keypair = ciphers.keypair
         guard let sealed = WireGuardMode.seal(UnsafeMutableRawBufferPointer(start: packet.baseAddress, count: room),
                                               count: packet.count, counter: counter, with: ciphers.sending, mtu: mtu) else {
             tally[.peerSendErrors] &+= 1
@@ -138,11 +139,11 @@ extension WireGuardEngine {
             let body = datagram + TransportHeader.count
             if let segmentHeader { body.copyMemory(from: segmentHeader.base, byteCount: headerCount) }
             (body + headerCount).copyMemory(from: payload.base, byteCount: payload.count)
-            guard peer.hasEndpoint, let keypair = peer.keypairs.sendingKeypair(now: now),
-                  let ciphers = keypairs[keypair.localIndex], let counter = keypair.takeSendCounter(now: now) else {
+            guard let ciphers = sendingCiphers(for: peer, now: now), let counter = ciphers.keypair.takeSendCounter(now: now) else {
                 stage(UnsafeRawBufferPointer(start: body, count: plain), for: peer, now: now, &tally)
                 return
             }
+            let keypair = ciphers.keypair
             guard let sealed = WireGuardMode.seal(UnsafeMutableRawBufferPointer(start: body, count: size - TransportHeader.count),
                                                   count: plain, counter: counter, with: ciphers.sending, mtu: mtu) else {
                 tally[.peerSendErrors] &+= 1

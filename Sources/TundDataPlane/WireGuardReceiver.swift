@@ -64,6 +64,7 @@ extension WireGuardEngine {
             delivery.flush(&tally)
             if received < Scratch.batchLimit { break }
         }
+        lastReceiving = nil
         rearm()
     }
 
@@ -134,7 +135,13 @@ extension WireGuardEngine {
     private func receiveTransport(_ message: UnsafeMutableRawBufferPointer, source: UnsafeRawPointer, sourceLength: socklen_t,
                                   now: UInt64, _ delivery: Delivery, _ tally: inout BatchTally) {
         guard let header = try? TransportHeader(reading: UnsafeRawBufferPointer(message)) else { return }
-        guard let entry = keypairs[header.receiverIndex] else {
+        let entry: KeypairCiphers
+        if let cached = lastReceiving, cached.keypair.localIndex == header.receiverIndex {
+            entry = cached
+        } else if let found = keypairs[header.receiverIndex] {
+            entry = found
+            lastReceiving = found
+        } else {
             tally[.droppedUnexpectedSource] &+= 1
             countDeviceDrop("unknown_peer")
             return
