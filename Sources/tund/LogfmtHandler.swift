@@ -57,13 +57,22 @@ struct LogfmtHandler: LogHandler {
     static func appendQuoted(_ value: Substring, to line: inout [UInt8]) {
         var value = value
         let copied = value.withUTF8 { bytes -> Bool in
-            guard !bytes.isEmpty, !bytes.contains(where: {
-                $0 <= 0x20 || $0 >= 0x80 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=")
-            }) else { return false }
+            guard isPlain(bytes) else { return false }
             line.append(contentsOf: bytes)
             return true
         }
         if !copied { line.append(contentsOf: quoted(String(value)).utf8) }
+    }
+
+    /// `value` as `appendQuoted` writes it: itself when plain, else `quoted`.
+    static func quotedIfNeeded(_ value: Substring) -> Substring {
+        var value = value
+        return value.withUTF8(isPlain) ? value : Substring(quoted(String(value)))
+    }
+
+    /// Bytes that need no quotes: printable ASCII without spaces, quotes or `=` (and not none at all).
+    static func isPlain(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        !bytes.isEmpty && !bytes.contains { $0 <= 0x20 || $0 >= 0x80 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=") }
     }
 
     /// Quotes values with spaces, quotes or `=`, and escapes control characters, so one event stays one line.

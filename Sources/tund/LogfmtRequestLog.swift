@@ -14,13 +14,13 @@ struct LogfmtRequestLog: RequestLog {
 
     func record(method: Substring, path: Substring, status: Int, microseconds: Int64) {
         guard enabled else { return }
-        var method = method, path = path
-        // Nearly every line has a plain method and path (nothing to quote): it is put together on the
-        // stack with stores and one copy into the batch; the others take the general way.
-        let written = method.withUTF8 { method in
+        // The line is put together on the stack with stores and copied into the batch once. A method or path
+        // with something to quote (rare) is quoted first, as `LogfmtHandler.appendQuoted` would write it.
+        var method = LogfmtHandler.quotedIfNeeded(method), path = LogfmtHandler.quotedIfNeeded(path)
+        method.withUTF8 { method in
             path.withUTF8 { path in
-                guard Self.isPlain(method), Self.isPlain(path), method.count <= 16, path.count <= 256 else { return false }
-                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 512) { buffer in
+                // The fixed text, a timestamp, a duration and a status take under 160 bytes.
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 160 + method.count + path.count) { buffer in
                     var cursor = buffer.baseAddress!
                     func put(_ bytes: UnsafeRawBufferPointer) {
                         UnsafeMutableRawPointer(cursor).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
@@ -42,34 +42,15 @@ struct LogfmtRequestLog: RequestLog {
                     let line = UnsafeBufferPointer(start: buffer.baseAddress!, count: cursor - buffer.baseAddress!)
                     LogWriter.shared.gather { $0.append(contentsOf: line) }
                 }
-                return true
             }
         }
-        guard !written else { return }
-        LogWriter.shared.gather { line in
-            line.append(contentsOf: Self.start)
-            LogfmtHandler.appendTimestamp(to: &line)
-            line.append(contentsOf: Self.afterTimestamp)
-            Self.appendMilliseconds(microseconds, to: &line)
-            line.append(contentsOf: Self.beforeMethod)
-            LogfmtHandler.appendQuoted(method, to: &line)
-            line.append(contentsOf: Self.beforePath)
-            LogfmtHandler.appendQuoted(path, to: &line)
-            line.append(contentsOf: Self.beforeStatus)
-            JSONValue.writeInteger(Int64(status), to: &line)
-            line.append(UInt8(ascii: "\n"))
-        }
-    }
-
-    /// What `LogfmtHandler.appendQuoted` writes as it is.
-    private static func isPlain(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        !bytes.isEmpty && !bytes.contains { $0 <= 0x20 || $0 >= 0x80 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=") }
     }
 
     private static let start = Array("ts=".utf8), afterTimestamp = Array(" level=info msg=request duration_ms=".utf8)
     private static let beforeMethod = Array(" method=".utf8), beforePath = Array(" path=".utf8), beforeStatus = Array(" status=".utf8)
 
-    /// `appendMilliseconds` at `text` (room for 24 bytes); how many bytes it wrote.
+    /// `microseconds / 1000` as `Double.description` writes it ("0.003", "1.0", "12.345"), without the
+    /// floating-point formatting, at `text` (room for 24 bytes); how many bytes it wrote.
     static func writeMilliseconds(_ microseconds: Int64, into text: UnsafeMutablePointer<UInt8>) -> Int {
         let value = UInt64(clamping: microseconds)
         var count = JSONValue.formatInteger(Int(value / 1000), into: text)
@@ -89,13 +70,5 @@ struct LogfmtRequestLog: RequestLog {
             divisor /= 10
         }
         return count
-    }
-
-    /// `microseconds / 1000` as `Double.description` writes it ("0.003", "1.0", "12.345"), without the
-    /// floating-point formatting.
-    static func appendMilliseconds(_ microseconds: Int64, to line: inout [UInt8]) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in
-            line.append(contentsOf: UnsafeBufferPointer(rebasing: text[..<writeMilliseconds(microseconds, into: text.baseAddress!)]))
-        }
     }
 }
