@@ -50,9 +50,10 @@ let package = Package(
         .target(name: "WireGuardReplay"),
         // A peer's state without sockets or threads: allowed IPs, timers, keypair slots, indices, statistics.
         .target(name: "WireGuardPeers", dependencies: ["WireGuardNoise", "WireGuardCrypto", "WireGuardReplay", "NetAddress"]),
-        .target(name: "TundHTTP", dependencies: ["CMicroHTTPD", "BackgroundThread"]),
+        .target(name: "PercentEncoding"),
+        .target(name: "TundHTTP", dependencies: ["CMicroHTTPD", "BackgroundThread", "PercentEncoding"]),
         .target(name: "TundJSON"),
-        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "TundJSON", "NetAddress", "TundVersion", "Errno", "BackgroundThread", "WireGuardCrypto", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "TundAPI", dependencies: ["TundCore", "TundHTTP", "PercentEncoding", "TundJSON", "NetAddress", "TundVersion", "Errno", "BackgroundThread", "WireGuardCrypto", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "tund",
             dependencies: [
@@ -67,7 +68,7 @@ let package = Package(
         // The command-line client: talks to the daemon over the HTTP API only.
         .executableTarget(
             name: "tundctl",
-            dependencies: ["TundClient", "TundJSON", "TundVersion", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["TundClient", "TundJSON", "TundVersion", "PercentEncoding", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The CNI plugin: a container runtime's ADD/DEL/CHECK become device requests to tund (logic in TundCNI, testable).
         .target(name: "TundCNI", dependencies: ["TundClient", "TundJSON", "NetAddress"]),
@@ -85,7 +86,7 @@ let package = Package(
         // The wireguard worker against Debian's wireguard-go, in namespaces (root, scripts/test.sh).
         .testTarget(name: "WireGuardPlaneTests", dependencies: ["TundDataPlane", "TunKit", "NetAddress", "WireGuardCrypto", "PrivateNamespaceGuard"]),
         .testTarget(name: "WireGuardTests", dependencies: ["WireGuardCrypto", "WireGuardNoise", "WireGuardReplay", "WireGuardPeers", "NetAddress"]),
-        .testTarget(name: "TundHTTPTests", dependencies: ["TundHTTP"]),
+        .testTarget(name: "TundHTTPTests", dependencies: ["TundHTTP", "PercentEncoding"]),
         .testTarget(name: "TundCNITests", dependencies: ["TundCNI", "TundJSON", "NetAddress"]),
         .testTarget(name: "TundAPITests", dependencies: ["TundAPI", "TundCore", "TundHTTP", "TundJSON", "NetAddress", "Errno", "TundFakes"]),
     ]

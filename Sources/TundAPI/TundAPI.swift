@@ -6,6 +6,7 @@ import TundJSON
 import Logging
 import TundCore
 import TundHTTP
+import PercentEncoding
 
 /// The HTTP API: routes, thin handlers over `DeviceManager`, and the request log.
 /// Each handler parses, calls the fleet once, and renders; errors become `APIError` once.

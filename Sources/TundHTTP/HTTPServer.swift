@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CMicroHTTPD
+import PercentEncoding
 import Synchronization
 
 /// An HTTP/1.1 server on libmicrohttpd: a fixed pool of threads polling connections (epoll), each request

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import PercentEncoding
 
 /// Matches method and path to a handler. Patterns are `/`-separated literals and `{parameter}`
 /// segments; a parameter matches one percent-decoded segment.

@@ -1,3 +1,5 @@
+import PercentEncoding
+
 /// The API's paths, with every variable part percent-encoded as one path segment
 /// (`10.0.0.5/24` becomes `10.0.0.5%2F24`, so a prefix length never splits the path).
 enum APIPaths {
@@ -29,19 +31,6 @@ enum APIPaths {
         return device(name) + "/capture" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
     }
 
-    /// Percent-encodes everything but RFC 3986's unreserved characters.
-    static func segment(_ text: String) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
-        var encoded: [UInt8] = []
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                encoded.append(byte)
-            default:
-                encoded += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0f)]]
-            }
-        }
-        return String(decoding: encoded, as: UTF8.self)
-    }
+    /// A path segment, percent-encoded.
+    static func segment(_ text: String) -> String { percentEncode(text) }
 }

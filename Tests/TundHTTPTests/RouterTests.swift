@@ -1,5 +1,6 @@
 import Testing
 import TundHTTP
+import PercentEncoding
 
 @Suite struct RouterTests {
     let router: Router = {
