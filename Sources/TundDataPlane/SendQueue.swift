@@ -115,8 +115,7 @@ final class SendQueue {
                     if code == EIO || code == EOPNOTSUPP {
                         gso = false
                     } else if let first = headers[sent].msg_hdr.msg_iov {
-                        let pieces = headers[sent].msg_hdr.msg_iovlen / segmentCounts[sent]
-                        let datagram = (0..<pieces).reduce(0) { $0 + first[$1].iov_len }
+                        let datagram = (0..<piecesPerDatagram(sent)).reduce(0) { $0 + first[$1].iov_len }
                         gsoSizeLimit = min(gsoSizeLimit, datagram)
                     }
                     sendOneByOne(sent, socket, &tally)
@@ -139,11 +138,17 @@ final class SendQueue {
         openGroup = nil
     }
 
+    /// The iovecs each datagram of message `index` takes: every datagram of a group has the same pieces
+    /// (a rebuilt header and a payload, or one piece).
+    private func piecesPerDatagram(_ index: Int) -> Int {
+        headers[index].msg_hdr.msg_iovlen / segmentCounts[index]
+    }
+
     /// The datagrams of GSO message `index`, each in a message of its own.
     private func sendOneByOne(_ index: Int, _ socket: Int32, _ tally: inout BatchTally) {
         var message = headers[index].msg_hdr
         let segments = segmentCounts[index]
-        let pieces = message.msg_iovlen / segments  // every datagram of a group has the same pieces
+        let pieces = piecesPerDatagram(index)
         let first = message.msg_iov!
         message.msg_control = nil
         message.msg_controllen = 0

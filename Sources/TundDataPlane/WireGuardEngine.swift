@@ -69,7 +69,7 @@ final class WireGuardEngine: @unchecked Sendable {
     /// the socket.
     let offloads: Bool
     /// Where the segments of a super-packet are put together and sealed (one after another, each
-    /// 16-byte aligned), until the queue pointing at them is flushed. Empty without offloads.
+    /// 64-byte aligned), until the queue pointing at them is flushed. Empty without offloads.
     let sealArena: UnsafeMutableRawBufferPointer
     var sealArenaUsed = 0
     /// The keypair (with its ciphers) a packet was last sealed with and the one a message was last opened
@@ -299,14 +299,44 @@ final class WireGuardEngine: @unchecked Sendable {
         return lastSending
     }
 
+    /// What sealing a transport message came to.
+    enum Sealing {
+        /// The body's sealed size (padding and tag included), and the keypair it was sealed with.
+        case sealed(Int, Keypair)
+        /// The peer has no endpoint or no keypair that may send now: nothing was written.
+        case noSession
+        /// The cipher refused (no room for padding and tag): nothing to send.
+        case failed
+    }
+
+    /// Seals the `count` bytes at `body` for `peer` with its sending keypair and next counter (padding
+    /// and the tag go in the `room` bytes from `body`), and writes the 16-byte transport header at `header`.
+    func sealTransport(_ body: UnsafeMutableRawPointer, count: Int, room: Int, header: UnsafeMutableRawPointer,
+                       for peer: WireGuardPeer, now: UInt64) -> Sealing {
+        guard let ciphers = sendingCiphers(for: peer, now: now), let counter = ciphers.keypair.takeSendCounter(now: now) else {
+            return .noSession
+        }
+        guard let sealed = WireGuardMode.seal(UnsafeMutableRawBufferPointer(start: body, count: room), count: count,
+                                              counter: counter, with: ciphers.sending, mtu: mtu) else { return .failed }
+        TransportHeader(receiverIndex: ciphers.keypair.remoteIndex, counter: counter)
+            .write(into: UnsafeMutableRawBufferPointer(start: header, count: TransportHeader.count))
+        return .sealed(sealed, ciphers.keypair)
+    }
+
+    /// What follows a transport message sent to `peer` with `count` bytes of payload (0: a keepalive):
+    /// its statistics, its timers, and whatever they ask for next (a re-key).
+    func sent(_ count: Int, to peer: WireGuardPeer, on keypair: Keypair, now: UInt64, _ tally: inout BatchTally) {
+        peer.statistics.recordSent(payloadBytes: count)
+        peer.timers.packetSent(count == 0 ? .keepalive : .data, now: now)
+        if let action = peer.timers.afterSending(current: keypair, now: now) { perform(action, for: peer, now: now, &tally) }
+    }
+
     /// Seals `single[16..<16 + payloadCount]` (an empty payload is a keepalive) with the peer's sending
     /// keypair and sends it at once; false when there is no keypair that may send, or no endpoint.
     func sendSingle(to peer: WireGuardPeer, payloadCount: Int, now: UInt64, _ tally: inout BatchTally) -> Bool {
-        guard let ciphers = sendingCiphers(for: peer, now: now), let counter = ciphers.keypair.takeSendCounter(now: now) else { return false }
-        let keypair = ciphers.keypair
-        let body = UnsafeMutableRawBufferPointer(rebasing: single[TransportHeader.count...])
-        guard let sealed = WireGuardMode.seal(body, count: payloadCount, counter: counter, with: ciphers.sending, mtu: mtu) else { return false }
-        TransportHeader(receiverIndex: keypair.remoteIndex, counter: counter).write(into: single)
+        guard case .sealed(let sealed, let keypair) = sealTransport(single.baseAddress! + TransportHeader.count, count: payloadCount,
+                                                                    room: single.count - TransportHeader.count,
+                                                                    header: single.baseAddress!, for: peer, now: now) else { return false }
         let message = UnsafeRawBufferPointer(rebasing: single[0..<(TransportHeader.count + sealed)])
         if socket.send(message, to: peer.endpoint, length: peer.endpointLength) {
             tally[.peerPacketsSent] &+= 1
@@ -314,9 +344,7 @@ final class WireGuardEngine: @unchecked Sendable {
         } else {
             tally[.peerSendErrors] &+= 1
         }
-        peer.statistics.recordSent(payloadBytes: payloadCount)
-        peer.timers.packetSent(payloadCount == 0 ? .keepalive : .data, now: now)
-        if let action = peer.timers.afterSending(current: keypair, now: now) { perform(action, for: peer, now: now, &tally) }
+        sent(payloadCount, to: peer, on: keypair, now: now, &tally)
         return true
     }
 

@@ -101,24 +101,19 @@ extension WireGuardEngine {
     /// and queues it; without a session it is staged and a handshake asked for.
     private func sendInPlace(_ packet: UnsafeMutableRawBufferPointer, room: Int, now: UInt64, _ tally: inout BatchTally) {
         guard let peer = route(packet, &tally) else { return }
-        guard let ciphers = sendingCiphers(for: peer, now: now), let counter = ciphers.keypair.takeSendCounter(now: now) else {
-            stage(UnsafeRawBufferPointer(packet), for: peer, now: now, &tally)
-            return
-        }
-        let keypair = ciphers.keypair
-        guard let sealed = WireGuardMode.seal(UnsafeMutableRawBufferPointer(start: packet.baseAddress, count: room),
-                                              count: packet.count, counter: counter, with: ciphers.sending, mtu: mtu) else {
-            tally[.peerSendErrors] &+= 1
-            return
-        }
         let header = sendQueue.nextHeaderSlot
-        TransportHeader(receiverIndex: keypair.remoteIndex, counter: counter)
-            .write(into: UnsafeMutableRawBufferPointer(start: header, count: TransportHeader.count))
-        sendQueue.append(OutgoingPiece(base: header, count: TransportHeader.count),
-                         OutgoingPiece(base: packet.baseAddress!, count: sealed),
-                         group: joinsLast(peer, pieces: 2), to: peer.endpoint, length: peer.endpointLength)
-        sent(packet.count, to: peer, on: keypair, now: now, &tally)
-        if sendQueue.freeSlots == 0 { sendQueue.flush(socket.descriptor, &tally) }
+        switch sealTransport(packet.baseAddress!, count: packet.count, room: room, header: header, for: peer, now: now) {
+        case .noSession:
+            stage(UnsafeRawBufferPointer(packet), for: peer, now: now, &tally)
+        case .failed:
+            tally[.peerSendErrors] &+= 1
+        case .sealed(let sealed, let keypair):
+            sendQueue.append(OutgoingPiece(base: header, count: TransportHeader.count),
+                             OutgoingPiece(base: packet.baseAddress!, count: sealed),
+                             group: joinsLast(peer, pieces: 2), to: peer.endpoint, length: peer.endpointLength)
+            sent(packet.count, to: peer, on: keypair, now: now, &tally)
+            if sendQueue.freeSlots == 0 { sendQueue.flush(socket.descriptor, &tally) }
+        }
     }
 
     /// A TSO/USO super-packet from a device with offloads: cut into the packets it stands for (headers and
@@ -132,30 +127,25 @@ extension WireGuardEngine {
                                         arenaSlots: 1, reuseSlot: true) { segmentHeader, payload in
             let headerCount = segmentHeader?.count ?? 0
             let plain = headerCount + payload.count
-            let size = (TransportHeader.count + ((plain + 15) & ~15) + ChaChaPoly.tagCount + 63) & ~63
+            let size = (TransportHeader.count + WireGuardMode.paddedCount(plain, mtu: mtu) + ChaChaPoly.tagCount + 63) & ~63
             if sendQueue.freeSlots == 0 || sealArenaUsed + size > sealArena.count { sendQueue.flush(socket.descriptor, &tally) }
             if sendQueue.used == 0 { sealArenaUsed = 0 }  // nothing queued points into the arena any more
             let datagram = sealArena.baseAddress! + sealArenaUsed
             let body = datagram + TransportHeader.count
             if let segmentHeader { body.copyMemory(from: segmentHeader.base, byteCount: headerCount) }
             (body + headerCount).copyMemory(from: payload.base, byteCount: payload.count)
-            guard let ciphers = sendingCiphers(for: peer, now: now), let counter = ciphers.keypair.takeSendCounter(now: now) else {
+            switch sealTransport(body, count: plain, room: size - TransportHeader.count, header: datagram, for: peer, now: now) {
+            case .noSession:
                 stage(UnsafeRawBufferPointer(start: body, count: plain), for: peer, now: now, &tally)
-                return
-            }
-            let keypair = ciphers.keypair
-            guard let sealed = WireGuardMode.seal(UnsafeMutableRawBufferPointer(start: body, count: size - TransportHeader.count),
-                                                  count: plain, counter: counter, with: ciphers.sending, mtu: mtu) else {
+            case .failed:
                 tally[.peerSendErrors] &+= 1
-                return
+            case .sealed(let sealed, let keypair):
+                sealArenaUsed += size
+                sendQueue.append(nil, OutgoingPiece(base: datagram, count: TransportHeader.count + sealed),
+                                 group: !first || joinsLast(peer, pieces: 1), to: peer.endpoint, length: peer.endpointLength)
+                first = false
+                sent(plain, to: peer, on: keypair, now: now, &tally)
             }
-            TransportHeader(receiverIndex: keypair.remoteIndex, counter: counter)
-                .write(into: UnsafeMutableRawBufferPointer(start: datagram, count: TransportHeader.count))
-            sealArenaUsed += size
-            sendQueue.append(nil, OutgoingPiece(base: datagram, count: TransportHeader.count + sealed),
-                             group: !first || joinsLast(peer, pieces: 1), to: peer.endpoint, length: peer.endpointLength)
-            first = false
-            sent(plain, to: peer, on: keypair, now: now, &tally)
         }
         if !segmented { tally[.droppedMalformed] &+= 1 }
     }
@@ -174,11 +164,5 @@ extension WireGuardEngine {
     private func stage(_ packet: UnsafeRawBufferPointer, for peer: WireGuardPeer, now: UInt64, _ tally: inout BatchTally) {
         peer.stage(packet)
         if peer.hasEndpoint, let action = peer.timers.needSession(now: now) { perform(action, for: peer, now: now, &tally) }
-    }
-
-    private func sent(_ count: Int, to peer: WireGuardPeer, on keypair: Keypair, now: UInt64, _ tally: inout BatchTally) {
-        peer.statistics.recordSent(payloadBytes: count)
-        peer.timers.packetSent(.data, now: now)
-        if let action = peer.timers.afterSending(current: keypair, now: now) { perform(action, for: peer, now: now, &tally) }
     }
 }
