@@ -122,12 +122,17 @@ extension JSONValue {
         return count + digits
     }
 
+    /// Whether a string's bytes hold anything JSON escapes (a control character, a quote, a backslash).
+    static func needsEscape(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        bytes.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+    }
+
     static func writeString(_ text: String, to output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         // Most strings (keys, names, timestamps) need no escape: copy them whole.
         var text = text
         let copied = text.withUTF8 { bytes -> Bool in
-            guard !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
+            guard !needsEscape(bytes) else { return false }
             output.append(contentsOf: bytes)
             return true
         }

@@ -93,7 +93,7 @@ public struct JSONWriter: ~Copyable {
         guard var text else { return append(Self.nullBytes.bytes) }
         // Most strings (names, modes) need no escape: copied whole, without a buffer in between.
         let copied = text.withUTF8 { utf8 -> Bool in
-            guard !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
+            guard !JSONValue.needsEscape(utf8) else { return false }
             append(UInt8(ascii: "\""))
             append(UnsafeRawBufferPointer(utf8))
             append(UInt8(ascii: "\""))
