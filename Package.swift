@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "PacketCounters", dependencies: ["NetAddress"]),
         // The packet path: a pool of epoll threads serving every device's queues, one file per mode.
         .target(name: "TundDataPlane", dependencies: ["NetAddress", "CBatchIO", "Errno", "BackgroundThread", "PacketCounters",
-                                                      "WireGuardCrypto", "WireGuardNoise", "WireGuardPeers"]),
+                                                      "WireGuardCrypto", "WireGuardNoise", "WireGuardPeers", "CryptoCrew"]),
         .target(name: "TundCore", dependencies: ["NetAddress", "Errno", "BackgroundThread", "PacketCounters", .product(name: "Logging", package: "swift-log")]),
         // The core's PacketWorkers port over the data plane.
         .target(name: "TundWorkers", dependencies: ["TundCore", "TundDataPlane"]),
@@ -46,6 +46,8 @@ let package = Package(
         .target(name: "WireGuardCrypto", dependencies: ["COpenSSL"]),
         // WireGuard's handshake (Noise_IKpsk2), its four messages, MAC1/MAC2 and cookies: bytes in, bytes out, no sockets.
         .target(name: "WireGuardNoise", dependencies: ["WireGuardCrypto"]),
+        // A batch's sealing and opening shared by the data-plane threads.
+        .target(name: "CryptoCrew", dependencies: ["WireGuardCrypto"]),
         // The receive side's sliding window of counters (RFC 6479), as the kernel's.
         .target(name: "WireGuardReplay"),
         // A peer's state without sockets or threads: allowed IPs, timers, keypair slots, indices, statistics.
@@ -73,6 +75,8 @@ let package = Package(
         // The CNI plugin: a container runtime's ADD/DEL/CHECK become device requests to tund (logic in TundCNI, testable).
         .target(name: "TundCNI", dependencies: ["TundClient", "TundJSON", "NetAddress"]),
         .executableTarget(name: "tund-cni", dependencies: ["TundCNI", "TundClient", "TundJSON"]),
+        // Benchmarks/crypto-crew.sh: what sharing a batch's sealing and opening buys on this machine.
+        .executableTarget(name: "crypto-crew-bench", dependencies: ["CryptoCrew", "WireGuardCrypto"], path: "Benchmarks/CryptoCrewBench"),
 
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"]),
         // The one rule for privileged tests: root, in a private network namespace.
@@ -85,6 +89,7 @@ let package = Package(
         .testTarget(name: "TundDataPlaneTests", dependencies: ["TundDataPlane", "NetAddress", "PacketCounters", "TundFakes"]),
         // The wireguard worker against Debian's wireguard-go, in namespaces (root, scripts/test.sh).
         .testTarget(name: "WireGuardPlaneTests", dependencies: ["TundDataPlane", "TunKit", "NetAddress", "WireGuardCrypto", "PrivateNamespaceGuard"]),
+        .testTarget(name: "CryptoCrewTests", dependencies: ["CryptoCrew", "WireGuardCrypto"]),
         .testTarget(name: "WireGuardTests", dependencies: ["WireGuardCrypto", "WireGuardNoise", "WireGuardReplay", "WireGuardPeers", "NetAddress"]),
         .testTarget(name: "TundHTTPTests", dependencies: ["TundHTTP", "PercentEncoding"]),
         .testTarget(name: "TundCNITests", dependencies: ["TundCNI", "TundJSON", "NetAddress"]),

@@ -15,7 +15,8 @@
 #
 #   usage: Benchmarks/wireguard.sh      (as root; RUNS=3 DUR=10 by default; TUND_BIN skips the build)
 #   Knobs (env): OFFLOAD=0 makes tund's devices without offloads (by default they have them, as a
-#   deployment that wants speed would); CANDIDATES and TESTS ("tcp1 tcp4 udp64") pick a subset.
+#   deployment that wants speed would); CANDIDATES and TESTS ("tcp1 tcp4 udp64") pick a subset;
+#   SPREAD=on|off|auto is tund's --spread-crypto (default auto).
 #
 # SAFETY: every namespace is "wgb-<pid>-*" and deleted on exit (processes killed by pid first); every
 # device, address and route lives in one. wireguard-go runs only as `ip netns exec NS wireguard-go -f IF`.
@@ -43,7 +44,7 @@ if [ -z "${TUND_BIN:-}" ]; then
 fi
 TUND="$TUND_BIN"
 TUND_PORT=18900
-TUND_ARGS="--log-level warning"
+TUND_ARGS="--log-level warning --spread-crypto ${SPREAD:-auto}"
 TUND_WRAP=()
 TUND_LIFETIME=$(( RUNS * 6 * (3 * DUR + 60) + 300 ))
 OUT="${OUT_DIR:-/tmp/tund-bench}/wireguard-$(date +%Y%m%d-%H%M%S)-$$"

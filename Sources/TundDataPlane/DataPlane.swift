@@ -4,21 +4,31 @@ import Glibc
 import Errno
 import NetAddress
 import Synchronization
+import CryptoCrew
 
 /// The data plane: a fixed pool of threads, each an epoll loop, serving every device's queues. A device
 /// costs descriptors, counters and (for a tunnel) a send queue, not a thread: its queues spread over the
 /// pool, the least busy threads first.
 public final class DataPlane: Sendable {
     private let threads: [PlaneThread]
+    /// The threads again, as a crew sharing WireGuard's sealing and opening.
+    private let crew: CryptoCrew
 
     /// One per CPU.
     public static var defaultThreadCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
-    public init(threads count: Int = DataPlane.defaultThreadCount) throws(PlaneError) {
+    /// With 4 CPUs or more. On 2 (measured: Benchmarks/README.md, "crypto-crew.sh") the applications at
+    /// either end of a tunnel already keep both busy, and a helper's spinning costs them more than it gains.
+    public static var spreadsCryptoByDefault: Bool { defaultThreadCount >= 4 }
+
+    /// `spreadCrypto`: whether a wireguard batch's sealing and opening is shared among the threads
+    /// (`CryptoCrew`), or stays on the device's own thread.
+    public init(threads count: Int = DataPlane.defaultThreadCount, spreadCrypto: Bool = DataPlane.spreadsCryptoByDefault) throws(PlaneError) {
+        crew = CryptoCrew(threads: max(1, count), spreads: spreadCrypto)
         var started: [PlaneThread] = []
         for index in 0..<max(1, count) {
             do {
-                started.append(try PlaneThread(index: index))
+                started.append(try PlaneThread(index: index, member: crew.members[index]))
             } catch {
                 started.forEach { $0.stop() }
                 throw PlaneError(operation: "starting data-plane thread \(index)", errno: error)
@@ -28,6 +38,7 @@ public final class DataPlane: Sendable {
     }
 
     public var threadCount: Int { threads.count }
+    public var spreadsCrypto: Bool { crew.spreads && threads.count > 1 }
 
     /// Starts a device's worker: binds a tunnel's socket, then puts every queue (and the socket) into the
     /// loops. Fails with nothing left running.
@@ -53,7 +64,8 @@ public final class DataPlane: Sendable {
             guard spec.kind == .tun else {
                 throw PlaneError(operation: "starting wireguard on \(spec.name) (tun devices only)", errno: Errno(EINVAL))
             }
-            let engine = try WireGuardEngine(config, offloads: spec.vnetHeader, onPeerEvent: spec.onPeerEvent)
+            let engine = try WireGuardEngine(config, offloads: spec.vnetHeader, crewSlots: crew.members.count,
+                                             onPeerEvent: spec.onPeerEvent)
             wireGuard = engine
             receiver = WireGuardReceiver(engine: engine)
             modes = spec.descriptors.map { _ in WireGuardMode(engine: engine) }

@@ -6,6 +6,7 @@ import CBatchIO
 import Dispatch
 import Errno
 import Synchronization
+import CryptoCrew
 
 /// One data-plane thread: an epoll loop over the queue descriptors (and tunnel sockets) assigned to it.
 /// Each ready descriptor gets one bounded batch, then the next ready one has its turn, so a flooded
@@ -30,7 +31,11 @@ final class PlaneThread: Sendable {
     let load = Atomic<Int>(0)
     static let wakeToken: UInt64 = 0
 
-    init(index: Int) throws(Errno) {
+    /// Its place in the crypto crew: it takes chunks of other threads' AEAD work when it would sleep.
+    private let member: CrewMember
+
+    init(index: Int, member: CrewMember) throws(Errno) {
+        self.member = member
         epoll = tund_epoll_create()
         guard epoll >= 0 else { throw Errno.current }
         thread = Mutex(nil)
@@ -42,6 +47,7 @@ final class PlaneThread: Sendable {
                 throw failure
             }
             thread.withLock { $0 = started }
+            member.wake = { [weak started] in started?.wakeUp() }
         } catch {
             close(epoll)
             throw error
@@ -85,16 +91,20 @@ final class PlaneThread: Sendable {
     }
 
     private func run(_ thread: BackgroundThread) {
-        let scratch = Scratch()
+        let scratch = Scratch(member: member)
         let tokens = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
         defer { tokens.deallocate() }
+        let crewed = member.crew.spreads && member.crew.members.count > 1
         while !thread.isStopping {
+            if crewed { member.willSleep() }
             let ready = tund_epoll_wait(epoll, tokens, 64, -1)
+            if crewed { member.wokeUp() }
             if ready < 0 && errno != EINTR { break }
             for index in 0..<max(0, Int(ready)) {
                 let token = tokens[index]
                 if token == Self.wakeToken {
                     thread.wake.drain()
+                    if crewed { member.help() }
                     continue
                 }
                 guard let registration = registrations.withLock({ $0[token] }) else { continue }
@@ -105,6 +115,8 @@ final class PlaneThread: Sendable {
                 }
                 if outcome == .remove { _ = forget(token) }
             }
+            // Between rounds a busy thread still takes what others posted and no sleeper took.
+            if crewed && member.crew.hasOpenWork { member.help() }
             // Every batch of this round is done: whoever removed a descriptor may go on.
             for waiting in barriers.withLock({ barriers in defer { barriers = [] }; return barriers }) { waiting.signal() }
         }

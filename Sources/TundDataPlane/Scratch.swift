@@ -1,3 +1,4 @@
+import CryptoCrew
 /// The buffers of one data-plane thread, allocated once and shared by every queue it serves: a queue
 /// costs descriptors and counters, not buffers. Pages are touched only when a burst needs them.
 final class Scratch {
@@ -13,8 +14,11 @@ final class Scratch {
     let packets: PacketList
     /// Where GRO builds a super-packet.
     let merged: UnsafeMutableRawPointer
+    /// The thread's place in the data plane's crypto crew (nil: its batches seal and open alone).
+    let member: CrewMember?
 
-    init() {
+    init(member: CrewMember? = nil) {
+        self.member = member
         slots = .allocate(byteCount: Self.slotSize * Self.batchLimit, alignment: 64)
         lengths = .allocate(capacity: Self.batchLimit)
         lengths.initialize(repeating: 0, count: Self.batchLimit)

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import BackgroundThread
 import CBatchIO
+import CryptoCrew
 import Errno
 import NetAddress
 import PacketCounters
@@ -13,17 +14,47 @@ import WireGuardPeers
 
 /// A keypair in use and what it needs on the packet path: its two ciphers (OpenSSL contexts made once
 /// per session, not per packet) and its peer. Found by local index, the receiver index on the wire.
-final class KeypairCiphers {
+/// Sealing and opening spread over the data-plane threads (`CryptoBoard`) use one more pair of contexts
+/// per thread slot, each made the first time its thread needs it and touched by that thread only.
+final class KeypairCiphers: CipherSlots {
     let keypair: Keypair
     let peer: WireGuardPeer
     let sending: ChaChaPoly
     let receiving: ChaChaPoly
+    private let slots: Int
+    private let perSlot: UnsafeMutablePointer<(sending: ChaChaPoly?, receiving: ChaChaPoly?)>
 
-    init(_ keypair: Keypair, peer: WireGuardPeer) throws(CryptoError) {
+    init(_ keypair: Keypair, peer: WireGuardPeer, slots: Int = 0) throws(CryptoError) {
         self.keypair = keypair
         self.peer = peer
         sending = try ChaChaPoly(key: keypair.session.sendingKey)
         receiving = try ChaChaPoly(key: keypair.session.receivingKey)
+        self.slots = slots
+        perSlot = .allocate(capacity: max(slots, 1))
+        perSlot.initialize(repeating: (nil, nil), count: max(slots, 1))
+    }
+
+    deinit {
+        perSlot.deinitialize(count: max(slots, 1))
+        perSlot.deallocate()
+    }
+
+    /// Set when the engine forgets the keypair: a message opened on it before that is then dropped, as
+    /// one arriving after it is.
+    var isForgotten = false
+
+    /// The cipher for one direction: the thread `slot`'s own (made the first time it asks), or with no
+    /// slot the keypair's main one (for the thread holding the engine's lock). Nil only if OpenSSL could
+    /// not make a context.
+    func cipher(sealing: Bool, slot: Int?) -> ChaChaPoly? {
+        guard let slot else { return sealing ? sending : receiving }
+        guard slot < slots else { return nil }
+        if sealing {
+            if perSlot[slot].sending == nil { perSlot[slot].sending = try? ChaChaPoly(key: keypair.session.sendingKey) }
+            return perSlot[slot].sending
+        }
+        if perSlot[slot].receiving == nil { perSlot[slot].receiving = try? ChaChaPoly(key: keypair.session.receivingKey) }
+        return perSlot[slot].receiving
     }
 }
 
@@ -87,12 +118,17 @@ final class WireGuardEngine: @unchecked Sendable {
     /// Where a single transport message is built: a keepalive, a staged packet. Header, then payload.
     let single: UnsafeMutableRawBufferPointer
 
+    /// How many data-plane threads may seal and open for this worker (each keypair keeps a cipher
+    /// context per thread that does).
+    let crewSlots: Int
+
     /// Handshakes and stale peers, for the control plane's events.
     let onPeerEvent: @Sendable (WireGuardPeerEvent) -> Void
 
-    init(_ config: WireGuardWorkerConfig, offloads: Bool = false,
+    init(_ config: WireGuardWorkerConfig, offloads: Bool = false, crewSlots: Int = 0,
          onPeerEvent: @escaping @Sendable (WireGuardPeerEvent) -> Void = { _ in }) throws(PlaneError) {
         self.onPeerEvent = onPeerEvent
+        self.crewSlots = crewSlots
         self.offloads = offloads
         mtu = config.mtu
         do {
@@ -192,7 +228,7 @@ final class WireGuardEngine: @unchecked Sendable {
     }
 
     func forget(_ keypair: Keypair) {
-        keypairs[keypair.localIndex] = nil
+        keypairs.removeValue(forKey: keypair.localIndex)?.isForgotten = true
         if lastSending?.keypair === keypair { lastSending = nil }
         if lastReceiving?.keypair === keypair { lastReceiving = nil }
         indices.remove(keypair.localIndex)
@@ -202,7 +238,7 @@ final class WireGuardEngine: @unchecked Sendable {
     /// until the initiator's first transport message confirms it).
     func install(_ session: Session, for peer: WireGuardPeer, now: UInt64) {
         let keypair = Keypair(session: session, createdAt: now)
-        guard let ciphers = try? KeypairCiphers(keypair, peer: peer) else {
+        guard let ciphers = try? KeypairCiphers(keypair, peer: peer, slots: crewSlots) else {
             indices.remove(session.localIndex)
             return
         }
@@ -311,16 +347,35 @@ final class WireGuardEngine: @unchecked Sendable {
 
     /// Seals the `count` bytes at `body` for `peer` with its sending keypair and next counter (padding
     /// and the tag go in the `room` bytes from `body`), and writes the 16-byte transport header at `header`.
+    /// With a crew member, the padded packet goes on its board instead, to be sealed with the rest of the
+    /// batch before the queue pointing at it is sent (`flushQueue`): the size is known either way.
     func sealTransport(_ body: UnsafeMutableRawPointer, count: Int, room: Int, header: UnsafeMutableRawPointer,
-                       for peer: WireGuardPeer, now: UInt64) -> Sealing {
+                       for peer: WireGuardPeer, now: UInt64, on member: CrewMember? = nil) -> Sealing {
         guard let ciphers = sendingCiphers(for: peer, now: now), let counter = ciphers.keypair.takeSendCounter(now: now) else {
             return .noSession
         }
-        guard let sealed = WireGuardMode.seal(UnsafeMutableRawBufferPointer(start: body, count: room), count: count,
-                                              counter: counter, with: ciphers.sending, mtu: mtu) else { return .failed }
+        let buffer = UnsafeMutableRawBufferPointer(start: body, count: room)
         TransportHeader(receiverIndex: ciphers.keypair.remoteIndex, counter: counter)
             .write(into: UnsafeMutableRawBufferPointer(start: header, count: TransportHeader.count))
+        guard let padded = WireGuardMode.pad(buffer, count: count, mtu: mtu) else { return .failed }
+        if let board = member?.board, !board.isFull {
+            board.append(body, count: padded, counter: counter, ciphers: ciphers, sealing: true)
+            return .sealed(padded + ChaChaPoly.tagCount, ciphers.keypair)
+        }
+        guard let sealed = try? ciphers.sending.seal(inPlace: buffer, plaintextCount: padded, counter: counter) else { return .failed }
         return .sealed(sealed, ciphers.keypair)
+    }
+
+    /// Seals what waits on `member`'s board (a failed seal leaves zeros, never plaintext, and is counted),
+    /// then sends the queue.
+    func flushQueue(_ member: CrewMember?, _ tally: inout BatchTally) {
+        if let member, member.board.count > 0 {
+            member.runBoard()
+            let board = member.board
+            for index in 0..<board.count where board.jobs[index].result < 0 { tally[.peerSendErrors] &+= 1 }
+            board.clear()
+        }
+        sendQueue.flush(socket.descriptor, &tally)
     }
 
     /// What follows a transport message sent to `peer` with `count` bytes of payload (0: a keepalive):

@@ -2,6 +2,7 @@ import BackgroundThread
 import WireGuardCrypto
 import WireGuardNoise
 import WireGuardPeers
+import CryptoCrew
 
 /// `wireguard`, from the device to the peers: each packet's destination picks its peer (cryptokey
 /// routing); with a keypair that may send, the packet is padded and sealed where it was read, its
@@ -24,14 +25,13 @@ final class WireGuardMode: PacketMode {
 
     /// Pads `count` bytes at the start of `buffer` with zeros to a multiple of 16 (hiding exact lengths,
     /// as the protocol asks) but not past the device's `mtu` (0: no bound), so a full-sized packet stays
-    /// the size the MTU was chosen for; seals them in place, the tag after them. The sealed size, nil when
-    /// the buffer is too small or the cipher failed.
+    /// the size the MTU was chosen for. The padded size, nil when the buffer has no room for it and the tag.
     @inline(__always)
-    static func seal(_ buffer: UnsafeMutableRawBufferPointer, count: Int, counter: UInt64, with cipher: ChaChaPoly, mtu: Int) -> Int? {
+    static func pad(_ buffer: UnsafeMutableRawBufferPointer, count: Int, mtu: Int) -> Int? {
         let padded = paddedCount(count, mtu: mtu)
         guard padded + ChaChaPoly.tagCount <= buffer.count else { return nil }
         if padded > count { (buffer.baseAddress! + count).initializeMemory(as: UInt8.self, repeating: 0, count: padded - count) }
-        return try? cipher.seal(inPlace: buffer, plaintextCount: padded, counter: counter)
+        return padded
     }
 
     /// The whitepaper's padding: up to a multiple of 16, but never past the MTU (nor below the packet).
@@ -58,12 +58,13 @@ extension WireGuardEngine {
     func send(_ batch: ReadBatch, _ tally: inout BatchTally) {
         guard !closed else { return }
         let now = monotonicNanoseconds()
+        let member = batch.scratch.member
         for index in 0..<batch.count {
             let packet = batch.packet(index)
             if batch.prefix > 0 {
                 let header = VirtioNetHeader(batch.frame(index).baseAddress!)
                 if header.gsoType & ~VirtioNetHeader.gsoECN != VirtioNetHeader.gsoNone {
-                    sendSegments(of: packet, header, now: now, &tally)
+                    sendSegments(of: packet, header, now: now, member, &tally)
                     continue
                 }
                 guard Offload.finishChecksum(packet.baseAddress!, length: packet.count, header: header) else {
@@ -72,10 +73,10 @@ extension WireGuardEngine {
                 }
             }
             // The slot goes on past the packet: room for padding and the tag.
-            sendInPlace(packet, room: Scratch.slotSize - batch.prefix, now: now, &tally)
+            sendInPlace(packet, room: Scratch.slotSize - batch.prefix, now: now, member, &tally)
         }
         // The queue points into the read buffers, the seal arena and peers' endpoints: all of it goes now.
-        sendQueue.flush(socket.descriptor, &tally)
+        flushQueue(member, &tally)
         lastQueued = nil
         lastSending = nil
         sealArenaUsed = 0
@@ -99,10 +100,11 @@ extension WireGuardEngine {
 
     /// Seals one packet where it was read (`room` bytes from its start are free for padding and the tag)
     /// and queues it; without a session it is staged and a handshake asked for.
-    private func sendInPlace(_ packet: UnsafeMutableRawBufferPointer, room: Int, now: UInt64, _ tally: inout BatchTally) {
+    private func sendInPlace(_ packet: UnsafeMutableRawBufferPointer, room: Int, now: UInt64, _ member: CrewMember?,
+                             _ tally: inout BatchTally) {
         guard let peer = route(packet, &tally) else { return }
         let header = sendQueue.nextHeaderSlot
-        switch sealTransport(packet.baseAddress!, count: packet.count, room: room, header: header, for: peer, now: now) {
+        switch sealTransport(packet.baseAddress!, count: packet.count, room: room, header: header, for: peer, now: now, on: member) {
         case .noSession:
             stage(UnsafeRawBufferPointer(packet), for: peer, now: now, &tally)
         case .failed:
@@ -112,7 +114,7 @@ extension WireGuardEngine {
                              OutgoingPiece(base: packet.baseAddress!, count: sealed),
                              group: joinsLast(peer, pieces: 2), to: peer.endpoint, length: peer.endpointLength)
             sent(packet.count, to: peer, on: keypair, now: now, &tally)
-            if sendQueue.freeSlots == 0 { sendQueue.flush(socket.descriptor, &tally) }
+            if sendQueue.freeSlots == 0 { flushQueue(member, &tally) }
         }
     }
 
@@ -120,7 +122,8 @@ extension WireGuardEngine {
     /// checksums rebuilt), each put together whole in the seal arena, sealed there and queued; the
     /// segments of one super-packet are all the same size but the last, so UDP GSO sends them as one
     /// message.
-    private func sendSegments(of packet: UnsafeMutableRawBufferPointer, _ header: VirtioNetHeader, now: UInt64, _ tally: inout BatchTally) {
+    private func sendSegments(of packet: UnsafeMutableRawBufferPointer, _ header: VirtioNetHeader, now: UInt64,
+                              _ member: CrewMember?, _ tally: inout BatchTally) {
         guard let peer = route(packet, &tally) else { return }
         var first = true
         let segmented = Offload.segment(packet.baseAddress!, length: packet.count, header: header, arena: self.segmentHeader,
@@ -128,13 +131,14 @@ extension WireGuardEngine {
             let headerCount = segmentHeader?.count ?? 0
             let plain = headerCount + payload.count
             let size = (TransportHeader.count + WireGuardMode.paddedCount(plain, mtu: mtu) + ChaChaPoly.tagCount + 63) & ~63
-            if sendQueue.freeSlots == 0 || sealArenaUsed + size > sealArena.count { sendQueue.flush(socket.descriptor, &tally) }
+            if sendQueue.freeSlots == 0 || sealArenaUsed + size > sealArena.count { flushQueue(member, &tally) }
             if sendQueue.used == 0 { sealArenaUsed = 0 }  // nothing queued points into the arena any more
             let datagram = sealArena.baseAddress! + sealArenaUsed
             let body = datagram + TransportHeader.count
             if let segmentHeader { body.copyMemory(from: segmentHeader.base, byteCount: headerCount) }
             (body + headerCount).copyMemory(from: payload.base, byteCount: payload.count)
-            switch sealTransport(body, count: plain, room: size - TransportHeader.count, header: datagram, for: peer, now: now) {
+            switch sealTransport(body, count: plain, room: size - TransportHeader.count, header: datagram, for: peer, now: now,
+                                 on: member) {
             case .noSession:
                 stage(UnsafeRawBufferPointer(start: body, count: plain), for: peer, now: now, &tally)
             case .failed:

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import BackgroundThread
 import CBatchIO
+import CryptoCrew
 import WireGuardCrypto
 import WireGuardNoise
 import WireGuardPeers
@@ -37,6 +38,7 @@ extension WireGuardEngine {
         // With offloads the inner packets are gathered and written by GROMerge (a virtio header on each,
         // runs of one TCP flow merged); without, each is written as it is opened.
         let delivery = Delivery(device: device, packets: offloads ? scratch.packets : nil, merged: scratch.merged)
+        let member = scratch.member
         for _ in 0..<TunnelReceiver.roundsPerWakeup {  // as the tunnel: a flooded socket yields to the other devices
             batch.prepareReceive(control: offloads)
             let received = tund_recvmmsg(socket.descriptor, batch.headers, UInt32(Scratch.batchLimit), Int32(MSG_DONTWAIT))
@@ -57,10 +59,11 @@ extension WireGuardEngine {
                 repeat {
                     let size = min(segmentSize, length - offset)
                     let message = UnsafeMutableRawBufferPointer(start: start + offset, count: size)
-                    receiveMessage(message, source: source, sourceLength: sourceLength, now: now, delivery, &tally)
+                    receiveMessage(message, source: source, sourceLength: sourceLength, now: now, delivery, member, &tally)
                     offset += max(size, 1)
                 } while offset < length
             }
+            finishOpening(member, now: now, delivery, &tally)
             delivery.flush(&tally)
             if received < Scratch.batchLimit { break }
         }
@@ -87,17 +90,20 @@ extension WireGuardEngine {
         }
     }
 
-    /// One datagram from a peer, by its type.
+    /// One datagram from a peer, by its type. A transport message waits on `member`'s board to be opened
+    /// with the rest of the batch; anything else first lets the messages before it finish, so every
+    /// message takes effect in the order it came.
     private func receiveMessage(_ message: UnsafeMutableRawBufferPointer, source: UnsafeRawPointer, sourceLength: socklen_t,
-                                now: UInt64, _ delivery: Delivery, _ tally: inout BatchTally) {
+                                now: UInt64, _ delivery: Delivery, _ member: CrewMember?, _ tally: inout BatchTally) {
         let length = message.count
         tally[.peerPacketsReceived] &+= 1
         tally[.peerBytesReceived] &+= UInt64(length)
         // The type is a little-endian 32-bit word: 1-4, then three zero bytes.
         let type = length >= 4 ? UInt32(littleEndian: message.loadUnaligned(as: UInt32.self)) : 0
+        if type != MessageType.transportData.rawValue { finishOpening(member, now: now, delivery, &tally) }
         switch (type, length) {
         case (MessageType.transportData.rawValue, TransportHeader.minimumMessageCount...):
-            receiveTransport(message, source: source, sourceLength: sourceLength, now: now, delivery, &tally)
+            receiveTransport(message, source: source, sourceLength: sourceLength, now: now, delivery, member, &tally)
         case (MessageType.initiation.rawValue, InitiationMessage.count):
             receiveInitiation(Array(message), source: source, sourceLength: sourceLength, now: now)
         case (MessageType.response.rawValue, ResponseMessage.count):
@@ -131,9 +137,10 @@ extension WireGuardEngine {
         return Array(UnsafeRawBufferPointer(start: raw + 4, count: 4)) + port
     }
 
-    /// Type 4: authenticate and decrypt in place, then write the inner packet into the device.
+    /// Type 4: find the keypair and check the replay window; then open it in place, on the board with the
+    /// rest of the batch when there is one (`finishOpening`), at once otherwise (`acceptOpened`).
     private func receiveTransport(_ message: UnsafeMutableRawBufferPointer, source: UnsafeRawPointer, sourceLength: socklen_t,
-                                  now: UInt64, _ delivery: Delivery, _ tally: inout BatchTally) {
+                                  now: UInt64, _ delivery: Delivery, _ member: CrewMember?, _ tally: inout BatchTally) {
         guard let header = try? TransportHeader(reading: UnsafeRawBufferPointer(message)) else { return }
         let entry: KeypairCiphers
         if let cached = lastReceiving, cached.keypair.localIndex == header.receiverIndex {
@@ -146,22 +153,56 @@ extension WireGuardEngine {
             countDeviceDrop("unknown_peer")
             return
         }
-        let (peer, keypair) = (entry.peer, entry.keypair)
-        guard keypair.canReceive(now: now), keypair.wouldAccept(counter: header.counter) else {
-            peer.statistics.recordDrop(.replay)
+        guard entry.keypair.canReceive(now: now), entry.keypair.wouldAccept(counter: header.counter) else {
+            entry.peer.statistics.recordDrop(.replay)
             return
         }
-        let body = UnsafeMutableRawBufferPointer(rebasing: message[TransportHeader.count...])
-        guard let plain = try? entry.receiving.open(inPlace: body, ciphertextCount: body.count, counter: header.counter) else {
+        let body = message.baseAddress! + TransportHeader.count
+        let count = message.count - TransportHeader.count
+        if let member {
+            if member.board.isFull { finishOpening(member, now: now, delivery, &tally) }
+            member.board.append(body, count: count, counter: header.counter, ciphers: entry, sealing: false,
+                                source: source, sourceLength: sourceLength)
+            return
+        }
+        var job = CryptoJob(body: body, count: count, counter: header.counter, ciphers: entry, sealing: false,
+                            source: source, sourceLength: sourceLength)
+        job.run(slot: nil)
+        acceptOpened(job, now: now, delivery, &tally)
+    }
+
+    /// Opens what waits on `member`'s board (spread over the crew) and takes each message in order.
+    private func finishOpening(_ member: CrewMember?, now: UInt64, _ delivery: Delivery, _ tally: inout BatchTally) {
+        guard let member, member.board.count > 0 else { return }
+        member.runBoard()
+        let board = member.board
+        for index in 0..<board.count { acceptOpened(board.jobs[index], now: now, delivery, &tally) }
+        board.clear()
+    }
+
+    /// An opened transport message (or one that failed to open): the replay window, roaming, the session's
+    /// confirmation, then the inner packet into the device when its source belongs to the peer.
+    private func acceptOpened(_ job: CryptoJob, now: UInt64, _ delivery: Delivery, _ tally: inout BatchTally) {
+        let entry = unsafeDowncast(job.ciphers as AnyObject, to: KeypairCiphers.self)
+        // Forgotten while the message waited (a later message of the batch retired it): as if it came after.
+        guard !entry.isForgotten else {
+            tally[.droppedUnexpectedSource] &+= 1
+            countDeviceDrop("unknown_peer")
+            return
+        }
+        let (peer, keypair) = (entry.peer, entry.keypair)
+        guard job.result >= 0, let source = job.source else {
             peer.statistics.recordDrop(.badMAC)
             return
         }
+        let plain = job.result
+        let body = UnsafeMutableRawBufferPointer(start: job.body, count: job.count)
         // Recorded only now: a forged packet must not move the window.
-        guard keypair.acceptReceived(counter: header.counter) else {
+        guard keypair.acceptReceived(counter: job.counter) else {
             peer.statistics.recordDrop(.replay)
             return
         }
-        peer.roam(to: source, length: sourceLength)
+        peer.roam(to: source, length: job.sourceLength)
         let (confirmed, retired) = peer.keypairs.receivedData(on: keypair)
         if let retired { forget(retired) }
         if confirmed {

@@ -1,0 +1,157 @@
+import Synchronization
+import Testing
+import WireGuardCrypto
+@testable import CryptoCrew
+
+/// A key's ciphers, one context per slot as a keypair keeps them; counts the jobs each slot ran.
+final class CountingKey: CipherSlots, @unchecked Sendable {
+    final class Slot {
+        let cipher = Mutex<ChaChaPoly?>(nil)
+        let runs = Atomic<Int>(0)
+    }
+
+    let key: [UInt8]
+    let main: ChaChaPoly
+    private let slots: [Slot]
+    let failing: Bool
+
+    init(key: [UInt8], slots: Int, failing: Bool = false) throws {
+        self.key = key
+        main = try ChaChaPoly(key: key)
+        self.slots = (0..<slots).map { _ in Slot() }
+        self.failing = failing
+    }
+
+    func cipher(sealing: Bool, slot: Int?) -> ChaChaPoly? {
+        guard !failing else { return nil }
+        guard let slot else { return main }
+        slots[slot].runs.add(1, ordering: .relaxed)
+        return slots[slot].cipher.withLock { cipher in
+            if cipher == nil { cipher = try? ChaChaPoly(key: key) }
+            return cipher
+        }
+    }
+
+    var runs: Int { slots.reduce(0) { $0 + $1.runs.load(ordering: .relaxed) } }
+}
+
+/// A crew of `count` whose members but the first sleep on threads of their own until a post wakes them.
+final class Helpers {
+    let crew: CryptoCrew
+    private let threads: HelperThreads
+
+    init(count: Int) {
+        crew = CryptoCrew(threads: count)
+        threads = HelperThreads(for: crew)
+    }
+
+    func stop() { threads.stop() }
+}
+
+/// Packet buffers at fixed addresses (a board holds pointers into them), each with room for the tag.
+final class Buffers {
+    let buffers: [UnsafeMutableRawBufferPointer]
+
+    init(_ contents: [[UInt8]]) {
+        buffers = contents.map { bytes in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count + 16, alignment: 16)
+            buffer.initializeMemory(as: UInt8.self, repeating: 0)
+            buffer.copyBytes(from: bytes)
+            return buffer
+        }
+    }
+
+    deinit { buffers.forEach { $0.deallocate() } }
+
+    var count: Int { buffers.count }
+    subscript(index: Int) -> UnsafeMutableRawBufferPointer { buffers[index] }
+    func bytes(_ index: Int, _ count: Int) -> [UInt8] { Array(buffers[index].prefix(count)) }
+}
+
+@Suite struct CryptoCrewTests {
+    static func packet(_ size: Int, seed: Int) -> [UInt8] {
+        (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed) }
+    }
+
+    /// Boards of many sizes (one packet up to a full board), sealed by the owner and its helpers: every
+    /// job runs once, and the bytes are exactly what one cipher sealing alone makes; then opened the same
+    /// way, the plaintext comes back.
+    @Test func sharedSealsAndOpensAreByteForByteThoseOfOneThread() throws {
+        let helpers = Helpers(count: 3)
+        defer { helpers.stop() }
+        let owner = helpers.crew.members[0]
+        let key = try CountingKey(key: Array(repeating: 7, count: 32), slots: 3)
+        let reference = try ChaChaPoly(key: key.key)
+        var jobsRun = 0
+        for (round, count) in [1, 2, 9, 45, 64, 300, CryptoBoard.capacity].enumerated() {
+            let sizes = (0..<count).map { [64, 1420, 1424, 512, 8192][($0 + round) % 5] }
+            let plain = sizes.enumerated().map { index, size in Self.packet(size, seed: index + round) }
+            let buffers = Buffers(plain), expected = Buffers(plain)
+            for index in 0..<count {
+                _ = try reference.seal(inPlace: expected[index], plaintextCount: sizes[index], counter: UInt64(index))
+                owner.board.append(buffers[index].baseAddress!, count: sizes[index], counter: UInt64(index), ciphers: key, sealing: true)
+            }
+            owner.runBoard()
+            for index in 0..<count { #expect(owner.board.jobs[index].result == sizes[index] + 16) }
+            owner.board.clear()
+            for index in 0..<count { #expect(buffers.bytes(index, sizes[index] + 16) == expected.bytes(index, sizes[index] + 16)) }
+
+            for index in 0..<count {
+                owner.board.append(buffers[index].baseAddress!, count: sizes[index] + 16, counter: UInt64(index), ciphers: key, sealing: false)
+            }
+            owner.runBoard()
+            for index in 0..<count { #expect(owner.board.jobs[index].result == sizes[index]) }
+            owner.board.clear()
+            for index in 0..<count { #expect(buffers.bytes(index, sizes[index]) == plain[index]) }
+            jobsRun += 2 * count
+        }
+        #expect(key.runs == jobsRun)
+    }
+
+    /// A message whose tag does not verify comes back failed and wiped, whichever thread opened it; the
+    /// others of the board open as usual.
+    @Test func aForgedMessageFailsAloneAndLeavesNoBytes() throws {
+        let helpers = Helpers(count: 2)
+        defer { helpers.stop() }
+        let owner = helpers.crew.members[0]
+        let key = try CountingKey(key: Array(repeating: 9, count: 32), slots: 2)
+        let sealer = try ChaChaPoly(key: key.key)
+        let buffers = Buffers((0..<40).map { Self.packet(1420, seed: $0) })
+        for index in 0..<buffers.count {
+            _ = try sealer.seal(inPlace: buffers[index], plaintextCount: 1420, counter: UInt64(index))
+        }
+        buffers[17][100] ^= 1
+        for index in 0..<buffers.count {
+            owner.board.append(buffers[index].baseAddress!, count: 1436, counter: UInt64(index), ciphers: key, sealing: false)
+        }
+        owner.runBoard()
+        for index in 0..<buffers.count { #expect(owner.board.jobs[index].result == (index == 17 ? -1 : 1420)) }
+        owner.board.clear()
+        #expect(buffers.bytes(17, 1420).allSatisfy { $0 == 0 })
+        #expect(buffers.bytes(16, 1420) == Self.packet(1420, seed: 16))
+    }
+
+    /// Without a cipher context (OpenSSL could not make one) a seal fails and leaves zeros: never the
+    /// plaintext, which would otherwise be sent as it is.
+    @Test func aSealWithoutACipherLeavesZerosNotPlaintext() throws {
+        let crew = CryptoCrew(threads: 1)
+        let key = try CountingKey(key: Array(repeating: 1, count: 32), slots: 1, failing: true)
+        let buffers = Buffers([Self.packet(100, seed: 3)])
+        crew.members[0].board.append(buffers[0].baseAddress!, count: 100, counter: 0, ciphers: key, sealing: true)
+        crew.members[0].runBoard()
+        #expect(crew.members[0].board.jobs[0].result == -1)
+        crew.members[0].board.clear()
+        #expect(buffers.bytes(0, 116).allSatisfy { $0 == 0 })
+    }
+
+    /// A chunk is claimed once: claims after the last one find nothing.
+    @Test func chunksAreClaimedOnceEach() {
+        let board = CryptoBoard()
+        board.state.store(UInt64(3) << 32, ordering: .relaxed)
+        #expect(board.claim()?.chunk == 0)
+        #expect(board.claim()?.chunk == 1)
+        #expect(board.claim()?.chunk == 2)
+        #expect(board.claim() == nil)
+        #expect(board.claim() == nil)
+    }
+}
