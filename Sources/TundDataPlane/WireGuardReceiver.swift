@@ -168,7 +168,7 @@ extension WireGuardEngine {
         var job = CryptoJob(body: body, count: count, counter: header.counter, ciphers: entry, sealing: false,
                             source: source, sourceLength: sourceLength)
         job.run(slot: nil)
-        acceptOpened(job, now: now, delivery, &tally)
+        withUnsafeMutablePointer(to: &job) { acceptOpened($0, now: now, delivery, &tally) }
     }
 
     /// Opens what waits on `member`'s board (spread over the crew) and takes each message in order.
@@ -176,14 +176,16 @@ extension WireGuardEngine {
         guard let member, member.board.count > 0 else { return }
         member.runBoard()
         let board = member.board
-        for index in 0..<board.count { acceptOpened(board.jobs[index], now: now, delivery, &tally) }
+        for index in 0..<board.count { acceptOpened(board.jobs + index, now: now, delivery, &tally) }
         board.clear()
     }
 
     /// An opened transport message (or one that failed to open): the replay window, roaming, the session's
     /// confirmation, then the inner packet into the device when its source belongs to the peer.
-    private func acceptOpened(_ job: CryptoJob, now: UInt64, _ delivery: Delivery, _ tally: inout BatchTally) {
-        let entry = unsafeDowncast(job.ciphers as AnyObject, to: KeypairCiphers.self)
+    /// (Read where it lies: a copy of the job would retain and release its keys once more per packet.)
+    private func acceptOpened(_ opened: UnsafeMutablePointer<CryptoJob>, now: UInt64, _ delivery: Delivery, _ tally: inout BatchTally) {
+        let job = UnsafePointer(opened)
+        let entry = unsafeDowncast(job.pointee.ciphers as AnyObject, to: KeypairCiphers.self)
         // Forgotten while the message waited (a later message of the batch retired it): as if it came after.
         guard !entry.isForgotten else {
             tally[.droppedUnexpectedSource] &+= 1
@@ -191,18 +193,18 @@ extension WireGuardEngine {
             return
         }
         let (peer, keypair) = (entry.peer, entry.keypair)
-        guard job.result >= 0, let source = job.source else {
+        guard job.pointee.result >= 0, let source = job.pointee.source else {
             peer.statistics.recordDrop(.badMAC)
             return
         }
-        let plain = job.result
-        let body = UnsafeMutableRawBufferPointer(start: job.body, count: job.count)
+        let plain = job.pointee.result
+        let body = UnsafeMutableRawBufferPointer(start: job.pointee.body, count: job.pointee.count)
         // Recorded only now: a forged packet must not move the window.
-        guard keypair.acceptReceived(counter: job.counter) else {
+        guard keypair.acceptReceived(counter: job.pointee.counter) else {
             peer.statistics.recordDrop(.replay)
             return
         }
-        peer.roam(to: source, length: job.sourceLength)
+        peer.roam(to: source, length: job.pointee.sourceLength)
         let (confirmed, retired) = peer.keypairs.receivedData(on: keypair)
         if let retired { forget(retired) }
         if confirmed {
