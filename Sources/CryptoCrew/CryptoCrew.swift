@@ -21,9 +21,11 @@ public struct CryptoJob {
     public var counter: UInt64
     public var ciphers: any CipherSlots
     public var sealing: Bool
-    /// After the job: the sealed size, or the plaintext size; -1 when it failed (a seal's bytes are then
-    /// wiped, an open's too: neither plaintext nor unauthenticated bytes are left).
-    public var result: Int = -1
+    /// After the job: the sealed size, or the plaintext size; `failed` when the cipher refused (a seal's
+    /// bytes are then wiped, an open's too: neither plaintext nor unauthenticated bytes are left), or
+    /// `noCipher` when the thread had no cipher context (bytes untouched: run it again with another).
+    public var result: Int = CryptoJob.noCipher
+    public static let failed = -1, noCipher = -2
     /// Who sent an opened message (a `sockaddr` in the receive batch), for the receiver to use after.
     public var source: UnsafeRawPointer?
     public var sourceLength: socklen_t
@@ -41,18 +43,28 @@ public struct CryptoJob {
 
     /// Runs with thread `slot`'s cipher contexts, or with none the main ones.
     public mutating func run(slot: Int?) {
-        let buffer = UnsafeMutableRawBufferPointer(start: body, count: count + (sealing ? ChaChaPoly.tagCount : 0))
         guard let cipher = ciphers.cipher(sealing: sealing, slot: slot) else {
-            buffer.initializeMemory(as: UInt8.self, repeating: 0)
-            result = -1
+            result = Self.noCipher
             return
         }
+        let buffer = UnsafeMutableRawBufferPointer(start: body, count: count + (sealing ? ChaChaPoly.tagCount : 0))
         do {
             result = sealing ? try cipher.seal(inPlace: buffer, plaintextCount: count, counter: counter)
                              : try cipher.open(inPlace: buffer, ciphertextCount: count, counter: counter)
         } catch {
             if sealing { buffer.initializeMemory(as: UInt8.self, repeating: 0) }
-            result = -1
+            result = Self.failed
+        }
+    }
+
+    /// The job run again with the main cipher (the caller holds the lock that guards it) when its
+    /// thread had no context of its own; if that fails too, a seal's bytes are wiped.
+    public mutating func retryWithoutSlot() {
+        guard result == Self.noCipher else { return }
+        run(slot: nil)
+        if result == Self.noCipher {
+            if sealing { UnsafeMutableRawBufferPointer(start: body, count: count + ChaChaPoly.tagCount).initializeMemory(as: UInt8.self, repeating: 0) }
+            result = Self.failed
         }
     }
 }
@@ -139,7 +151,7 @@ public final class CrewMember: @unchecked Sendable {
     /// (in `epoll_wait`: a post wakes it).
     private let state = Atomic<UInt8>(CrewMember.busy)
     private static let busy: UInt8 = 0, lingering: UInt8 = 1, asleep: UInt8 = 2
-    public unowned(unsafe) let crew: CryptoCrew
+    public unowned let crew: CryptoCrew
     /// How to wake its thread; set once, before any work is posted.
     public var wake: (@Sendable () -> Void)?
 
@@ -149,10 +161,14 @@ public final class CrewMember: @unchecked Sendable {
     }
 
     /// Runs every job on the board, spread over the idle members when there is enough of it; returns when
-    /// every job has run (the caller reads the results, then clears the board).
+    /// every job has run (the caller reads the results, then clears the board). A job whose thread had no
+    /// cipher context runs again here with the main ciphers, which the caller's lock guards.
     public func runBoard() {
         let board = self.board
         guard board.count > 0 else { return }
+        defer {
+            for index in 0..<board.count where board.jobs[index].result == CryptoJob.noCipher { board.jobs[index].retryWithoutSlot() }
+        }
         let chunks = (board.count + CryptoBoard.chunkJobs - 1) / CryptoBoard.chunkJobs
         let helpers = crew.spreads && crew.members.count > 1 && chunks > 1 && board.bytes >= CryptoBoard.spreadBytes
             ? crew.recruit(upTo: chunks - 1, except: slot) : 0
@@ -189,34 +205,51 @@ public final class CrewMember: @unchecked Sendable {
     }
 
     /// Takes chunks of whatever other members posted, until none is left untaken; then, if it found any,
-    /// keeps looking for `linger` nanoseconds more before it returns. A sleeping thread takes tens of
-    /// microseconds to wake (more in a VM): about as long as a board takes, so a helper that went back
-    /// to sleep at once would arrive only for the end of the next one, while one that lingers is there
-    /// when a steady stream posts it.
-    public func help(linger: UInt64 = CrewMember.linger) {
-        guard helpOnce() else { return }
+    /// keeps looking for `linger` nanoseconds more. A sleeping thread takes tens of microseconds to wake
+    /// (more in a VM): about as long as a board takes, so a helper that went back to sleep at once would
+    /// arrive only for the end of the next one, while one that lingers is there when a steady stream
+    /// posts it. Returns after `budget` nanoseconds at most (a chunk may end a little past it), so that a
+    /// thread helping a flooded device still serves its own devices, timers and removals in between.
+    ///
+    /// True when it stopped at the budget with work still coming: the member still counts as lingering,
+    /// and its thread should look at its own work without sleeping, then help again.
+    @discardableResult
+    public func help(linger: UInt64 = CrewMember.linger, budget: UInt64 = CrewMember.budget) -> Bool {
+        let deadline = Self.monotonic() &+ budget
+        // Back from a budget's end it lingers on; otherwise only if it finds work now.
+        let resuming = state.load(ordering: .relaxed) == Self.lingering
+        guard helpOnce(until: deadline) || resuming else {
+            state.store(Self.busy, ordering: .relaxed)
+            return false
+        }
         state.store(Self.lingering, ordering: .relaxed)
-        defer { state.store(Self.busy, ordering: .relaxed) }
         var since = Self.monotonic()
         while Self.monotonic() &- since < linger {
-            if crew.hasOpenWork, helpOnce() { since = Self.monotonic() }
+            if Self.monotonic() >= deadline { return true }
+            if crew.hasOpenWork, helpOnce(until: deadline) { since = Self.monotonic() }
         }
+        state.store(Self.busy, ordering: .relaxed)
+        return false
     }
+
+    /// The most one `help` call takes before its thread goes back to its own loop.
+    public static let budget: UInt64 = 200_000
 
     /// How long a helper that found work keeps looking for more.
     public static let linger: UInt64 = 50_000
 
-    /// Takes chunks until none is left untaken; whether it took any.
-    private func helpOnce() -> Bool {
+    /// Takes chunks until none is left untaken or the deadline passed; whether it took any.
+    private func helpOnce(until deadline: UInt64) -> Bool {
         var took = false
         var found = true
-        while found {
+        while found && Self.monotonic() < deadline {
             found = false
             for member in crew.members where member !== self {
                 let board = member.board
                 while let (chunk, chunks) = board.claim() {
                     found = true
                     if board.run(chunk: chunk, of: chunks, slot: slot) { board.done.signal() }
+                    if Self.monotonic() >= deadline { return true }
                 }
             }
             took = took || found
@@ -282,11 +315,14 @@ public final class HelperThreads: @unchecked Sendable {
             wakes.append(wake)
             member.wake = { wake.signal() }
             let body = Body { [self] in
+                var stillHelping = false
                 while !stopping.load(ordering: .relaxed) {
-                    member.willSleep()
-                    wake.wait()
-                    member.wokeUp()
-                    member.help()
+                    if !stillHelping {
+                        member.willSleep()
+                        wake.wait()
+                        member.wokeUp()
+                    }
+                    stillHelping = member.help()
                 }
             }
             var thread = pthread_t()

@@ -45,10 +45,10 @@ final class KeypairCiphers: CipherSlots {
 
     /// The cipher for one direction: the thread `slot`'s own (made the first time it asks), or with no
     /// slot the keypair's main one (for the thread holding the engine's lock). Nil only if OpenSSL could
-    /// not make a context.
+    /// not make a context (the job then runs again with the main one).
     func cipher(sealing: Bool, slot: Int?) -> ChaChaPoly? {
         guard let slot else { return sealing ? sending : receiving }
-        guard slot < slots else { return nil }
+        precondition(slot < slots, "cipher slot \(slot) of \(slots): the engine was made for a smaller crew")
         if sealing {
             if perSlot[slot].sending == nil { perSlot[slot].sending = try? ChaChaPoly(key: keypair.session.sendingKey) }
             return perSlot[slot].sending

@@ -59,6 +59,8 @@ extension WireGuardEngine {
         guard !closed else { return }
         let now = monotonicNanoseconds()
         let member = batch.scratch.member
+        // The board is the thread's, shared by every device on it and both directions: empty between batches.
+        assert(member?.board.count ?? 0 == 0)
         for index in 0..<batch.count {
             let packet = batch.packet(index)
             if batch.prefix > 0 {

@@ -39,6 +39,7 @@ extension WireGuardEngine {
         // runs of one TCP flow merged); without, each is written as it is opened.
         let delivery = Delivery(device: device, packets: offloads ? scratch.packets : nil, merged: scratch.merged)
         let member = scratch.member
+        assert(member?.board.count ?? 0 == 0)  // the thread's, shared: empty between batches
         for _ in 0..<TunnelReceiver.roundsPerWakeup {  // as the tunnel: a flooded socket yields to the other devices
             batch.prepareReceive(control: offloads)
             let received = tund_recvmmsg(socket.descriptor, batch.headers, UInt32(Scratch.batchLimit), Int32(MSG_DONTWAIT))

@@ -13,9 +13,11 @@ final class CountingKey: CipherSlots, @unchecked Sendable {
     let key: [UInt8]
     let main: ChaChaPoly
     private let slots: [Slot]
-    let failing: Bool
+    /// Which ciphers OpenSSL "could not make": none, the per-slot ones, or all.
+    enum Failing { case none, slots, all }
+    let failing: Failing
 
-    init(key: [UInt8], slots: Int, failing: Bool = false) throws {
+    init(key: [UInt8], slots: Int, failing: Failing = .none) throws {
         self.key = key
         main = try ChaChaPoly(key: key)
         self.slots = (0..<slots).map { _ in Slot() }
@@ -23,8 +25,9 @@ final class CountingKey: CipherSlots, @unchecked Sendable {
     }
 
     func cipher(sealing: Bool, slot: Int?) -> ChaChaPoly? {
-        guard !failing else { return nil }
+        guard failing != .all else { return nil }
         guard let slot else { return main }
+        guard failing != .slots else { return nil }
         slots[slot].runs.add(1, ordering: .relaxed)
         return slots[slot].cipher.withLock { cipher in
             if cipher == nil { cipher = try? ChaChaPoly(key: key) }
@@ -135,13 +138,33 @@ final class Buffers {
     /// plaintext, which would otherwise be sent as it is.
     @Test func aSealWithoutACipherLeavesZerosNotPlaintext() throws {
         let crew = CryptoCrew(threads: 1)
-        let key = try CountingKey(key: Array(repeating: 1, count: 32), slots: 1, failing: true)
+        let key = try CountingKey(key: Array(repeating: 1, count: 32), slots: 1, failing: .all)
         let buffers = Buffers([Self.packet(100, seed: 3)])
         crew.members[0].board.append(buffers[0].baseAddress!, count: 100, counter: 0, ciphers: key, sealing: true)
         crew.members[0].runBoard()
         #expect(crew.members[0].board.jobs[0].result == -1)
         crew.members[0].board.clear()
         #expect(buffers.bytes(0, 116).allSatisfy { $0 == 0 })
+    }
+
+    /// A thread without a cipher context of its own leaves its jobs untouched, and the owner runs them
+    /// again with the main cipher: the bytes are those one cipher makes.
+    @Test func jobsWithoutAThreadCipherRunAgainWithTheMainOne() throws {
+        let helpers = Helpers(count: 2)
+        defer { helpers.stop() }
+        let owner = helpers.crew.members[0]
+        let key = try CountingKey(key: Array(repeating: 5, count: 32), slots: 2, failing: .slots)
+        let reference = try ChaChaPoly(key: key.key)
+        let plain = (0..<40).map { Self.packet(1420, seed: $0) }
+        let buffers = Buffers(plain), expected = Buffers(plain)
+        for index in 0..<buffers.count {
+            _ = try reference.seal(inPlace: expected[index], plaintextCount: 1420, counter: UInt64(index))
+            owner.board.append(buffers[index].baseAddress!, count: 1420, counter: UInt64(index), ciphers: key, sealing: true)
+        }
+        owner.runBoard()
+        for index in 0..<buffers.count { #expect(owner.board.jobs[index].result == 1436) }
+        owner.board.clear()
+        for index in 0..<buffers.count { #expect(buffers.bytes(index, 1436) == expected.bytes(index, 1436)) }
     }
 
     /// A chunk is claimed once: claims after the last one find nothing.
