@@ -224,8 +224,10 @@ public final class CrewMember: @unchecked Sendable {
         }
         state.store(Self.lingering, ordering: .relaxed)
         var since = Self.monotonic()
-        while Self.monotonic() &- since < linger {
-            if Self.monotonic() >= deadline { return true }
+        while true {
+            let now = Self.monotonic()
+            if now >= deadline { return true }
+            if now &- since >= linger { break }
             if crew.hasOpenWork, helpOnce(until: deadline) { since = Self.monotonic() }
         }
         state.store(Self.busy, ordering: .relaxed)
@@ -238,11 +240,12 @@ public final class CrewMember: @unchecked Sendable {
     /// How long a helper that found work keeps looking for more.
     public static let linger: UInt64 = 50_000
 
-    /// Takes chunks until none is left untaken or the deadline passed; whether it took any.
+    /// Takes chunks until none is left untaken or the deadline passed (one at least, if there is one);
+    /// whether it took any.
     private func helpOnce(until deadline: UInt64) -> Bool {
         var took = false
-        var found = true
-        while found && Self.monotonic() < deadline {
+        var found = false
+        repeat {
             found = false
             for member in crew.members where member !== self {
                 let board = member.board
@@ -253,7 +256,7 @@ public final class CrewMember: @unchecked Sendable {
                 }
             }
             took = took || found
-        }
+        } while found && Self.monotonic() < deadline
         return took
     }
 

@@ -167,6 +167,30 @@ final class Buffers {
         for index in 0..<buffers.count { #expect(buffers.bytes(index, 1436) == expected.bytes(index, 1436)) }
     }
 
+    /// A helper stops at its budget even while work is left (so that its thread serves its own devices),
+    /// says so, and finishes the rest when called again.
+    @Test func aHelperStopsAtItsBudgetWithWorkLeft() throws {
+        let crew = CryptoCrew(threads: 2)
+        let (owner, helper) = (crew.members[0], crew.members[1])
+        let key = try CountingKey(key: Array(repeating: 3, count: 32), slots: 2)
+        let buffers = Buffers((0..<64).map { Self.packet(512, seed: $0) })
+        for index in 0..<buffers.count {
+            owner.board.append(buffers[index].baseAddress!, count: 512, counter: UInt64(index), ciphers: key, sealing: true)
+        }
+        let chunks = buffers.count / CryptoBoard.chunkJobs
+        owner.board.state.store(UInt64(chunks) << 32, ordering: .releasing)  // posted, as runBoard does
+        // A budget of 1 ns: one chunk, then back, with the other chunks still there.
+        #expect(helper.help(linger: 0, budget: 1))
+        #expect(owner.board.finished.load(ordering: .acquiring) == 1)
+        #expect(crew.hasOpenWork)
+        // Resumed with time enough: the rest, then nothing left to linger for.
+        #expect(!helper.help(linger: 0, budget: 1_000_000_000))
+        #expect(owner.board.finished.load(ordering: .acquiring) == chunks)
+        #expect(!crew.hasOpenWork)
+        for index in 0..<buffers.count { #expect(owner.board.jobs[index].result == 528) }
+        owner.board.clear()
+    }
+
     /// A chunk is claimed once: claims after the last one find nothing.
     @Test func chunksAreClaimedOnceEach() {
         let board = CryptoBoard()
