@@ -280,8 +280,8 @@ public final class CryptoCrew: @unchecked Sendable {
         members = (0..<threads).map { CrewMember(slot: $0, crew: self) }
     }
 
-    /// Counts on up to `count` members other than `slot`, lingering ones first, then sleeping ones,
-    /// which it wakes; how many.
+    /// Counts on up to `count` members other than `slot` that are lingering or asleep (those it wakes);
+    /// how many.
     func recruit(upTo count: Int, except slot: Int) -> Int {
         var recruited = 0
         for member in members where member.slot != slot && recruited < count {
