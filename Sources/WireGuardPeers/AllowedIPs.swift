@@ -76,8 +76,9 @@ public struct AllowedIPs<Peer: Hashable> {
         }
     }
 
-    /// The peer owning the longest prefix that holds `address`, nil when none does.
-    public func lookup(_ address: IPAddress) -> Peer? {
+    /// The peer owning the longest prefix that holds `address`, nil when none does. (The packet path
+    /// uses the bytes form below; this and the other internal members are for tests and tools.)
+    func lookup(_ address: IPAddress) -> Peer? {
         switch address {
         case .v4: v4.lookup(AddressKey(address))
         case .v6: v6.lookup(AddressKey(address))
@@ -96,7 +97,7 @@ public struct AllowedIPs<Peer: Hashable> {
 
     /// The receive check: a packet that decrypted with `peer`'s keys may enter only if its source
     /// address routes back to `peer`, or else one peer could speak for another's addresses.
-    public func allows(_ peer: Peer, source: IPAddress) -> Bool {
+    func allows(_ peer: Peer, source: IPAddress) -> Bool {
         lookup(source) == peer
     }
 
@@ -106,8 +107,8 @@ public struct AllowedIPs<Peer: Hashable> {
         try lookup(addressBytes: sourceBytes) == peer
     }
 
-    /// `peer`'s prefixes in network form, IPv4 first, then by address and length, for the API to show.
-    public func prefixes(of peer: Peer) -> [IPPrefix] {
+    /// `peer`'s prefixes in network form, IPv4 first, then by address and length.
+    func prefixes(of peer: Peer) -> [IPPrefix] {
         (byPeer[peer] ?? []).sorted { lhs, rhs in
             if lhs.family != rhs.family { return lhs.family == .ipv4 }
             let (left, right) = (AddressKey(lhs.address), AddressKey(rhs.address))
@@ -117,10 +118,10 @@ public struct AllowedIPs<Peer: Hashable> {
     }
 
     /// Every peer that holds at least one prefix.
-    public var peers: Dictionary<Peer, Set<IPPrefix>>.Keys { byPeer.keys }
+    var peers: Dictionary<Peer, Set<IPPrefix>>.Keys { byPeer.keys }
 
     /// The number of prefixes in the table.
-    public var count: Int { byPeer.values.reduce(0) { $0 + $1.count } }
+    var count: Int { byPeer.values.reduce(0) { $0 + $1.count } }
 }
 
 /// An address as 128 bits, left-aligned (IPv4 in the top 32), so one masking rule serves both families.

@@ -139,7 +139,7 @@ public struct Keypairs {
 
     /// The keypair whose local index is `index`, among the three: how a received transport message
     /// (whose receiver index the index table sent to this peer) finds its keys.
-    public func keypair(localIndex index: UInt32) -> Keypair? {
+    func keypair(localIndex index: UInt32) -> Keypair? {
         for candidate in [current, previous, next] {
             if let candidate, candidate.localIndex == index { return candidate }
         }

@@ -1,6 +1,6 @@
 import NetAddress
 import Testing
-import WireGuardPeers
+@testable import WireGuardPeers
 
 private func ip4(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) -> IPAddress { IPAddress(bytes: [a, b, c, d])! }
 
