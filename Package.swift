@@ -53,7 +53,7 @@ let package = Package(
         // WireGuard's handshake (Noise_IKpsk2), its four messages, MAC1/MAC2 and cookies: bytes in, bytes out, no sockets.
         .target(name: "WireGuardNoise", dependencies: ["WireGuardCrypto"]),
         // A batch's sealing and opening shared by the data-plane threads.
-        .target(name: "CryptoCrew", dependencies: ["WireGuardCrypto"], swiftSettings: packetPath),
+        .target(name: "CryptoCrew", dependencies: ["WireGuardCrypto", "BackgroundThread", "Errno"], swiftSettings: packetPath),
         // The receive side's sliding window of counters (RFC 6479), as the kernel's.
         .target(name: "WireGuardReplay", swiftSettings: packetPath),
         // A peer's state without sockets or threads: allowed IPs, timers, keypair slots, indices, statistics.

@@ -32,7 +32,7 @@ func now() -> Double {
 /// Boards per second with a crew of `threads` (the caller and threads - 1 sleeping helpers).
 func measure(threads: Int, sealing: Bool, seconds: Double, packets: Int, size: Int) throws -> (boards: Int, elapsed: Double) {
     let crew = CryptoCrew(threads: threads)
-    let helpers = HelperThreads(for: crew)
+    let helpers = try HelperThreads(for: crew)
     defer { helpers.stop() }
     let key = try Key(slots: threads)
     let stride = (size + ChaChaPoly.tagCount + 63) & ~63

@@ -1,7 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BackgroundThread
 import Dispatch
+import Errno
 import Synchronization
 import WireGuardCrypto
 
@@ -170,7 +172,7 @@ public final class CrewMember: @unchecked Sendable {
             for index in 0..<board.count where board.jobs[index].result == CryptoJob.noCipher { board.jobs[index].retryWithoutSlot() }
         }
         let chunks = (board.count + CryptoBoard.chunkJobs - 1) / CryptoBoard.chunkJobs
-        let helpers = crew.spreads && crew.members.count > 1 && chunks > 1 && board.bytes >= CryptoBoard.spreadBytes
+        let helpers = crew.shares && chunks > 1 && board.bytes >= CryptoBoard.spreadBytes
             ? crew.recruit(upTo: chunks - 1, except: slot) : 0
         guard helpers > 0 else {
             for index in 0..<board.count { board.jobs[index].run(slot: slot) }
@@ -272,11 +274,12 @@ public final class CrewMember: @unchecked Sendable {
 /// one per slot, made when that slot first needs it).
 public final class CryptoCrew: @unchecked Sendable {
     public private(set) var members: [CrewMember] = []
-    /// Whether a batch's work is shared at all (otherwise each thread seals and opens its own).
-    public let spreads: Bool
+    /// Whether a batch's work is shared at all: asked for, and someone to share it with. Otherwise each
+    /// thread seals and opens its own, and needs no board.
+    public let shares: Bool
 
     public init(threads: Int, spreads: Bool = true) {
-        self.spreads = spreads
+        shares = spreads && threads > 1
         members = (0..<threads).map { CrewMember(slot: $0, crew: self) }
     }
 
@@ -302,47 +305,37 @@ public final class CryptoCrew: @unchecked Sendable {
 /// Threads that do nothing but help: members 1 and up of a crew whose member 0 is the caller, for a
 /// program without data-plane threads (a benchmark, a test). Each sleeps until a post wakes it, as an
 /// idle data-plane thread sleeps in `epoll_wait`.
-public final class HelperThreads: @unchecked Sendable {
-    private final class Body {
-        let run: () -> Void
-        init(_ run: @escaping () -> Void) { self.run = run }
-    }
+public final class HelperThreads: Sendable {
+    private let threads: [BackgroundThread]
 
-    private let stopping = Atomic<Bool>(false)
-    private var wakes: [DispatchSemaphore] = []
-    private var threads: [pthread_t] = []
-
-    public init(for crew: CryptoCrew) {
+    public init(for crew: CryptoCrew) throws(Errno) {
+        var started: [BackgroundThread] = []
         for member in crew.members.dropFirst() {
-            let wake = DispatchSemaphore(value: 0)
-            wakes.append(wake)
-            member.wake = { wake.signal() }
-            let body = Body { [self] in
-                var stillHelping = false
-                while !stopping.load(ordering: .relaxed) {
-                    if !stillHelping {
-                        member.willSleep()
-                        wake.wait()
-                        member.wokeUp()
+            do {
+                let thread = try BackgroundThread(name: "tund:crew/\(member.slot)") { thread in
+                    var stillHelping = false
+                    while !thread.isStopping {
+                        if !stillHelping {
+                            member.willSleep()
+                            _ = thread.waitFor([])
+                            thread.wake.drain()
+                            member.wokeUp()
+                        }
+                        stillHelping = member.help()
                     }
-                    stillHelping = member.help()
                 }
+                member.wake = { [weak thread] in thread?.wakeUp() }
+                started.append(thread)
+            } catch {
+                started.forEach { $0.stop() }
+                throw error
             }
-            var thread = pthread_t()
-            let started = pthread_create(&thread, nil, { raw in
-                Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue().run()
-                return nil
-            }, Unmanaged.passRetained(body).toOpaque())
-            precondition(started == 0, "pthread_create failed: \(started)")
-            threads.append(thread)
         }
+        threads = started
     }
 
     /// Stops and joins every thread.
     public func stop() {
-        stopping.store(true, ordering: .relaxed)
-        wakes.forEach { $0.signal() }
-        threads.forEach { pthread_join($0, nil) }
-        threads = []
+        threads.forEach { $0.stop() }
     }
 }

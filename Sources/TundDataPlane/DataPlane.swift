@@ -38,7 +38,7 @@ public final class DataPlane: Sendable {
     }
 
     public var threadCount: Int { threads.count }
-    public var spreadsCrypto: Bool { crew.spreads && threads.count > 1 }
+    public var spreadsCrypto: Bool { crew.shares }
 
     /// Starts a device's worker: binds a tunnel's socket, then puts every queue (and the socket) into the
     /// loops. Fails with nothing left running.
@@ -64,7 +64,7 @@ public final class DataPlane: Sendable {
             guard spec.kind == .tun else {
                 throw PlaneError(operation: "starting wireguard on \(spec.name) (tun devices only)", errno: Errno(EINVAL))
             }
-            let engine = try WireGuardEngine(config, offloads: spec.vnetHeader, crewSlots: crew.members.count,
+            let engine = try WireGuardEngine(config, offloads: spec.vnetHeader, crewSlots: crew.shares ? crew.members.count : 0,
                                              onPeerEvent: spec.onPeerEvent)
             wireGuard = engine
             receiver = WireGuardReceiver(engine: engine)

@@ -91,25 +91,24 @@ final class PlaneThread: Sendable {
     }
 
     private func run(_ thread: BackgroundThread) {
-        let scratch = Scratch(member: member)
+        let crewed = member.crew.shares
+        // A thread that shares no crypto has no board: its batches seal and open in place, one by one.
+        let scratch = Scratch(member: crewed ? member : nil)
         let tokens = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
         defer { tokens.deallocate() }
-        let crewed = member.crew.spreads && member.crew.members.count > 1
         // Set when help() stopped at its budget with work still coming: look at our own descriptors
         // without sleeping (and without leaving the crew), then help again.
         var stillHelping = false
         while !thread.isStopping {
-            if crewed && !stillHelping { member.willSleep() }
+            let sleeps = crewed && !stillHelping
+            if sleeps { member.willSleep() }
             let ready = tund_epoll_wait(epoll, tokens, 64, stillHelping ? 0 : -1)
-            if crewed && !stillHelping { member.wokeUp() }
-            let resume = stillHelping
-            stillHelping = false
+            if sleeps { member.wokeUp() }
             if ready < 0 && errno != EINTR { break }
             for index in 0..<max(0, Int(ready)) {
                 let token = tokens[index]
                 if token == Self.wakeToken {
                     thread.wake.drain()
-                    if crewed { stillHelping = member.help() || stillHelping }
                     continue
                 }
                 guard let registration = registrations.withLock({ $0[token] }) else { continue }
@@ -120,8 +119,8 @@ final class PlaneThread: Sendable {
                 }
                 if outcome == .remove { _ = forget(token) }
             }
-            // Between rounds a busy thread still takes what others posted and no sleeper took.
-            if crewed && (resume || stillHelping || member.crew.hasOpenWork) { stillHelping = member.help() }
+            // What other threads posted (a post's wakeup comes here too), after this round's own batches.
+            if crewed && (stillHelping || member.crew.hasOpenWork) { stillHelping = member.help() }
             // Every batch of this round is done: whoever removed a descriptor may go on.
             for waiting in barriers.withLock({ barriers in defer { barriers = [] }; return barriers }) { waiting.signal() }
         }

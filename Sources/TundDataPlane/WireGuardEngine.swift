@@ -22,7 +22,8 @@ final class KeypairCiphers: CipherSlots {
     let sending: ChaChaPoly
     let receiving: ChaChaPoly
     private let slots: Int
-    private let perSlot: UnsafeMutablePointer<(sending: ChaChaPoly?, receiving: ChaChaPoly?)>
+    /// Thread slot `s`'s sending cipher at `2 * s`, its receiving one at `2 * s + 1`; nil until first used.
+    private let perSlot: UnsafeMutablePointer<ChaChaPoly?>
 
     init(_ keypair: Keypair, peer: WireGuardPeer, slots: Int = 0) throws(CryptoError) {
         self.keypair = keypair
@@ -30,12 +31,12 @@ final class KeypairCiphers: CipherSlots {
         sending = try ChaChaPoly(key: keypair.session.sendingKey)
         receiving = try ChaChaPoly(key: keypair.session.receivingKey)
         self.slots = slots
-        perSlot = .allocate(capacity: max(slots, 1))
-        perSlot.initialize(repeating: (nil, nil), count: max(slots, 1))
+        perSlot = .allocate(capacity: 2 * slots)
+        perSlot.initialize(repeating: nil, count: 2 * slots)
     }
 
     deinit {
-        perSlot.deinitialize(count: max(slots, 1))
+        perSlot.deinitialize(count: 2 * slots)
         perSlot.deallocate()
     }
 
@@ -49,12 +50,11 @@ final class KeypairCiphers: CipherSlots {
     func cipher(sealing: Bool, slot: Int?) -> ChaChaPoly? {
         guard let slot else { return sealing ? sending : receiving }
         precondition(slot < slots, "cipher slot \(slot) of \(slots): the engine was made for a smaller crew")
-        if sealing {
-            if perSlot[slot].sending == nil { perSlot[slot].sending = try? ChaChaPoly(key: keypair.session.sendingKey) }
-            return perSlot[slot].sending
+        let index = 2 * slot + (sealing ? 0 : 1)
+        if perSlot[index] == nil {
+            perSlot[index] = try? ChaChaPoly(key: sealing ? keypair.session.sendingKey : keypair.session.receivingKey)
         }
-        if perSlot[slot].receiving == nil { perSlot[slot].receiving = try? ChaChaPoly(key: keypair.session.receivingKey) }
-        return perSlot[slot].receiving
+        return perSlot[index]
     }
 }
 

@@ -43,9 +43,9 @@ final class Helpers {
     let crew: CryptoCrew
     private let threads: HelperThreads
 
-    init(count: Int) {
+    init(count: Int) throws {
         crew = CryptoCrew(threads: count)
-        threads = HelperThreads(for: crew)
+        threads = try HelperThreads(for: crew)
     }
 
     func stop() { threads.stop() }
@@ -67,6 +67,17 @@ final class Buffers {
     deinit { buffers.forEach { $0.deallocate() } }
 
     var count: Int { buffers.count }
+
+    /// Every buffer on `member`'s board (buffer `i` with `counts[i]` bytes and counter `i`), run; the
+    /// results, and the board empty again.
+    func run(on member: CrewMember, counts: [Int], key: any CipherSlots, sealing: Bool) -> [Int] {
+        for index in buffers.indices {
+            member.board.append(buffers[index].baseAddress!, count: counts[index], counter: UInt64(index), ciphers: key, sealing: sealing)
+        }
+        member.runBoard()
+        defer { member.board.clear() }
+        return buffers.indices.map { member.board.jobs[$0].result }
+    }
     subscript(index: Int) -> UnsafeMutableRawBufferPointer { buffers[index] }
     func bytes(_ index: Int, _ count: Int) -> [UInt8] { Array(buffers[index].prefix(count)) }
 }
@@ -80,7 +91,7 @@ final class Buffers {
     /// job runs once, and the bytes are exactly what one cipher sealing alone makes; then opened the same
     /// way, the plaintext comes back.
     @Test func sharedSealsAndOpensAreByteForByteThoseOfOneThread() throws {
-        let helpers = Helpers(count: 3)
+        let helpers = try Helpers(count: 3)
         defer { helpers.stop() }
         let owner = helpers.crew.members[0]
         let key = try CountingKey(key: Array(repeating: 7, count: 32), slots: 3)
@@ -92,19 +103,12 @@ final class Buffers {
             let buffers = Buffers(plain), expected = Buffers(plain)
             for index in 0..<count {
                 _ = try reference.seal(inPlace: expected[index], plaintextCount: sizes[index], counter: UInt64(index))
-                owner.board.append(buffers[index].baseAddress!, count: sizes[index], counter: UInt64(index), ciphers: key, sealing: true)
             }
-            owner.runBoard()
-            for index in 0..<count { #expect(owner.board.jobs[index].result == sizes[index] + 16) }
-            owner.board.clear()
+            let sealedSizes = sizes.map { $0 + 16 }
+            #expect(buffers.run(on: owner, counts: sizes, key: key, sealing: true) == sealedSizes)
             for index in 0..<count { #expect(buffers.bytes(index, sizes[index] + 16) == expected.bytes(index, sizes[index] + 16)) }
 
-            for index in 0..<count {
-                owner.board.append(buffers[index].baseAddress!, count: sizes[index] + 16, counter: UInt64(index), ciphers: key, sealing: false)
-            }
-            owner.runBoard()
-            for index in 0..<count { #expect(owner.board.jobs[index].result == sizes[index]) }
-            owner.board.clear()
+            #expect(buffers.run(on: owner, counts: sealedSizes, key: key, sealing: false) == sizes)
             for index in 0..<count { #expect(buffers.bytes(index, sizes[index]) == plain[index]) }
             jobsRun += 2 * count
         }
@@ -114,7 +118,7 @@ final class Buffers {
     /// A message whose tag does not verify comes back failed and wiped, whichever thread opened it; the
     /// others of the board open as usual.
     @Test func aForgedMessageFailsAloneAndLeavesNoBytes() throws {
-        let helpers = Helpers(count: 2)
+        let helpers = try Helpers(count: 2)
         defer { helpers.stop() }
         let owner = helpers.crew.members[0]
         let key = try CountingKey(key: Array(repeating: 9, count: 32), slots: 2)
@@ -124,12 +128,8 @@ final class Buffers {
             _ = try sealer.seal(inPlace: buffers[index], plaintextCount: 1420, counter: UInt64(index))
         }
         buffers[17][100] ^= 1
-        for index in 0..<buffers.count {
-            owner.board.append(buffers[index].baseAddress!, count: 1436, counter: UInt64(index), ciphers: key, sealing: false)
-        }
-        owner.runBoard()
-        for index in 0..<buffers.count { #expect(owner.board.jobs[index].result == (index == 17 ? -1 : 1420)) }
-        owner.board.clear()
+        let results = buffers.run(on: owner, counts: Array(repeating: 1436, count: buffers.count), key: key, sealing: false)
+        for index in 0..<buffers.count { #expect(results[index] == (index == 17 ? -1 : 1420)) }
         #expect(buffers.bytes(17, 1420).allSatisfy { $0 == 0 })
         #expect(buffers.bytes(16, 1420) == Self.packet(1420, seed: 16))
     }
@@ -140,17 +140,14 @@ final class Buffers {
         let crew = CryptoCrew(threads: 1)
         let key = try CountingKey(key: Array(repeating: 1, count: 32), slots: 1, failing: .all)
         let buffers = Buffers([Self.packet(100, seed: 3)])
-        crew.members[0].board.append(buffers[0].baseAddress!, count: 100, counter: 0, ciphers: key, sealing: true)
-        crew.members[0].runBoard()
-        #expect(crew.members[0].board.jobs[0].result == -1)
-        crew.members[0].board.clear()
+        #expect(buffers.run(on: crew.members[0], counts: [100], key: key, sealing: true) == [-1])
         #expect(buffers.bytes(0, 116).allSatisfy { $0 == 0 })
     }
 
     /// A thread without a cipher context of its own leaves its jobs untouched, and the owner runs them
     /// again with the main cipher: the bytes are those one cipher makes.
     @Test func jobsWithoutAThreadCipherRunAgainWithTheMainOne() throws {
-        let helpers = Helpers(count: 2)
+        let helpers = try Helpers(count: 2)
         defer { helpers.stop() }
         let owner = helpers.crew.members[0]
         let key = try CountingKey(key: Array(repeating: 5, count: 32), slots: 2, failing: .slots)
@@ -159,11 +156,9 @@ final class Buffers {
         let buffers = Buffers(plain), expected = Buffers(plain)
         for index in 0..<buffers.count {
             _ = try reference.seal(inPlace: expected[index], plaintextCount: 1420, counter: UInt64(index))
-            owner.board.append(buffers[index].baseAddress!, count: 1420, counter: UInt64(index), ciphers: key, sealing: true)
         }
-        owner.runBoard()
-        for index in 0..<buffers.count { #expect(owner.board.jobs[index].result == 1436) }
-        owner.board.clear()
+        #expect(buffers.run(on: owner, counts: Array(repeating: 1420, count: buffers.count), key: key, sealing: true)
+                == Array(repeating: 1436, count: buffers.count))
         for index in 0..<buffers.count { #expect(buffers.bytes(index, 1436) == expected.bytes(index, 1436)) }
     }
 
