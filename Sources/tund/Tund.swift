@@ -42,7 +42,13 @@ struct Tund: ParsableCommand {
     var dataPlaneThreads: Int?
 
     @Option(help: "Share one WireGuard batch's sealing and opening among the data-plane threads: on, off, or auto (on with 4 CPUs or more).")
-    var spreadCrypto: String = "auto"
+    var spreadCrypto: SpreadCrypto = .auto
+
+    enum SpreadCrypto: String, ExpressibleByArgument, CaseIterable {
+        case auto, on, off
+
+        var isOn: Bool { self == .auto ? DataPlane.spreadsCryptoByDefault : self == .on }
+    }
 
     @Option(help: "File holding the bearer token every endpoint but the /healthz and /readyz probes then requires (or set TUND_TOKEN).")
     var tokenFile: String?
@@ -71,7 +77,6 @@ struct Tund: ParsableCommand {
         guard (1...(1 << 24)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must be between 1 and 16777216") }
         guard (1...64).contains(httpThreads) else { throw ValidationError("--http-threads must be between 1 and 64") }
         guard (1...256).contains(dataPlaneThreads ?? 1) else { throw ValidationError("--data-plane-threads must be between 1 and 256") }
-        guard ["auto", "on", "off"].contains(spreadCrypto) else { throw ValidationError("--spread-crypto must be on, off or auto") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else { throw ValidationError("--socket-mode must be octal, like 0660") }
         guard (1...1_000_000).contains(maxDevices) else { throw ValidationError("--max-devices must be between 1 and 1000000") }
@@ -137,8 +142,7 @@ struct Tund: ParsableCommand {
         }
         let plane: DataPlane
         do {
-            plane = try DataPlane(threads: dataPlaneThreads ?? DataPlane.defaultThreadCount,
-                                  spreadCrypto: spreadCrypto == "auto" ? DataPlane.spreadsCryptoByDefault : spreadCrypto == "on")
+            plane = try DataPlane(threads: dataPlaneThreads ?? DataPlane.defaultThreadCount, spreadCrypto: spreadCrypto.isOn)
         } catch {
             fail(logger, "cannot start the data plane: \(error)")
         }
