@@ -306,16 +306,13 @@ extension DeviceManager {
         for record in stored.updated {
             guard var managed = table[record.name] else { continue }
             let old = managed.record
-            if record.spec.workerMode != old.spec.workerMode || record.spec.tunnel != old.spec.tunnel || record.spec.wireguard != old.spec.wireguard {
-                do throws(TundError) {
-                    try replaceWorker(&managed, with: record)
+            do throws(TundError) {
+                if try updateWorker(&managed, from: old.spec, to: record) {
                     events.append((record.name, .workerStopped, [("reason", "worker changed")]))
                     if managed.worker != nil { events.append((record.name, .workerStarted, [("mode", record.spec.workerMode.rawValue)])) }
-                } catch {
-                    events.append((record.name, .workerFailed, [("error", error.description)]))
                 }
-            } else if record.spec.mtu != old.spec.mtu {
-                managed.worker?.setMTU(record.spec.mtu)
+            } catch {
+                events.append((record.name, .workerFailed, [("error", error.description)]))
             }
             managed.record = record
             managed.lastLinkUp = record.spec.up

@@ -78,21 +78,29 @@ extension DeviceManager {
                 _ = links.perform(undo)
                 throw error
             }
-            if spec.workerMode != old.workerMode || spec.tunnel != old.tunnel || spec.wireguard != old.wireguard {
-                var record = managed.record
-                record.spec = spec
-                do throws(TundError) {
-                    try replaceWorker(&managed, with: record)
-                } catch {
-                    _ = links.perform(undo)
-                    throw error
-                }
-            } else if spec.mtu != old.mtu {
-                managed.worker?.setMTU(spec.mtu)
+            var record = managed.record
+            record.spec = spec
+            do throws(TundError) {
+                _ = try updateWorker(&managed, from: old, to: record)
+            } catch {
+                _ = links.perform(undo)
+                throw error
             }
             managed.record.spec = spec
             return { [links] in _ = links.perform(undo) }
         }
+    }
+
+    /// Brings a live device's worker to `record`'s spec: a new worker when its mode, tunnel or keys
+    /// changed (`replaceWorker`; true), else the running one told the new MTU (its padding stops there).
+    func updateWorker(_ managed: inout ManagedDevice, from old: DeviceSpec, to record: DeviceRecord) throws(TundError) -> Bool {
+        let spec = record.spec
+        guard spec.workerMode == old.workerMode, spec.tunnel == old.tunnel, spec.wireguard == old.wireguard else {
+            try replaceWorker(&managed, with: record)
+            return true
+        }
+        if spec.mtu != old.mtu { managed.worker?.setMTU(spec.mtu) }
+        return false
     }
 
     /// Gives the device the worker `record` asks for: hands it over (mode none: worker stopped, queues
