@@ -61,6 +61,27 @@ void tund_counter_store(unsigned long long *slot, unsigned long long value) {
     __atomic_store_n(slot, value, __ATOMIC_RELAXED);
 }
 
+// The fences are those of Boehm's "Can seqlocks get along with programming language memory models?":
+// relaxed data, release after the odd store, acquire before the reader's second look. On x86 they cost
+// nothing but the compiler's ordering.
+void tund_counters_write_begin(unsigned long long *sequence) {
+    __atomic_store_n(sequence, __atomic_load_n(sequence, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+void tund_counters_write_end(unsigned long long *sequence) {
+    __atomic_store_n(sequence, __atomic_load_n(sequence, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+}
+
+unsigned long long tund_counters_read_begin(const unsigned long long *sequence) {
+    return __atomic_load_n(sequence, __ATOMIC_ACQUIRE);
+}
+
+bool tund_counters_read_valid(const unsigned long long *sequence, unsigned long long begun) {
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return (begun & 1) == 0 && __atomic_load_n(sequence, __ATOMIC_RELAXED) == begun;
+}
+
 int tund_timerfd_create(void) {
     return timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 }

@@ -162,6 +162,7 @@ import TundFakes
         links.inject(PacketSamples.ipv4(protocol: 17, payload: 8), into: "tun0", queue: 1)
         links.inject([0x45, 0, 0], into: "tun0", queue: 0)  // truncated
         var counters = try manager.statistics("tun0").worker
+        // Waiting on packets_read alone is enough: a queue's counters are published whole, batch by batch.
         for _ in 0..<500 where counters.total[.packetsRead] < 4 {  // at most 5 s, for a loaded machine
             usleep(10_000)
             counters = try manager.statistics("tun0").worker

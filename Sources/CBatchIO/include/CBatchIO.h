@@ -1,5 +1,6 @@
 #ifndef TUND_CBATCHIO_H
 #define TUND_CBATCHIO_H
+#include <stdbool.h>
 #include <sys/socket.h>
 
 /// `struct mmsghdr` as Swift can see it: glibc declares it (and sendmmsg/recvmmsg) only under
@@ -37,6 +38,15 @@ void tund_timerfd_drain(int fd);
 void tund_counter_add(unsigned long long *slot, unsigned long long amount);
 unsigned long long tund_counter_load(const unsigned long long *slot);
 void tund_counter_store(unsigned long long *slot, unsigned long long value);
+
+/// A sequence lock over a counter table, so that a reader sees whole batches: packets_read never runs
+/// ahead of the protocol counts of the same packets. The one writer brackets its stores with
+/// `tund_counters_write_begin` and `tund_counters_write_end`; a reader takes `tund_counters_read_begin`,
+/// loads, and keeps what it loaded only if `tund_counters_read_valid` says no write overlapped.
+void tund_counters_write_begin(unsigned long long *sequence);
+void tund_counters_write_end(unsigned long long *sequence);
+unsigned long long tund_counters_read_begin(const unsigned long long *sequence);
+bool tund_counters_read_valid(const unsigned long long *sequence, unsigned long long begun);
 
 /// Names the calling thread (15 bytes at most; longer names are cut), as `top -H` and `perf` show it.
 void tund_set_thread_name(const char *name);
