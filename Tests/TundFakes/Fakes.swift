@@ -248,8 +248,14 @@ public final class FakeStore: DeviceStore, @unchecked Sendable {
     public var nextID: Int64 = 1
     public var failInsert = false
 
+    /// How many times every row was read.
+    public var fullReads = 0
+
     public func allDevices() throws(TundError) -> [DeviceRecord] {
-        lock.locked { records.values.sorted { $0.id! < $1.id! } }
+        lock.locked {
+            fullReads += 1
+            return records.values.sorted { $0.id! < $1.id! }
+        }
     }
 
     public var claims: [String: IdempotencyClaim] = [:]

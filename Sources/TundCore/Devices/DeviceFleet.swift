@@ -56,15 +56,16 @@ public final class DeviceFleet: Sendable {
     /// namespace that is gone are stranded (and announced), not made anywhere else.
     @discardableResult
     public func restore() throws(TundError) -> RestoreReport {
-        var report = try home.restore()
+        let stored = try home.store.allDevices()
+        var report = try home.restore(from: stored)
         var byNamespace: [String: [DeviceRecord]] = [:]
-        for record in try home.store.allDevices() {
+        for record in stored {
             if let key = DeviceSpec.namespaceKey(record.spec.netns) { byNamespace[key, default: []].append(record) }
         }
         for (_, records) in byNamespace.sorted(by: { $0.key < $1.key }) {
             let netns = records[0].spec.netns!  // opened as a device names it
             do throws(TundError) {
-                let restored = try membership.withLock { _ throws(TundError) in try member(netns, creating: true)!.manager.lastRestore }
+                let restored = try membership.withLock { _ throws(TundError) in try member(netns, creating: true, stored: stored)!.manager.lastRestore }
                 report.reattached += restored.reattached
                 report.recreated += restored.recreated
                 report.orphansRemoved += restored.orphansRemoved
@@ -285,7 +286,9 @@ public final class DeviceFleet: Sendable {
 
     /// The namespace's member, opened and restored when `creating` and not held yet. Call under `membership`.
     @discardableResult
-    private func member(_ netns: String, creating: Bool) throws(TundError) -> Member? {
+    /// `stored`: the store's rows when the caller has read them already (startup), so a namespace opened
+    /// then does not read them again.
+    private func member(_ netns: String, creating: Bool, stored: [DeviceRecord]? = nil) throws(TundError) -> Member? {
         let key = DeviceSpec.namespaceKey(netns)!
         if let member = state.withLock({ $0.members[key] }) { return member }
         guard creating else { return nil }
@@ -294,7 +297,7 @@ public final class DeviceFleet: Sendable {
         do { kernel = try opener.open(netns) } catch { throw .namespaceNotFound(netns: netns, reason: error.description) }
         let manager = DeviceManager(links: kernel.links, store: home.store, workers: home.workers, logger: home.logger,
                                     events: home.events, maxDevices: home.maxDevices, netns: netns)
-        try manager.restore()
+        if let stored { try manager.restore(from: stored) } else { try manager.restore() }
         let watcher = DriftWatcher(manager: manager, notices: kernel.notices)
         do throws(KernelError) { try watcher.start() } catch {
             manager.shutdown()

@@ -14,10 +14,16 @@ extension DeviceManager {
     /// restored is kept with its error and the others go on. Marks the manager ready at the end.
     @discardableResult
     public func restore() throws(TundError) -> RestoreReport {
+        try restore(from: try store.allDevices())
+    }
+
+    /// `restore()` from rows already read: the store holds the devices of every namespace, and a caller
+    /// restoring several namespaces at startup reads it once; this manager takes its own.
+    @discardableResult
+    public func restore(from stored: [DeviceRecord]) throws(TundError) -> RestoreReport {
         var report = RestoreReport()
-        // The store holds the devices of every namespace; this manager restores its own.
         let key = DeviceSpec.namespaceKey(netns)
-        let records = try store.allDevices().filter { DeviceSpec.namespaceKey($0.spec.netns) == key }
+        let records = stored.filter { DeviceSpec.namespaceKey($0.spec.netns) == key }
         // One dump of each kind for the whole pass: the cost of restore grows with the devices, not with
         // their square.
         let current = try kernel { () throws(KernelError) in try links.links() }
