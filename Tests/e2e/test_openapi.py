@@ -704,6 +704,12 @@ def test_event_stream_matches_the_spec(tund, contract):
         create(tund, contract, {"name": "ev1", "type": "tun"})
         seen = events.until(lambda event: event[1] == "device.created" and event[2]["device"] == "ev1")
         assert all(int(event_id) > last for event_id, _, _ in seen), seen
+        # Every mode is one the spec knows, in events and in the counters.
+        wireguard_device(tund, contract, "ev2", 51900)
+        seen = events.until(lambda event: event[1] == "worker.started" and event[2]["device"] == "ev2")
+        assert seen[-1][2]["detail"] == {"mode": "wireguard"}
+    response, stats = call(tund, contract, "get", "/devices/{name}/stats", "/devices/ev2/stats")
+    assert response.status == 200 and stats["worker"]["mode"] == "wireguard" and stats["worker"]["running"] is True
 
 
 def test_metrics_and_capture_match_the_spec(tund, contract):
