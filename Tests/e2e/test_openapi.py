@@ -708,8 +708,12 @@ def test_event_stream_matches_the_spec(tund, contract):
         wireguard_device(tund, contract, "ev2", 51900)
         seen = events.until(lambda event: event[1] == "worker.started" and event[2]["device"] == "ev2")
         assert seen[-1][2]["detail"] == {"mode": "wireguard"}
+    response, _ = call(tund, contract, "post", "/devices/{name}/peers", "/devices/ev2/peers",
+                       body={"public_key": PEER_KEY, "endpoint": "127.0.0.1:51901", "allowed_ips": ["10.66.0.2/32"]})
+    assert response.status == 201
     response, stats = call(tund, contract, "get", "/devices/{name}/stats", "/devices/ev2/stats")
     assert response.status == 200 and stats["worker"]["mode"] == "wireguard" and stats["worker"]["running"] is True
+    assert [peer["public_key"] for peer in stats["peers"]] == [PEER_KEY]
 
 
 def test_metrics_and_capture_match_the_spec(tund, contract):
