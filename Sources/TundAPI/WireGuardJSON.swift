@@ -18,15 +18,18 @@ enum WireGuardJSON {
             throw .invalidField(field: "worker.listen_port", reason: "is required for a wireguard worker")
         }
         let privateKey: [UInt8]
+        let drawn: Bool
         if let text = try reader.string("private_key") {
             privateKey = try key(text, field: "worker.private_key", what: "wg genkey")
+            drawn = false
         } else {
             privateKey = try generatedPrivateKey()
+            drawn = true
         }
         let peers = try reader.array("peers").enumerated().map { (index, value) throws(TundError) in
             try peer(value, field: "worker.peers[\(index)]")
         }
-        return WireGuardSpec(privateKey: privateKey, listenPort: Int(port), peers: peers)
+        return WireGuardSpec(privateKey: privateKey, listenPort: Int(port), peers: peers, privateKeyDrawn: drawn)
     }
 
     /// One peer object: `field` is where it sits in a device (`worker.peers[I]`), nil for the body of

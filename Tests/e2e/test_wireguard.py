@@ -246,6 +246,29 @@ def test_wireguard_configuration_errors_name_the_field_and_echo_no_secret(tund):
     assert tund.get("/devices").json()["devices"] == []
 
 
+def test_a_device_declared_again_without_its_key_keeps_the_key_tund_drew(tund):
+    """A key tund drew is the device's own: declaring the device again, by PUT /devices or PATCH, without
+    a private_key keeps it (a new key would cut off every peer); naming a key replaces it."""
+    body = {"name": "wgkeep", "type": "tun", "worker": {"mode": "wireguard", "listen_port": PORT}}
+    answer = tund.request("PUT", "/devices", body={"devices": [body]}, headers=JSON)
+    assert answer.status == 200 and answer.json()["create"] == ["wgkeep"], answer
+    public = tund.get("/devices/wgkeep").json()["worker"]["public_key"]
+    answer = tund.request("PUT", "/devices", body={"devices": [body]}, headers=JSON)
+    assert answer.status == 200 and answer.json()["unchanged"] == ["wgkeep"], answer.json()
+    assert tund.get("/devices/wgkeep").json()["worker"]["public_key"] == public
+
+    answer = tund.request("PATCH", "/devices/wgkeep", body={"worker": {"mode": "wireguard", "listen_port": PORT + 1}},
+                          headers=JSON)
+    assert answer.status == 200, answer
+    assert answer.json()["worker"]["public_key"] == public and answer.json()["worker"]["listen_port"] == PORT + 1
+
+    private, named = genkey()
+    answer = tund.request("PATCH", "/devices/wgkeep", body={"worker": {"mode": "wireguard", "listen_port": PORT,
+                                                                        "private_key": private}}, headers=JSON)
+    assert answer.status == 200 and answer.json()["worker"]["public_key"] == named
+    assert private not in answer.body.decode()
+
+
 # Handshake initiations with junk MAC1s, as fast as one Python loop sends them, bounded in count and time.
 FLOOD = r"""
 import os, socket, sys, time

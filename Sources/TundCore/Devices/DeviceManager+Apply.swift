@@ -135,10 +135,12 @@ extension DeviceManager {
         return plan
     }
 
-    /// The declared spec in the stored spec's terms: a MAC left to the kernel is the one it chose.
+    /// The declared spec in the stored spec's terms: a MAC left to the kernel is the one it chose, and a
+    /// wireguard key left to tund is the one it has.
     static func normalized(_ spec: DeviceSpec, like stored: DeviceSpec) -> DeviceSpec {
         var spec = spec
         if spec.mac == nil { spec.mac = stored.mac }
+        spec.wireguard = spec.wireguard?.keepingKey(of: stored.wireguard)
         return spec
     }
 

@@ -52,7 +52,7 @@ extension DeviceManager {
             if let worker = patch.worker {
                 spec.workerMode = worker.mode
                 spec.tunnel = worker.tunnel
-                spec.wireguard = worker.wireguard
+                spec.wireguard = worker.wireguard?.keepingKey(of: spec.wireguard)
             }
             if let policy = patch.policy { spec.policy = policy }
             guard spec != managed.record.spec else { return nil }

@@ -7,14 +7,32 @@ public struct WireGuardSpec: Equatable, Sendable, CustomStringConvertible {
     public var privateKey: [UInt8]
     public var listenPort: Int
     public var peers: [WireGuardPeerSpec]
+    /// The request named no private key and `privateKey` was drawn for it: a device that has one already
+    /// keeps its own, so re-declaring a device (`PUT /devices`, `PATCH`) never rotates its key and cuts
+    /// off its peers. Not stored, and not part of equality.
+    public var privateKeyDrawn: Bool
 
     public static let keyCount = 32
     public static let maximumPeers = 4096
 
-    public init(privateKey: [UInt8], listenPort: Int, peers: [WireGuardPeerSpec] = []) {
+    public init(privateKey: [UInt8], listenPort: Int, peers: [WireGuardPeerSpec] = [], privateKeyDrawn: Bool = false) {
         self.privateKey = privateKey
         self.listenPort = listenPort
         self.peers = peers
+        self.privateKeyDrawn = privateKeyDrawn
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.privateKey == rhs.privateKey && lhs.listenPort == rhs.listenPort && lhs.peers == rhs.peers
+    }
+
+    /// This spec as a change of `current`: with the current key when this one's was only drawn.
+    public func keepingKey(of current: WireGuardSpec?) -> WireGuardSpec {
+        guard privateKeyDrawn, let current else { return self }
+        var kept = self
+        kept.privateKey = current.privateKey
+        kept.privateKeyDrawn = false
+        return kept
     }
 
     public var description: String {
