@@ -67,6 +67,8 @@ public struct APIError: Error, Sendable, Equatable {
             self.init(status: 409, code: "peer_exists", message: error.description)
         case .peerNotFound:
             self.init(status: 404, code: "peer_not_found", message: error.description)
+        case .notWireGuard:
+            self.init(status: 409, code: "not_wireguard", message: error.description)
         case .namespaceNotFound:
             self.init(status: 422, code: "namespace_not_found", message: error.description, field: "netns")
         case .namespaceMissing:

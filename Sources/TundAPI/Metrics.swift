@@ -258,7 +258,7 @@ enum DeviceMetrics {
             $0.drops.sorted { $0.key < $1.key }.map { ([("reason", $0.key)], Double($0.value)) }
         }
 
-        text.family("tund_wireguard_dropped_total", "counter", "WireGuard packets that named no peer, dropped, by reason (bad_mac, unknown_peer, no_route).")
+        text.family("tund_wireguard_dropped_total", "counter", "WireGuard messages dropped before any peer took them, by reason (bad_mac, unknown_peer, no_route, under_load_cookie).")
         for (device, stats) in statistics where stats.worker.mode == .wireguard {
             for (reason, count) in stats.wireguardDrops.sorted(by: { $0.key < $1.key }) {
                 text.sample("tund_wireguard_dropped_total", [("device", device.record.name), ("reason", reason)], Double(count))

@@ -61,6 +61,8 @@ public enum TundError: Error, Equatable, Sendable {
     case peerExists
     /// The wireguard worker has no peer with that public key.
     case peerNotFound
+    /// A peers operation on a device whose worker is not in mode wireguard: a conflict with its state.
+    case notWireGuard(name: String)
     /// The device's namespace is gone: it can be read and deleted, not changed.
     case namespaceMissing(name: String, netns: String)
 
@@ -98,6 +100,7 @@ extension TundError: CustomStringConvertible {
         case .collectionChanged(let current): "the set of devices has changed since it was read: its tag is now \(current)"
         case .peerExists: "the device has a peer with that public key already; PATCH /devices/{name}/peers/{public_key} changes it"
         case .peerNotFound: "the device has no peer with that public key"
+        case .notWireGuard(let name): "device \(name) has no wireguard worker: peers belong to worker mode wireguard"
         case .namespaceNotFound(let netns, let reason): "netns: cannot use the network namespace \(netns): \(reason)"
         case .namespaceMissing(let name, let netns): "device \(name) lives in the network namespace \(netns), which is gone; it can only be deleted"
         }

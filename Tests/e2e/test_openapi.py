@@ -708,9 +708,22 @@ def test_event_stream_matches_the_spec(tund, contract):
         wireguard_device(tund, contract, "ev2", 51900)
         seen = events.until(lambda event: event[1] == "worker.started" and event[2]["device"] == "ev2")
         assert seen[-1][2]["detail"] == {"mode": "wireguard"}
-    response, _ = call(tund, contract, "post", "/devices/{name}/peers", "/devices/ev2/peers",
-                       body={"public_key": PEER_KEY, "endpoint": "127.0.0.1:51901", "allowed_ips": ["10.66.0.2/32"]})
-    assert response.status == 201
+        response, _ = call(tund, contract, "post", "/devices/{name}/peers", "/devices/ev2/peers",
+                           body={"public_key": PEER_KEY, "endpoint": "127.0.0.1:51901", "allowed_ips": ["10.66.0.2/32"]})
+        assert response.status == 201
+        seen = events.until(lambda event: event[1] == "device.updated" and event[2]["device"] == "ev2")
+        assert seen[-1][2]["detail"]["change"] == "peer added"
+        # Peers belong to wireguard workers: on another device the request conflicts with its state.
+        response, _ = call(tund, contract, "post", "/devices/{name}/peers", "/devices/ev1/peers", body={"public_key": PEER_KEY})
+        assert response.status == 409 and error_code(response) == "not_wireguard"
+        # A declared set that changes the device in place.
+        response, _ = call(tund, contract, "put", "/devices", body={"devices": [
+            {"name": "ev1", "type": "tun", "mtu": 1300},
+            {"name": "ev2", "type": "tun", "worker": {"mode": "wireguard", "listen_port": 51900, "peers": [
+                {"public_key": PEER_KEY, "endpoint": "127.0.0.1:51901", "allowed_ips": ["10.66.0.2/32"]}]}}]})
+        assert response.status == 200
+        seen = events.until(lambda event: event[1] == "device.updated" and event[2]["device"] == "ev1")
+        assert seen[-1][2]["detail"]["change"] == "apply"
     response, stats = call(tund, contract, "get", "/devices/{name}/stats", "/devices/ev2/stats")
     assert response.status == 200 and stats["worker"]["mode"] == "wireguard" and stats["worker"]["running"] is True
     assert [peer["public_key"] for peer in stats["peers"]] == [PEER_KEY]

@@ -244,6 +244,11 @@ def test_wireguard_configuration_errors_name_the_field_and_echo_no_secret(tund):
         assert answer.status == 422 and answer.json()["error"]["field"] == field, (body, answer)
         assert private not in answer.body.decode()
     assert tund.get("/devices").json()["devices"] == []
+    # Peers belong to a wireguard worker: on a device in another mode the request conflicts with its state.
+    assert tund.post("/devices", {"name": "plain0", "type": "tun"}).status == 201
+    answer = tund.post("/devices/plain0/peers", {"public_key": public})
+    assert answer.status == 409 and answer.json()["error"]["code"] == "not_wireguard", answer
+    assert tund.get("/devices/plain0").json()["worker"] == {"mode": "count", "running": True}
 
 
 def test_a_device_declared_again_without_its_key_keeps_the_key_tund_drew(tund):

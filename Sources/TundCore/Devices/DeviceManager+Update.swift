@@ -206,7 +206,7 @@ extension DeviceManager {
                              _ change: (inout [WireGuardPeerSpec]) throws(TundError) -> Void) throws(TundError) -> DeviceSnapshot {
         try mutate(name, ifMatch: ifMatch, event: event) { (managed) throws(TundError) -> (() -> Void)? in
             guard var wireguard = managed.record.spec.wireguard else {
-                throw .invalidRequest("device \(name) has no wireguard worker: peers belong to worker mode wireguard")
+                throw .notWireGuard(name: name)
             }
             let before = wireguard.peers
             try change(&wireguard.peers)
