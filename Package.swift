@@ -82,7 +82,7 @@ let package = Package(
         .target(name: "TundCNI", dependencies: ["TundClient", "TundJSON", "NetAddress"]),
         .executableTarget(name: "tund-cni", dependencies: ["TundCNI", "TundClient", "TundJSON"]),
         // Benchmarks/crypto-crew.sh: what sharing a batch's sealing and opening buys on this machine.
-        .executableTarget(name: "crypto-crew-bench", dependencies: ["CryptoCrew", "WireGuardCrypto"], path: "Benchmarks/CryptoCrewBench"),
+        .executableTarget(name: "crypto-crew-bench", dependencies: ["BackgroundThread", "CryptoCrew", "WireGuardCrypto"], path: "Benchmarks/CryptoCrewBench"),
 
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"]),
         // The one rule for privileged tests: root, in a private network namespace.

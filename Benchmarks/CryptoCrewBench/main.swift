@@ -6,6 +6,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BackgroundThread
 import CryptoCrew
 import Dispatch
 import Synchronization
@@ -23,11 +24,7 @@ final class Key: CipherSlots, @unchecked Sendable {
     }
 }
 
-func now() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-}
+func now() -> Double { Double(monotonicNanoseconds()) / 1e9 }
 
 /// Boards per second with a crew of `threads` (the caller and threads - 1 sleeping helpers).
 func measure(threads: Int, sealing: Bool, seconds: Double, packets: Int, size: Int) throws -> (boards: Int, elapsed: Double) {

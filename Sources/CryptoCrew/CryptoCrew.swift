@@ -54,9 +54,14 @@ public struct CryptoJob {
             result = sealing ? try cipher.seal(inPlace: buffer, plaintextCount: count, counter: counter)
                              : try cipher.open(inPlace: buffer, ciphertextCount: count, counter: counter)
         } catch {
-            if sealing { buffer.initializeMemory(as: UInt8.self, repeating: 0) }
+            wipeSeal()
             result = Self.failed
         }
+    }
+
+    /// A seal that failed leaves zeros where the plaintext and tag were, never the plaintext.
+    private func wipeSeal() {
+        if sealing { UnsafeMutableRawBufferPointer(start: body, count: count + ChaChaPoly.tagCount).initializeMemory(as: UInt8.self, repeating: 0) }
     }
 
     /// The job run again with the main cipher (the caller holds the lock that guards it) when its
@@ -65,7 +70,7 @@ public struct CryptoJob {
         guard result == Self.noCipher else { return }
         run(slot: nil)
         if result == Self.noCipher {
-            if sealing { UnsafeMutableRawBufferPointer(start: body, count: count + ChaChaPoly.tagCount).initializeMemory(as: UInt8.self, repeating: 0) }
+            wipeSeal()
             result = Self.failed
         }
     }
@@ -121,6 +126,12 @@ public final class CryptoBoard: @unchecked Sendable {
         jobs.deinitialize(count: count)
         count = 0
         bytes = 0
+    }
+
+    /// Whether a chunk is posted that nobody took yet.
+    var hasOpenChunk: Bool {
+        let current = state.load(ordering: .relaxed)
+        return current & 0xFFFF_FFFF < current >> 32
     }
 
     /// A chunk index nobody has taken yet, and how many chunks there are; nil when all are taken.
@@ -186,8 +197,8 @@ public final class CrewMember: @unchecked Sendable {
         // A helper still runs its last chunk: a few microseconds. Sleeping on the semaphore at once would
         // cost a wakeup, tens of microseconds, so spin a little first; the helper that finishes last
         // signals either way, and the wait then only takes that signal.
-        let start = Self.monotonic()
-        while board.finished.load(ordering: .acquiring) < chunks && Self.monotonic() &- start < Self.linger {}
+        let start = monotonicNanoseconds()
+        while board.finished.load(ordering: .acquiring) < chunks && monotonicNanoseconds() &- start < Self.linger {}
         board.done.wait()
     }
 
@@ -217,7 +228,7 @@ public final class CrewMember: @unchecked Sendable {
     /// and its thread should look at its own work without sleeping, then help again.
     @discardableResult
     public func help(linger: UInt64 = CrewMember.linger, budget: UInt64 = CrewMember.budget) -> Bool {
-        let deadline = Self.monotonic() &+ budget
+        let deadline = monotonicNanoseconds() &+ budget
         // Back from a budget's end it lingers on; otherwise only if it finds work now.
         let resuming = state.load(ordering: .relaxed) == Self.lingering
         guard helpOnce(until: deadline) || resuming else {
@@ -225,12 +236,12 @@ public final class CrewMember: @unchecked Sendable {
             return false
         }
         state.store(Self.lingering, ordering: .relaxed)
-        var since = Self.monotonic()
+        var since = monotonicNanoseconds()
         while true {
-            let now = Self.monotonic()
+            let now = monotonicNanoseconds()
             if now >= deadline { return true }
             if now &- since >= linger { break }
-            if crew.hasOpenWork, helpOnce(until: deadline) { since = Self.monotonic() }
+            if crew.hasOpenWork, helpOnce(until: deadline) { since = monotonicNanoseconds() }
         }
         state.store(Self.busy, ordering: .relaxed)
         return false
@@ -254,18 +265,12 @@ public final class CrewMember: @unchecked Sendable {
                 while let (chunk, chunks) = board.claim() {
                     found = true
                     if board.run(chunk: chunk, of: chunks, slot: slot) { board.done.signal() }
-                    if Self.monotonic() >= deadline { return true }
+                    if monotonicNanoseconds() >= deadline { return true }
                 }
             }
             took = took || found
-        } while found && Self.monotonic() < deadline
+        } while found && monotonicNanoseconds() < deadline
         return took
-    }
-
-    static func monotonic() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
     }
 }
 
@@ -295,10 +300,7 @@ public final class CryptoCrew: @unchecked Sendable {
 
     /// Whether some member's board has a chunk nobody took yet.
     public var hasOpenWork: Bool {
-        members.contains { member in
-            let state = member.board.state.load(ordering: .relaxed)
-            return state & 0xFFFF_FFFF < state >> 32
-        }
+        members.contains { $0.board.hasOpenChunk }
     }
 }
 

@@ -68,6 +68,14 @@ final class Buffers {
 
     var count: Int { buffers.count }
 
+    /// Each buffer sealed in place by `cipher` alone (buffer `i`: its first `counts[i]` bytes, counter `i`),
+    /// as one thread without a crew seals them.
+    func seal(with cipher: ChaChaPoly, counts: [Int]) throws {
+        for index in buffers.indices {
+            _ = try cipher.seal(inPlace: buffers[index], plaintextCount: counts[index], counter: UInt64(index))
+        }
+    }
+
     /// Every buffer on `member`'s board (buffer `i` with `counts[i]` bytes and counter `i`), run; the
     /// results, and the board empty again.
     func run(on member: CrewMember, counts: [Int], key: any CipherSlots, sealing: Bool) -> [Int] {
@@ -101,9 +109,7 @@ final class Buffers {
             let sizes = (0..<count).map { [64, 1420, 1424, 512, 8192][($0 + round) % 5] }
             let plain = sizes.enumerated().map { index, size in Self.packet(size, seed: index + round) }
             let buffers = Buffers(plain), expected = Buffers(plain)
-            for index in 0..<count {
-                _ = try reference.seal(inPlace: expected[index], plaintextCount: sizes[index], counter: UInt64(index))
-            }
+            try expected.seal(with: reference, counts: sizes)
             let sealedSizes = sizes.map { $0 + 16 }
             #expect(buffers.run(on: owner, counts: sizes, key: key, sealing: true) == sealedSizes)
             for index in 0..<count { #expect(buffers.bytes(index, sizes[index] + 16) == expected.bytes(index, sizes[index] + 16)) }
@@ -124,9 +130,7 @@ final class Buffers {
         let key = try CountingKey(key: Array(repeating: 9, count: 32), slots: 2)
         let sealer = try ChaChaPoly(key: key.key)
         let buffers = Buffers((0..<40).map { Self.packet(1420, seed: $0) })
-        for index in 0..<buffers.count {
-            _ = try sealer.seal(inPlace: buffers[index], plaintextCount: 1420, counter: UInt64(index))
-        }
+        try buffers.seal(with: sealer, counts: Array(repeating: 1420, count: buffers.count))
         buffers[17][100] ^= 1
         let results = buffers.run(on: owner, counts: Array(repeating: 1436, count: buffers.count), key: key, sealing: false)
         for index in 0..<buffers.count { #expect(results[index] == (index == 17 ? -1 : 1420)) }
@@ -154,9 +158,7 @@ final class Buffers {
         let reference = try ChaChaPoly(key: key.key)
         let plain = (0..<40).map { Self.packet(1420, seed: $0) }
         let buffers = Buffers(plain), expected = Buffers(plain)
-        for index in 0..<buffers.count {
-            _ = try reference.seal(inPlace: expected[index], plaintextCount: 1420, counter: UInt64(index))
-        }
+        try expected.seal(with: reference, counts: Array(repeating: 1420, count: buffers.count))
         #expect(buffers.run(on: owner, counts: Array(repeating: 1420, count: buffers.count), key: key, sealing: true)
                 == Array(repeating: 1436, count: buffers.count))
         for index in 0..<buffers.count { #expect(buffers.bytes(index, 1436) == expected.bytes(index, 1436)) }
