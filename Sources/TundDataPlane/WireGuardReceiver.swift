@@ -150,8 +150,7 @@ extension WireGuardEngine {
             entry = found
             lastReceiving = found
         } else {
-            tally[.droppedUnexpectedSource] &+= 1
-            countDeviceDrop("unknown_peer")
+            dropForNoSession(&tally)
             return
         }
         guard entry.keypair.canReceive(now: now), entry.keypair.wouldAccept(counter: header.counter) else {
@@ -172,6 +171,13 @@ extension WireGuardEngine {
         withUnsafeMutablePointer(to: &job) { acceptOpened($0, now: now, delivery, &tally) }
     }
 
+    /// A transport message for a session tund does not have (never had, or forgot): never written into
+    /// the device, counted as from an unexpected source and as the device's `unknown_peer` drop.
+    private func dropForNoSession(_ tally: inout BatchTally) {
+        tally[.droppedUnexpectedSource] &+= 1
+        countDeviceDrop("unknown_peer")
+    }
+
     /// Opens what waits on `member`'s board (spread over the crew) and takes each message in order.
     private func finishOpening(_ member: CrewMember?, now: UInt64, _ delivery: Delivery, _ tally: inout BatchTally) {
         guard let member, member.board.count > 0 else { return }
@@ -189,8 +195,7 @@ extension WireGuardEngine {
         let entry = unsafeDowncast(job.pointee.ciphers as AnyObject, to: KeypairCiphers.self)
         // Forgotten while the message waited (a later message of the batch retired it): as if it came after.
         guard !entry.isForgotten else {
-            tally[.droppedUnexpectedSource] &+= 1
-            countDeviceDrop("unknown_peer")
+            dropForNoSession(&tally)
             return
         }
         let (peer, keypair) = (entry.peer, entry.keypair)

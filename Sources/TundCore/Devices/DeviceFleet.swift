@@ -285,9 +285,9 @@ public final class DeviceFleet: Sendable {
     }
 
     /// The namespace's member, opened and restored when `creating` and not held yet. Call under `membership`.
-    @discardableResult
     /// `stored`: the store's rows when the caller has read them already (startup), so a namespace opened
     /// then does not read them again.
+    @discardableResult
     private func member(_ netns: String, creating: Bool, stored: [DeviceRecord]? = nil) throws(TundError) -> Member? {
         let key = DeviceSpec.namespaceKey(netns)!
         if let member = state.withLock({ $0.members[key] }) { return member }
