@@ -2,14 +2,25 @@
 /// super-packet with a virtio header asking the kernel to segment it again, so the kernel takes a whole
 /// window in one write. Anything else is written alone with an empty virtio header.
 enum GROMerge {
+    /// How far a received packet's bytes are already known to be the ones its sender wrote.
+    enum Integrity {
+        /// Only as far as its own checksums say: each segment's TCP checksum is verified before merging.
+        case checksummed
+        /// Authenticated by an AEAD tag (WireGuard): the sum over each segment is not computed again, as
+        /// Linux's WireGuard marks what it decrypts CHECKSUM_UNNECESSARY.
+        case authenticated
+    }
+
     /// Writes `packets` into a device with a virtio header, merging runs of one TCP flow into super-packets.
-    static func write(_ packets: PacketList, into device: any PacketDevice, merging merged: UnsafeMutableRawPointer, _ tally: inout BatchTally) {
+    static func write(_ packets: PacketList, into device: any PacketDevice, merging merged: UnsafeMutableRawPointer,
+                      integrity: Integrity, _ tally: inout BatchTally) {
+        let verifying = integrity == .checksummed
         let prefix = VirtioNetHeader.size
         var position = 0
         while position < packets.count {
             let packet = packets.pointers[position]
             let length = packets.lengths[position]
-            guard let first = Offload.TCPSegment(packet, length: length) else {
+            guard let first = Offload.TCPSegment(packet, length: length, verifyingPayload: verifying) else {
                 writeWithEmptyHeader(packet, length, device, &tally)
                 position += 1
                 continue
@@ -24,7 +35,8 @@ enum GROMerge {
             while !push, last + 1 < packets.count, previousLength == first.payloadLength {
                 let candidate = packets.pointers[last + 1]
                 let candidateLength = packets.lengths[last + 1]
-                guard let segment = Offload.TCPSegment(candidate, length: candidateLength), segment.sequence == next,
+                guard let segment = Offload.TCPSegment(candidate, length: candidateLength, verifyingPayload: verifying),
+                      segment.sequence == next,
                       segment.payloadLength <= first.payloadLength, total + segment.payloadLength <= 65535,
                       segment.continues(first, packet, candidate) else { break }
                 if segments == 1 { (merged + prefix).copyMemory(from: packet, byteCount: length) }

@@ -209,8 +209,9 @@ enum Offload {
         /// nil for anything that is not a plain TCP segment with data (fragments, IPv4 options, IPv6
         /// extension headers, SYN/FIN/RST/URG, no payload), and for one whose checksums do not verify:
         /// merged, it would get a fresh, valid checksum that hides the corruption; written alone, it
-        /// reaches the kernel as it came, and the kernel drops it.
-        init?(_ packet: UnsafeRawPointer, length: Int) {
+        /// reaches the kernel as it came, and the kernel drops it. `verifyingPayload: false` skips the
+        /// sum over the TCP segment, for packets an AEAD has already authenticated end to end.
+        init?(_ packet: UnsafeRawPointer, length: Int, verifyingPayload: Bool = true) {
             guard length >= 40 else { return nil }
             let version = packet.load(as: UInt8.self) >> 4
             if version == 4 {
@@ -236,6 +237,7 @@ enum Offload {
             payloadLength = length - headerLength
             sequence = UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: ipLength + 4, as: UInt32.self))
             if !isIPv6 && Checksum.fold(Checksum.add(packet, 20, to: 0)) != 0xffff { return nil }
+            guard verifyingPayload else { return }
             let segmentSum = Checksum.pseudoHeader(packet, isIPv6: isIPv6, protocol: 6, length: length - ipLength)
             guard Checksum.fold(Checksum.add(packet + ipLength, length - ipLength, to: segmentSum)) == 0xffff else { return nil }
         }

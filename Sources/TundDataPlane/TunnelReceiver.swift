@@ -50,7 +50,7 @@ final class TunnelReceiver: DatagramReceiver {
                 }
             }
             if vnetHeader {
-                GROMerge.write(packets, into: device, merging: scratch.merged, &tally)
+                GROMerge.write(packets, into: device, merging: scratch.merged, integrity: .checksummed, &tally)
             } else {
                 for index in 0..<packets.count {
                     device.writeCounted(UnsafeRawBufferPointer(start: packets.pointers[index], count: packets.lengths[index]), prefix: 0, &tally)

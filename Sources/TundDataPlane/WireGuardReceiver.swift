@@ -86,7 +86,7 @@ extension WireGuardEngine {
 
         func flush(_ tally: inout BatchTally) {
             guard let packets, packets.count > 0 else { return }
-            GROMerge.write(packets, into: device, merging: merged, &tally)
+            GROMerge.write(packets, into: device, merging: merged, integrity: .authenticated, &tally)
             packets.count = 0
         }
     }

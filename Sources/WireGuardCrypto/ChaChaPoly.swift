@@ -1,7 +1,8 @@
 import COpenSSL
 
-/// ChaCha20-Poly1305 (RFC 8439) over one key, through OpenSSL's EVP with one context made at init and reused:
-/// every packet only resets the nonce, so sealing and opening allocate nothing.
+/// ChaCha20-Poly1305 (RFC 8439) over one key: OpenSSL's, through its default provider's dispatch table
+/// (`ProviderCipher`), with one context made at init and reused: every packet only resets the nonce, so
+/// sealing and opening allocate nothing.
 ///
 /// Not thread-safe: the context holds per-message state. WireGuard gives each direction its own key, so
 /// one instance per key per thread is the intended use.
@@ -26,26 +27,33 @@ public final class ChaChaPoly {
         }
     }
 
-    private let context: OpaquePointer
+    private static let nonceCount = 12
+    /// OSSL_CIPHER_PARAM_AEAD_TAG, in the binary's constant data: it outlives every parameter array naming it.
+    nonisolated(unsafe) private static let tagName = UnsafeRawPointer(("tag" as StaticString).utf8Start).assumingMemoryBound(to: CChar.self)
+    private let cipher: ProviderCipher
+    private let context: ProviderCipher.Context
 
     /// A cipher over `key` (32 bytes). The key is copied into OpenSSL's context, which wipes it when freed.
     public init(key: some ByteInput) throws(CryptoError) {
-        guard let context = EVP_CIPHER_CTX_new() else { throw .openSSL(function: "EVP_CIPHER_CTX_new") }
+        guard let cipher = ProviderCipher.chaCha20Poly1305 else {
+            throw .openSSL(function: "OSSL_PROVIDER_query_operation(ChaCha20-Poly1305)")
+        }
+        guard let context = cipher.newContext(cipher.providerContext) else { throw .openSSL(function: "cipher_newctx") }
         let status: CryptoError? = key.withByteInput { key in
             guard key.count == Self.keyCount else { return .invalidLength(expected: Self.keyCount, actual: key.count) }
-            let ok = EVP_CipherInit_ex(context, EVP_chacha20_poly1305(), nil,
-                                       key.baseAddress?.assumingMemoryBound(to: UInt8.self), nil, 1)
-            return ok == 1 ? nil : .openSSL(function: "EVP_CipherInit_ex")
+            let ok = cipher.encryptInit(context, key.baseAddress?.assumingMemoryBound(to: UInt8.self), key.count, nil, 0, nil)
+            return ok == 1 ? nil : .openSSL(function: "cipher_encrypt_init")
         }
         if let status {
-            EVP_CIPHER_CTX_free(context)
+            cipher.freeContext(context)
             throw status
         }
+        self.cipher = cipher
         self.context = context
     }
 
     deinit {
-        EVP_CIPHER_CTX_free(context)  // cleanses the key schedule
+        cipher.freeContext(context)  // cleanses the key schedule
     }
 
     /// Encrypts the first `plaintextCount` bytes of `buffer` in place and writes the 16-byte tag right after
@@ -59,12 +67,10 @@ public final class ChaChaPoly {
         try start(nonce: nonce, encrypting: true, aad: aad)
         let base = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
         try crypt(base, count: plaintextCount)
-        var finalCount: Int32 = 0
-        guard EVP_CipherFinal_ex(context, base + plaintextCount, &finalCount) == 1 else {
-            throw .openSSL(function: "EVP_CipherFinal_ex")
-        }
-        guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, Int32(Self.tagCount), base + plaintextCount) == 1 else {
-            throw .openSSL(function: "EVP_CTRL_AEAD_GET_TAG")
+        var finalCount = 0
+        guard cipher.final(context, base + plaintextCount, &finalCount, Self.tagCount) == 1,
+              tagParameter(base + plaintextCount, cipher.getParameters) else {
+            throw .openSSL(function: "cipher_final")
         }
         return sealedCount
     }
@@ -81,12 +87,12 @@ public final class ChaChaPoly {
         let plaintextCount = ciphertextCount - Self.tagCount
         try start(nonce: nonce, encrypting: false, aad: aad)
         let base = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_TAG, Int32(Self.tagCount), base + plaintextCount) == 1 else {
-            throw .openSSL(function: "EVP_CTRL_AEAD_SET_TAG")
+        guard tagParameter(base + plaintextCount, { context, parameters in cipher.setParameters(context, parameters) }) else {
+            throw .openSSL(function: "cipher_set_ctx_params(tag)")
         }
         try crypt(base, count: plaintextCount)
-        var finalCount: Int32 = 0
-        guard EVP_CipherFinal_ex(context, base + plaintextCount, &finalCount) == 1 else {
+        var finalCount = 0
+        guard cipher.final(context, base + plaintextCount, &finalCount, 0) == 1 else {
             OPENSSL_cleanse(base, plaintextCount)
             throw .authenticationFailed
         }
@@ -136,27 +142,38 @@ public final class ChaChaPoly {
         let ok = withUnsafeMutableBytes(of: &iv) { iv in
             iv.storeBytes(of: nonce.prefix.littleEndian, toByteOffset: 0, as: UInt32.self)
             iv.storeBytes(of: nonce.counter.littleEndian, toByteOffset: 4, as: UInt64.self)
-            // No cipher and no key: OpenSSL keeps both and only resets the nonce and the MAC state.
-            return EVP_CipherInit_ex(context, nil, nil, nil, iv.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                     encrypting ? 1 : 0)
+            // No key: the context keeps it and only resets the nonce and the MAC state.
+            let nonce = iv.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            return encrypting ? cipher.encryptInit(context, nil, 0, nonce, Self.nonceCount, nil)
+                              : cipher.decryptInit(context, nil, 0, nonce, Self.nonceCount, nil)
         }
-        guard ok == 1 else { throw .openSSL(function: "EVP_CipherInit_ex") }
+        guard ok == 1 else { throw .openSSL(function: encrypting ? "cipher_encrypt_init" : "cipher_decrypt_init") }
         let aadOK = aad.withByteInput { aad -> Bool in
             guard aad.count > 0 else { return true }
-            guard aad.count <= Int(Int32.max) else { return false }
-            var written: Int32 = 0
-            return EVP_CipherUpdate(context, nil, &written, aad.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                    Int32(aad.count)) == 1
+            var written = 0
+            // No output buffer: the provider takes the input as additional data.
+            return cipher.update(context, nil, &written, aad.count, aad.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                 aad.count) == 1
         }
-        guard aadOK else { throw .openSSL(function: "EVP_CipherUpdate(aad)") }
+        guard aadOK else { throw .openSSL(function: "cipher_update(aad)") }
     }
 
     private func crypt(_ bytes: UnsafeMutablePointer<UInt8>, count: Int) throws(CryptoError) {
         guard count > 0 else { return }
-        guard count <= Int(Int32.max) else { throw .invalidLength(expected: Int(Int32.max), actual: count) }
-        var written: Int32 = 0
-        guard EVP_CipherUpdate(context, bytes, &written, bytes, Int32(count)) == 1, Int(written) == count else {
-            throw .openSSL(function: "EVP_CipherUpdate")
+        var written = 0
+        guard cipher.update(context, bytes, &written, count, bytes, count) == 1, written == count else {
+            throw .openSSL(function: "cipher_update")
+        }
+    }
+
+    /// Hands the 16 tag bytes at `tag` to the provider as its "tag" parameter: read into them after a
+    /// seal, taken from them before an open.
+    private func tagParameter(_ tag: UnsafeMutablePointer<UInt8>,
+                              _ exchange: (UnsafeMutableRawPointer?, UnsafeMutablePointer<OSSL_PARAM>?) -> Int32) -> Bool {
+        var parameters = (OSSL_PARAM_construct_octet_string(Self.tagName, tag, Self.tagCount),
+                          OSSL_PARAM_construct_end())
+        return withUnsafeMutableBytes(of: &parameters) { raw in
+            exchange(context, raw.baseAddress!.assumingMemoryBound(to: OSSL_PARAM.self)) == 1
         }
     }
 }

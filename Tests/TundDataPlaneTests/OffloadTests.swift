@@ -133,6 +133,9 @@ import Testing
         var damagedHeader = good
         damagedHeader[8] = 63  // TTL changed, IPv4 header checksum not updated
         #expect(damagedHeader.withUnsafeBytes { Offload.TCPSegment($0.baseAddress!, length: $0.count) } == nil)
+        // What an AEAD authenticated (WireGuard) is not summed again; its IPv4 header still is, as the kernel would.
+        #expect(damagedPayload.withUnsafeBytes { Offload.TCPSegment($0.baseAddress!, length: $0.count, verifyingPayload: false) } != nil)
+        #expect(damagedHeader.withUnsafeBytes { Offload.TCPSegment($0.baseAddress!, length: $0.count, verifyingPayload: false) } == nil)
     }
 
     @Test func segmentsOfOneFlowMergeAndOthersDoNot() {
