@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Shows tund's wireguard worker talking to Debian's wireguard-go, printing each command and its answer.
+# Shows tund's wireguard worker talking to Debian's wireguard-go, printing each command and its answer, then a
+# bounded flood of initiations with bad MAC1 while pings cross the session, and the drops it counts.
 # Run as root after `swift build -c release` (and `apt-get install wireguard-go wireguard-tools`). Not a
 # test: the same behaviour is asserted in Tests/e2e/test_wireguard.py.
 #
@@ -53,3 +54,19 @@ show ip netns exec "$PEER" ping -c 5 -i 0.2 -s 1000 10.100.0.1
 show ip netns exec "$PEER" wg show wgdemo transfer
 show sh -c "curl -s $API/devices/wg0/stats | jq -c '.peers'"
 show sh -c "curl -s $API/metrics | grep '^tund_wireguard_peer'"
+
+echo "== a flood of handshake initiations with bad MAC1 (at most 200,000 datagrams or 4 s), data still flowing"
+# 148-byte type-1 messages of random bytes: their MAC1 cannot verify.
+FLOOD='import os, socket, sys, time
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sent, deadline = 0, time.monotonic() + 4
+while sent < 200000 and time.monotonic() < deadline:
+    sock.sendto(b"\x01\x00\x00\x00" + os.urandom(144), ("10.99.0.1", 51820))
+    sent += 1
+print("initiations sent:", sent)'
+ip netns exec "$PEER" timeout 10 python3 -c "$FLOOD" &
+FLOODER=$!
+show ip netns exec "$PEER" ping -c 10 -i 0.3 10.100.0.1
+wait "$FLOODER"
+show sh -c "curl -s $API/devices/wg0/stats | jq -c '{wireguard_dropped, peer: .peers[0] | {handshakes_completed, dropped}}'"
+show sh -c "curl -s $API/metrics | grep '^tund_wireguard_dropped_total'"
