@@ -85,7 +85,13 @@ final class WireGuardEngine: @unchecked Sendable {
 
     var peers: [PublicKey: WireGuardPeer] = [:]
     /// Cryptokey routing straight to the peer object: one lookup per packet, no second table to probe.
-    var allowed = AllowedIPs<WireGuardPeer>()
+    /// Replaced whole when the peers change, which forgets the remembered answers below.
+    var allowed = AllowedIPs<WireGuardPeer>() {
+        didSet { (lastRoute, lastSource) = (LastLookup(), LastLookup()) }
+    }
+    /// The last destination routed and the last source checked: a flow asks the same for every packet.
+    var lastRoute = LastLookup()
+    var lastSource = LastLookup()
     var indices = IndexTable<PublicKey>()
     /// Live keypairs by local index: one dictionary probe finds a transport message's keys and peer.
     var keypairs: [UInt32: KeypairCiphers] = [:]
@@ -414,5 +420,28 @@ final class WireGuardEngine: @unchecked Sendable {
 
     func countDeviceDrop(_ reason: String) {
         deviceDrops[reason, default: 0] &+= 1
+    }
+}
+
+/// One address looked up in the allowed IPs and the peer it routes to. Comparing 4 or 16 bytes costs less
+/// than hashing them once per prefix length, and a TCP flow's packets all carry the same addresses.
+struct LastLookup {
+    private var address: (UInt64, UInt64) = (0, 0)
+    private var count = 0
+    private var peer: WireGuardPeer?
+
+    /// The remembered peer, when `bytes` (4 or 16, network order) is the remembered address.
+    func peer(for bytes: UnsafeRawBufferPointer) -> WireGuardPeer? {
+        guard bytes.count == count, let peer else { return nil }
+        return Self.key(bytes) == address ? peer : nil
+    }
+
+    mutating func remember(_ bytes: UnsafeRawBufferPointer, routesTo peer: WireGuardPeer) {
+        (address, count, self.peer) = (Self.key(bytes), bytes.count, peer)
+    }
+
+    private static func key(_ bytes: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
+        bytes.count == 16 ? (bytes.loadUnaligned(as: UInt64.self), bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+                          : (UInt64(bytes.loadUnaligned(as: UInt32.self)), 0)
     }
 }

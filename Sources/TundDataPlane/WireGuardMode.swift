@@ -92,11 +92,13 @@ extension WireGuardEngine {
             tally[.droppedMalformed] &+= 1
             return nil
         }
+        if let peer = lastRoute.peer(for: destination) { return peer }
         guard let peer = try? allowed.lookup(addressBytes: destination) else {
             tally[.droppedIgnored] &+= 1
             countDeviceDrop("no_route")
             return nil
         }
+        lastRoute.remember(destination, routesTo: peer)
         return peer
     }
 

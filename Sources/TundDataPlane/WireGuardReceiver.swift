@@ -243,9 +243,12 @@ extension WireGuardEngine {
                 tally[.droppedMalformed] &+= 1
                 return
             }
-            guard (try? allowed.allows(peer, sourceBytes: sourceBytes)) == true else {
-                peer.statistics.recordDrop(.sourceNotAllowed)
-                return
+            if lastSource.peer(for: sourceBytes) !== peer {
+                guard (try? allowed.allows(peer, sourceBytes: sourceBytes)) == true else {
+                    peer.statistics.recordDrop(.sourceNotAllowed)
+                    return
+                }
+                lastSource.remember(sourceBytes, routesTo: peer)
             }
             delivery.deliver(UnsafeRawBufferPointer(rebasing: inner[0..<total]), &tally)
             peer.statistics.recordReceived(payloadBytes: total)

@@ -347,6 +347,11 @@ struct WireGuardWorkerPairTests {
         #expect(status.handshakesInitiated == 1 && status.handshakesCompleted == 1)
         #expect(status.rxPackets >= 2 && status.txPackets >= 1)
 
+        // Narrowed again: the source just accepted (and remembered) is refused from now on.
+        controlA.setPeers([peerOfA])
+        pipeB.send(spoofed)
+        #expect(Shell.eventually(seconds: 5) { controlA.peers().first?.drops["source_not_allowed"] == 2 })
+
         // A peer removed: nothing routes to it any more.
         controlA.setPeers([])
         #expect(controlA.peers().isEmpty)
