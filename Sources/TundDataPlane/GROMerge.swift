@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// GRO towards the device: consecutive segments of one TCP flow, received from the peer, become one
 /// super-packet with a virtio header asking the kernel to segment it again, so the kernel takes a whole
 /// window in one write. Anything else is written alone with an empty virtio header.
@@ -12,10 +16,13 @@ enum GROMerge {
     }
 
     /// Writes `packets` into a device with a virtio header, merging runs of one TCP flow into super-packets.
-    static func write(_ packets: PacketList, into device: any PacketDevice, merging merged: UnsafeMutableRawPointer,
+    /// A super-packet is gathered, not copied: its headers (rewritten) from `space`, then each segment's
+    /// payload where it lies, in one `writev`.
+    static func write(_ packets: PacketList, into device: any PacketDevice, merging space: MergeSpace,
                       integrity: Integrity, _ tally: inout BatchTally) {
         let verifying = integrity == .checksummed
         let prefix = VirtioNetHeader.size
+        let pieces = space.pieces
         var position = 0
         while position < packets.count {
             let packet = packets.pointers[position]
@@ -29,30 +36,37 @@ enum GROMerge {
             var next = first.sequence &+ UInt32(first.payloadLength)
             var last = position
             var push = first.flags & 0x08 != 0
-            var segments = 1
             var previousLength = first.payloadLength
+            pieces[1] = iovec(iov_base: packet + first.headerLength, iov_len: first.payloadLength)
+            var pieceCount = 2
             // Merge while the next segment continues the flow, the earlier ones were full-sized, and it fits.
-            while !push, last + 1 < packets.count, previousLength == first.payloadLength {
+            while !push, last + 1 < packets.count, previousLength == first.payloadLength, pieceCount < MergeSpace.pieceLimit {
                 let candidate = packets.pointers[last + 1]
                 let candidateLength = packets.lengths[last + 1]
                 guard let segment = Offload.TCPSegment(candidate, length: candidateLength, verifyingPayload: verifying),
                       segment.sequence == next,
                       segment.payloadLength <= first.payloadLength, total + segment.payloadLength <= 65535,
                       segment.continues(first, packet, candidate) else { break }
-                if segments == 1 { (merged + prefix).copyMemory(from: packet, byteCount: length) }
-                (merged + prefix + total).copyMemory(from: candidate + segment.headerLength, byteCount: segment.payloadLength)
+                pieces[pieceCount] = iovec(iov_base: candidate + segment.headerLength, iov_len: segment.payloadLength)
+                pieceCount += 1
                 total += segment.payloadLength
                 next = next &+ UInt32(segment.payloadLength)
                 push = segment.flags & 0x08 != 0
                 previousLength = segment.payloadLength
-                segments += 1
                 last += 1
             }
-            if segments == 1 {
+            if pieceCount == 2 {
                 writeWithEmptyHeader(packet, length, device, &tally)
             } else {
-                Offload.finishMerged(merged, length: total, first: first, segmentSize: first.payloadLength, push: push)
-                device.writeCounted(UnsafeRawBufferPointer(start: merged, count: prefix + total), prefix: prefix, &tally)
+                (space.headers + prefix).copyMemory(from: packet, byteCount: first.headerLength)
+                Offload.finishMerged(space.headers, length: total, first: first, segmentSize: first.payloadLength, push: push)
+                pieces[0] = iovec(iov_base: space.headers, iov_len: prefix + first.headerLength)
+                if device.write(gathering: UnsafeBufferPointer(start: pieces, count: pieceCount)) {
+                    tally[.packetsWritten] &+= 1
+                    tally[.bytesWritten] &+= UInt64(total)
+                } else {
+                    tally[.writeErrors] &+= 1
+                }
             }
             position = last + 1
         }
@@ -71,6 +85,29 @@ enum GROMerge {
         } else {
             tally[.writeErrors] &+= 1
         }
+    }
+}
+
+/// Where GRO puts a super-packet together: its virtio header and rewritten IP and TCP headers, and the
+/// list of pieces (those headers, then every segment's payload) one `writev` hands to the kernel.
+final class MergeSpace {
+    /// Pieces per super-packet: the headers and up to 63 payloads (a 64 KiB super-packet of 1,400-byte
+    /// segments has 47).
+    static let pieceLimit = 64
+    /// Room for a virtio header and IP and TCP headers with options (at most 40 + 60 bytes).
+    static let headerRoom = 256
+
+    let headers: UnsafeMutableRawPointer
+    let pieces: UnsafeMutablePointer<iovec>
+
+    init() {
+        headers = .allocate(byteCount: Self.headerRoom, alignment: 64)
+        pieces = .allocate(capacity: Self.pieceLimit)
+    }
+
+    deinit {
+        headers.deallocate()
+        pieces.deallocate()
     }
 }
 

@@ -10,8 +10,20 @@ protocol PacketDevice: AnyObject {
     func read(into buffer: UnsafeMutableRawBufferPointer) -> Int
     /// One packet (its virtio header first when the device has one); false when the device refused it.
     func write(_ packet: UnsafeRawBufferPointer) -> Bool
+    /// One packet from `pieces` (its virtio header first), in one write.
+    func write(gathering pieces: UnsafeBufferPointer<iovec>) -> Bool
+}
+
+extension PacketDevice {
     /// One packet after a separate virtio header, in one write.
-    func write(header: UnsafeRawBufferPointer, packet: UnsafeRawBufferPointer) -> Bool
+    func write(header: UnsafeRawBufferPointer, packet: UnsafeRawBufferPointer) -> Bool {
+        // Two pieces on the stack: no allocation per packet.
+        var pieces = (iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
+                      iovec(iov_base: UnsafeMutableRawPointer(mutating: packet.baseAddress), iov_len: packet.count))
+        return withUnsafeBytes(of: &pieces) { raw in
+            write(gathering: UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: iovec.self), count: 2))
+        }
+    }
 }
 
 /// A device queue's descriptor, non-blocking.
@@ -33,13 +45,8 @@ final class QueueDescriptor: PacketDevice {
         Glibc.write(descriptor, packet.baseAddress, packet.count) == packet.count
     }
 
-    func write(header: UnsafeRawBufferPointer, packet: UnsafeRawBufferPointer) -> Bool {
-        // Two pieces on the stack: no allocation per packet.
-        var pieces = (iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
-                      iovec(iov_base: UnsafeMutableRawPointer(mutating: packet.baseAddress), iov_len: packet.count))
-        let written = withUnsafeMutableBytes(of: &pieces) { raw in
-            writev(descriptor, raw.baseAddress!.assumingMemoryBound(to: iovec.self), 2)
-        }
-        return written == header.count + packet.count
+    func write(gathering pieces: UnsafeBufferPointer<iovec>) -> Bool {
+        let written = writev(descriptor, pieces.baseAddress, Int32(pieces.count))
+        return written >= 0 && written == pieces.reduce(0) { $0 + $1.iov_len }
     }
 }

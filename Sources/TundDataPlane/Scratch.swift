@@ -12,8 +12,8 @@ final class Scratch {
     let lengths: UnsafeMutablePointer<Int>
     let messages: MessageBatch
     let packets: PacketList
-    /// Where GRO builds a super-packet.
-    let merged: UnsafeMutableRawPointer
+    /// Where GRO puts a super-packet together.
+    let merged = MergeSpace()
     /// The thread's place in the data plane's crypto crew (nil: its batches seal and open alone).
     let member: CrewMember?
 
@@ -24,7 +24,6 @@ final class Scratch {
         lengths.initialize(repeating: 0, count: Self.batchLimit)
         messages = MessageBatch(slots: slots, slotSize: Self.slotSize, count: Self.batchLimit)
         packets = PacketList(capacity: Self.batchLimit * SendQueue.maximumSegments)
-        merged = .allocate(byteCount: Self.slotSize + VirtioNetHeader.size, alignment: 64)
     }
 
     func slot(_ index: Int) -> UnsafeMutableRawBufferPointer {
@@ -36,7 +35,6 @@ final class Scratch {
         lengths.deallocate()
         messages.deallocate()
         packets.deallocate()
-        merged.deallocate()
     }
 }
 

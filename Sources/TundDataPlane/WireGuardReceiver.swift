@@ -76,7 +76,7 @@ extension WireGuardEngine {
     struct Delivery {
         let device: any PacketDevice
         let packets: PacketList?
-        let merged: UnsafeMutableRawPointer
+        let merged: MergeSpace
 
         func deliver(_ packet: UnsafeRawBufferPointer, _ tally: inout BatchTally) {
             guard let packets else { return device.writeCounted(packet, prefix: 0, &tally) }

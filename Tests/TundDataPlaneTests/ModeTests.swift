@@ -25,8 +25,8 @@ final class FakePacketDevice: PacketDevice {
         return true
     }
 
-    func write(header: UnsafeRawBufferPointer, packet: UnsafeRawBufferPointer) -> Bool {
-        written.append(Array(header) + Array(packet))
+    func write(gathering pieces: UnsafeBufferPointer<iovec>) -> Bool {
+        written.append(pieces.flatMap { Array(UnsafeRawBufferPointer(start: $0.iov_base, count: $0.iov_len)) })
         return true
     }
 }

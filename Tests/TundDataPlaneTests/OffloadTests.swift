@@ -165,5 +165,22 @@ import Testing
         #expect(header.gsoType == VirtioNetHeader.gsoTCPv4 && header.gsoSize == 1000 && header.checksumStart == 20 && header.checksumOffset == 16)
         #expect(merged[10 + 2] == 0x07 && merged[10 + 3] == 0xf8)  // IPv4 total length 2040
         #expect(merged[10 + 33] == 0x18)                             // PSH carried from the last segment
+
+        // Through GROMerge into a device: the run of one flow is gathered into that same super-packet (the
+        // first segment's headers rewritten, then both payloads where they lie), the other flow goes alone.
+        let list = PacketList(capacity: 4)
+        let stored = [first, second, otherFlow].map { bytes in
+            let copy = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 8)
+            bytes.withUnsafeBytes { copy.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            list.append(copy, bytes.count)
+            return copy
+        }
+        defer { stored.forEach { $0.deallocate() }; list.deallocate() }
+        let device = FakePacketDevice()
+        var tally = BatchTally()
+        GROMerge.write(list, into: device, merging: MergeSpace(), integrity: .checksummed, &tally)
+        #expect(device.written == [merged, [UInt8](repeating: 0, count: VirtioNetHeader.size) + otherFlow])
+        #expect(tally[.packetsWritten] == 2 && tally[.bytesWritten] == UInt64(2040 + otherFlow.count))
+        #expect(stored[0].load(fromByteOffset: 2, as: UInt16.self) == UInt16(1040).bigEndian)  // the read buffer untouched
     }
 }
