@@ -61,12 +61,7 @@ enum GROMerge {
                 (space.headers + prefix).copyMemory(from: packet, byteCount: first.headerLength)
                 Offload.finishMerged(space.headers, length: total, first: first, segmentSize: first.payloadLength, push: push)
                 pieces[0] = iovec(iov_base: space.headers, iov_len: prefix + first.headerLength)
-                if device.write(gathering: UnsafeBufferPointer(start: pieces, count: pieceCount)) {
-                    tally[.packetsWritten] &+= 1
-                    tally[.bytesWritten] &+= UInt64(total)
-                } else {
-                    tally[.writeErrors] &+= 1
-                }
+                device.writeCounted(gathering: UnsafeBufferPointer(start: pieces, count: pieceCount), payloadBytes: total, &tally)
             }
             position = last + 1
         }
@@ -74,16 +69,14 @@ enum GROMerge {
 
     /// One packet with an all-zero virtio header (no offload asked).
     static func writeWithEmptyHeader(_ packet: UnsafeMutableRawPointer, _ length: Int, _ device: any PacketDevice, _ tally: inout BatchTally) {
-        let empty = (UInt64(0), UInt16(0))
-        let written = withUnsafeBytes(of: empty) { header in
-            device.write(header: UnsafeRawBufferPointer(rebasing: header[0..<VirtioNetHeader.size]),
-                         packet: UnsafeRawBufferPointer(start: packet, count: length))
-        }
-        if written {
-            tally[.packetsWritten] &+= 1
-            tally[.bytesWritten] &+= UInt64(length)
-        } else {
-            tally[.writeErrors] &+= 1
+        // The header and the two pieces on the stack: no allocation per packet.
+        var empty = (UInt64(0), UInt16(0))
+        withUnsafeMutableBytes(of: &empty) { header in
+            var pieces = (iovec(iov_base: header.baseAddress, iov_len: VirtioNetHeader.size), iovec(iov_base: packet, iov_len: length))
+            withUnsafeBytes(of: &pieces) { raw in
+                device.writeCounted(gathering: UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: iovec.self), count: 2),
+                                    payloadBytes: length, &tally)
+            }
         }
     }
 }

@@ -14,18 +14,6 @@ protocol PacketDevice: AnyObject {
     func write(gathering pieces: UnsafeBufferPointer<iovec>) -> Bool
 }
 
-extension PacketDevice {
-    /// One packet after a separate virtio header, in one write.
-    func write(header: UnsafeRawBufferPointer, packet: UnsafeRawBufferPointer) -> Bool {
-        // Two pieces on the stack: no allocation per packet.
-        var pieces = (iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
-                      iovec(iov_base: UnsafeMutableRawPointer(mutating: packet.baseAddress), iov_len: packet.count))
-        return withUnsafeBytes(of: &pieces) { raw in
-            write(gathering: UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: iovec.self), count: 2))
-        }
-    }
-}
-
 /// A device queue's descriptor, non-blocking.
 final class QueueDescriptor: PacketDevice {
     let descriptor: Int32
@@ -47,6 +35,6 @@ final class QueueDescriptor: PacketDevice {
 
     func write(gathering pieces: UnsafeBufferPointer<iovec>) -> Bool {
         let written = writev(descriptor, pieces.baseAddress, Int32(pieces.count))
-        return written >= 0 && written == pieces.reduce(0) { $0 + $1.iov_len }
+        return written == pieces.reduce(0) { $0 + $1.iov_len }  // -1 never equals a sum
     }
 }
