@@ -16,7 +16,8 @@
 #   usage: Benchmarks/wireguard.sh      (as root; RUNS=3 DUR=10 by default; TUND_BIN skips the build)
 #   Knobs (env): OFFLOAD=0 makes tund's devices without offloads (by default they have them, as a
 #   deployment that wants speed would); CANDIDATES and TESTS ("tcp1 tcp4 udp64") pick a subset;
-#   SPREAD=on|off|auto is tund's --spread-crypto (default auto).
+#   SPREAD=on|off|auto is tund's --spread-crypto (default auto); TUNNEL_MTU (default 1420, as wg-quick)
+#   is every tunnel device's MTU, the same for all pairs.
 #
 # SAFETY: every namespace is "wgb-<pid>-*" and deleted on exit (processes killed by pid first); every
 # device, address and route lives in one. wireguard-go runs only as `ip netns exec NS wireguard-go -f IF`.
@@ -28,9 +29,11 @@ RUNS="${RUNS:-3}"
 # tund's devices with offloads (TSO/GRO on the device, UDP GSO/GRO on the socket) unless OFFLOAD=0.
 TUND_OFFLOAD=$([ "${OFFLOAD:-1}" = 0 ] && echo false || echo true)
 DUR="${DUR:-10}"
+TUNNEL_MTU="${TUNNEL_MTU:-1420}"
 WG_MODERN="${WG_MODERN:-$ROOT/../shared/bench/bin/wireguard-go-modern}"
 [[ "$RUNS" =~ ^[0-9]+$ ]] && (( RUNS >= 1 && RUNS <= 20 )) || { echo "RUNS must be 1..20" >&2; exit 1; }
 [[ "$DUR" =~ ^[0-9]+$ ]] && (( DUR >= 2 && DUR <= 120 )) || { echo "DUR must be 2..120 seconds" >&2; exit 1; }
+[[ "$TUNNEL_MTU" =~ ^[0-9]+$ ]] && (( TUNNEL_MTU >= 1280 && TUNNEL_MTU <= 1440 )) || { echo "TUNNEL_MTU must be 1280..1440" >&2; exit 1; }
 (( EUID == 0 )) || { echo "run as root (creates network namespaces)" >&2; exit 1; }
 
 source scripts/deps.sh
@@ -70,19 +73,19 @@ wireguard_go() {  # NS BINARY IFNAME PRIVATE PEER_PUBLIC PEER_ENDPOINT(or "") TU
     ip netns exec "$ns" wg set "$ifname" private-key "$key" listen-port 51820 peer "$5" allowed-ips "$8/32" ${6:+endpoint "$6"}
     rm -f "$key"
     ip -n "$ns" addr add "$7/24" dev "$ifname"
-    ip -n "$ns" link set "$ifname" mtu 1420 up
+    ip -n "$ns" link set "$ifname" mtu "$TUNNEL_MTU" up
 }
 
 tund_wireguard() {  # NS DIR PRIVATE PEER_PUBLIC PEER_ENDPOINT TUNNEL_ADDRESS PEER_TUNNEL
     tund_start "$1" "$2"
-    tund_create "$1" "{\"name\": \"wg0\", \"type\": \"tun\", \"mtu\": 1420, \"offload\": $TUND_OFFLOAD, \"addresses\": [\"$6/24\"],
+    tund_create "$1" "{\"name\": \"wg0\", \"type\": \"tun\", \"mtu\": $TUNNEL_MTU, \"offload\": $TUND_OFFLOAD, \"addresses\": [\"$6/24\"],
         \"worker\": {\"mode\": \"wireguard\", \"listen_port\": 51820, \"private_key\": \"$3\",
         \"peers\": [{\"public_key\": \"$4\", \"endpoint\": \"$5\", \"allowed_ips\": [\"$7/32\"]}]}}" "$2"
 }
 
 tund_clear() {  # NS DIR LOCAL REMOTE TUNNEL_ADDRESS
     tund_start "$1" "$2"
-    tund_create "$1" "{\"name\": \"tn0\", \"type\": \"tun\", \"mtu\": 1420, \"offload\": $TUND_OFFLOAD, \"addresses\": [\"$5/24\"],
+    tund_create "$1" "{\"name\": \"tn0\", \"type\": \"tun\", \"mtu\": $TUNNEL_MTU, \"offload\": $TUND_OFFLOAD, \"addresses\": [\"$5/24\"],
         \"worker\": {\"mode\": \"tunnel\", \"local\": \"$3:7000\", \"remote\": \"$4:7000\"}}" "$2"
 }
 

@@ -44,7 +44,6 @@ enum DeviceRequest {
         spec.name = try object.string("name")
         spec.ifname = try object.string("ifname")
         spec.netns = try object.string("netns")
-        spec.mtu = try object.integer("mtu", in: Int64(DeviceSpec.mtuRange.lowerBound)...Int64(DeviceSpec.mtuRange.upperBound)).map(Int.init) ?? DeviceSpec.defaultMTU
         spec.up = try object.bool("up") ?? true
         spec.owner = try object.integer("owner", in: 0...4_294_967_294)
         spec.group = try object.integer("group", in: 0...4_294_967_294)
@@ -62,6 +61,8 @@ enum DeviceRequest {
             try route(item, field: "routes[\(index)]")
         }
         let worker = try workerConfiguration(object) ?? WorkerConfiguration(mode: .count)
+        spec.mtu = try object.integer("mtu", in: Int64(DeviceSpec.mtuRange.lowerBound)...Int64(DeviceSpec.mtuRange.upperBound)).map(Int.init)
+            ?? DeviceSpec.defaultMTU(for: worker.mode)
         spec.workerMode = worker.mode
         spec.tunnel = worker.tunnel
         spec.wireguard = worker.wireguard

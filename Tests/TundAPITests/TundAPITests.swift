@@ -39,6 +39,13 @@ import TundJSON
         #expect(spec.name == nil && spec.mtu == 1500 && spec.up && spec.owner == nil && spec.mac == nil)
     }
 
+    @Test func aWireGuardDeviceDefaultsToAnMTUOfWholeChaChaBlocks() throws {
+        let wireguard = #""worker":{"mode":"wireguard","listen_port":51820}"#
+        #expect(try decode("{\"type\":\"tun\",\(wireguard)}").mtu == 1408)
+        #expect(try decode("{\"type\":\"tun\",\"mtu\":1420,\(wireguard)}").mtu == 1420)
+        #expect(try decode(#"{"type":"tun","worker":{"mode":"count"}}"#).mtu == 1500)
+    }
+
     @Test func nullMeansAbsent() throws {
         let spec = try decode(#"{"type":"tun","name":null,"owner":null,"group":null,"mac":null,"worker":null}"#)
         #expect(spec.name == nil && spec.owner == nil)

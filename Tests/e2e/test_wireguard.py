@@ -163,6 +163,8 @@ def test_tund_and_wireguard_go_handshake_and_carry_ping_both_ways(tund, peer):
     assert created.status == 201, created
     worker = created.json()["worker"]
     assert "private_key" not in worker and len(worker["public_key"]) == 44, worker
+    # No MTU asked for: a wireguard device gets 1408 (whole ChaCha20 blocks; fits a 1500 underlay).
+    assert created.json()["mtu"] == 1408 and created.json()["state"]["mtu"] == 1408, created.json()
     tell_peer_about(peer, worker["public_key"])
 
     # tund initiates (its packet to 10.100.0.2 needs a session), then traffic flows both ways.

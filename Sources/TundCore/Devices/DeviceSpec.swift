@@ -125,6 +125,15 @@ public struct DeviceSpec: Equatable, Sendable {
     public var policy: DriftPolicy
 
     public static let defaultMTU = 1500
+    /// A wireguard device's MTU when the request names none. 1408 leaves room for WireGuard's 32 bytes
+    /// and UDP over IPv6 (48) on a 1500-byte underlay, like wg-quick's 1420, and a full-sized packet is
+    /// then a whole number of 64-byte ChaCha20 blocks: OpenSSL's AEAD spends a separate block call on a
+    /// partial last block, 130 ns of a 1,420-byte seal's 725 (Benchmarks/README.md, "aead-bench").
+    public static let defaultWireGuardMTU = 1408
+    /// The MTU a new device gets when the request names none.
+    public static func defaultMTU(for mode: WorkerMode) -> Int {
+        mode == .wireguard ? defaultWireGuardMTU : defaultMTU
+    }
     public static let mtuRange = 68...65535
     /// The kernel's own maximum per type: a tap's frames carry a 14-byte Ethernet header within the
     /// 65535 bytes (tun.c: max_mtu = MAX_MTU - hard_header_len), so 65535 on a tap is EINVAL.
