@@ -16,8 +16,8 @@
 #   usage: Benchmarks/wireguard.sh      (as root; RUNS=3 DUR=10 by default; TUND_BIN skips the build)
 #   Knobs (env): OFFLOAD=0 makes tund's devices without offloads (by default they have them, as a
 #   deployment that wants speed would); CANDIDATES and TESTS ("tcp1 tcp4 udp64") pick a subset;
-#   SPREAD=on|off|auto is tund's --spread-crypto (default auto); TUNNEL_MTU (default 1420, as wg-quick)
-#   is every tunnel device's MTU, the same for all pairs.
+#   SPREAD=on|off|auto is tund's --spread-crypto (default auto); TUNNEL_MTU is every tunnel device's
+#   MTU, the same for all pairs (default 1408, tund's default for wireguard devices; wg-quick picks 1420).
 #
 # SAFETY: every namespace is "wgb-<pid>-*" and deleted on exit (processes killed by pid first); every
 # device, address and route lives in one. wireguard-go runs only as `ip netns exec NS wireguard-go -f IF`.
@@ -29,7 +29,7 @@ RUNS="${RUNS:-3}"
 # tund's devices with offloads (TSO/GRO on the device, UDP GSO/GRO on the socket) unless OFFLOAD=0.
 TUND_OFFLOAD=$([ "${OFFLOAD:-1}" = 0 ] && echo false || echo true)
 DUR="${DUR:-10}"
-TUNNEL_MTU="${TUNNEL_MTU:-1420}"
+TUNNEL_MTU="${TUNNEL_MTU:-1408}"
 WG_MODERN="${WG_MODERN:-$ROOT/../shared/bench/bin/wireguard-go-modern}"
 [[ "$RUNS" =~ ^[0-9]+$ ]] && (( RUNS >= 1 && RUNS <= 20 )) || { echo "RUNS must be 1..20" >&2; exit 1; }
 [[ "$DUR" =~ ^[0-9]+$ ]] && (( DUR >= 2 && DUR <= 120 )) || { echo "DUR must be 2..120 seconds" >&2; exit 1; }
@@ -120,21 +120,46 @@ setup() {  # CANDIDATE DIR
     PIDS="$(ip netns pids "$NS_A" | tr '\n' ' ') $(ip netns pids "$NS_B" | tr '\n' ' ')"
 }
 
+# Datagrams the kernel dropped in NS because a socket's buffer was full (RcvbufErrors). The tunnel
+# endpoints' own sockets have buffers of megabytes, so in a UDP flood these are the receiving iperf3's:
+# what the tunnel delivered that iperf3, short of CPU, did not read in time.
+receive_buffer_errors() {  # NS
+    ip netns exec "$1" python3 -c '
+lines = [line.split() for line in open("/proc/net/snmp") if line.startswith("Udp:")]
+print(lines[1][lines[0].index("RcvbufErrors")])'
+}
+
+# What each side saw after a test, to find where packets were lost: the links' counters, the kernel's
+# UDP counters (RcvbufErrors: a socket that overflowed) and, where tund runs, its device's stats.
+snapshot() {  # DIR TEST
+    local side ns device
+    for side in a b; do
+        ns=$NS_A; [ "$side" = b ] && ns=$NS_B
+        { ip -n "$ns" -s link show; ip netns exec "$ns" cat /proc/net/snmp; } > "$1/$2-$side-counters.txt" 2>&1 || true
+        for device in wg0 tn0; do
+            api "$ns" GET "/devices/$device/stats" -o "$1/$2-$side-$device-stats.json" -f 2>/dev/null || rm -f "$1/$2-$side-$device-stats.json"
+        done
+    done
+}
+
 measure() {  # CANDIDATE RUN DIR
-    local candidate=$1 run=$2 dir=$3 before after json
+    local candidate=$1 run=$2 dir=$3 before after json overflowed_before overflowed
     for test in ${TESTS:-tcp1 tcp4 udp64}; do
         json="$dir/$test.json"
         iperf_server "$NS_B" "$TARGET"
         before=$(cpu_ns_pids $PIDS)
+        overflowed_before=$(receive_buffer_errors "$NS_B")
         case $test in
             tcp1) iperf_client "$NS_A" "$TARGET" "$json" ;;
             tcp4) iperf_client "$NS_A" "$TARGET" "$json" -P 4 ;;
             udp64) iperf_client "$NS_A" "$TARGET" "$json" -u -l 64 -b 0 ;;
         esac
         after=$(cpu_ns_pids $PIDS)
-        python3 - "$json" "$test" "$(( after - before ))" "$DUR" <<'EOF' | while read -r metric value; do record "$test" - "$candidate" "$run" "$metric" "$value"; done
+        overflowed=$(( $(receive_buffer_errors "$NS_B") - overflowed_before ))
+        snapshot "$dir" "$test"
+        python3 - "$json" "$test" "$(( after - before ))" "$DUR" "$overflowed" <<'EOF' | while read -r metric value; do record "$test" - "$candidate" "$run" "$metric" "$value"; done
 import json, sys
-path, test, cpu_ns, duration = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+path, test, cpu_ns, duration, overflowed = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 try:
     end = json.load(open(path))["end"]
 except Exception:
@@ -142,6 +167,7 @@ except Exception:
 if test == "udp64":
     received = end["sum"]["packets"] - end["sum"]["lost_packets"]
     print("pps", round(received / duration))
+    print("delivered_pps", round((received + overflowed) / duration))
     print("cpu_ns_per_packet", round(cpu_ns / max(received, 1)))
 else:
     bits = end["sum_received"]["bits_per_second"]
@@ -174,12 +200,15 @@ for test, _, candidate, run, metric, value in rows:
 def med(test, candidate, metric):
     v = values.get((test, candidate, metric))
     return statistics.median(v) if v else None
-print(f"{'pair':<14} {'TCP1 Gbit/s':>11} {'TCP4 Gbit/s':>11} {'UDP64 kpps':>10} {'ns CPU/B TCP1':>13} {'ns CPU/pkt UDP64':>16}")
+print(f"{'pair':<14} {'TCP1 Gbit/s':>11} {'TCP4 Gbit/s':>11} {'UDP64 kpps':>10} {'(delivered)':>11} {'ns CPU/B TCP1':>13} {'ns CPU/pkt UDP64':>16}")
 for candidate in sys.argv[2].split():
     t1, t4, u = med("tcp1", candidate, "gbit_s"), med("tcp4", candidate, "gbit_s"), med("udp64", candidate, "pps")
+    d = med("udp64", candidate, "delivered_pps")
     c1, cu = med("tcp1", candidate, "cpu_ns_per_byte"), med("udp64", candidate, "cpu_ns_per_packet")
     fmt = lambda x, f: f.format(x) if x is not None else "-"
-    print(f"{candidate:<14} {fmt(t1, '{:.2f}'):>11} {fmt(t4, '{:.2f}'):>11} {fmt(u / 1000 if u else None, '{:.1f}'):>10} {fmt(c1, '{:.2f}'):>13} {fmt(cu, '{:.0f}'):>16}")
+    print(f"{candidate:<14} {fmt(t1, '{:.2f}'):>11} {fmt(t4, '{:.2f}'):>11} {fmt(u / 1000 if u else None, '{:.1f}'):>10} "
+          f"{fmt(d / 1000 if d else None, '{:.1f}'):>11} {fmt(c1, '{:.2f}'):>13} {fmt(cu, '{:.0f}'):>16}")
 print(f"medians of {len(set(r[3] for r in rows))} runs; CPU = both endpoints' processes (all threads), from schedstat")
+print("UDP64 kpps: what iperf3 received; (delivered): that plus what reached its socket but overflowed it")
 EOF
 echo "raw data and logs: $OUT"

@@ -261,6 +261,86 @@ enum Offload {
         }
     }
 
+    /// What a UDP datagram must share with the one before it to be merged: the IP header but lengths,
+    /// IDs and checksums, and the ports.
+    struct UDPDatagram {
+        let ipLength: Int
+        let payloadLength: Int
+        let isIPv6: Bool
+        static let headerCount = 8
+
+        /// nil for anything that is not a plain UDP datagram with data (fragments, IPv4 options, IPv6
+        /// extension headers, a UDP length that disagrees with the IP one), and, unless `verifyingPayload`
+        /// is false (an AEAD authenticated it), for one whose checksum does not verify or is absent: merged,
+        /// it would get a fresh checksum that hides the corruption.
+        init?(_ packet: UnsafeRawPointer, length: Int, verifyingPayload: Bool = true) {
+            guard length >= 29 else { return nil }
+            let version = packet.load(as: UInt8.self) >> 4
+            if version == 4 {
+                guard packet.load(as: UInt8.self) & 0x0f == 5, packet.load(fromByteOffset: 9, as: UInt8.self) == 17,
+                      UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) & 0x3fff == 0,
+                      Int(UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 2, as: UInt16.self))) == length
+                else { return nil }
+                ipLength = 20
+                isIPv6 = false
+            } else if version == 6 {
+                guard length >= 49, packet.load(fromByteOffset: 6, as: UInt8.self) == 17,
+                      Int(UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 4, as: UInt16.self))) + 40 == length
+                else { return nil }
+                ipLength = 40
+                isIPv6 = true
+            } else {
+                return nil
+            }
+            guard Int(UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: ipLength + 4, as: UInt16.self))) == length - ipLength
+            else { return nil }
+            payloadLength = length - ipLength - Self.headerCount
+            if !isIPv6 && Checksum.fold(Checksum.add(packet, 20, to: 0)) != 0xffff { return nil }
+            guard verifyingPayload else { return }
+            guard packet.loadUnaligned(fromByteOffset: ipLength + 6, as: UInt16.self) != 0 else { return nil }
+            let sum = Checksum.pseudoHeader(packet, isIPv6: isIPv6, protocol: 17, length: length - ipLength)
+            guard Checksum.fold(Checksum.add(packet + ipLength, length - ipLength, to: sum)) == 0xffff else { return nil }
+        }
+
+        /// Same flow and same header fields as `first` (at `firstPacket`), apart from what segmentation changes.
+        func continues(_ first: UDPDatagram, _ firstPacket: UnsafeRawPointer, _ packet: UnsafeRawPointer) -> Bool {
+            guard isIPv6 == first.isIPv6 else { return false }
+            if isIPv6 {
+                guard memcmp(packet, firstPacket, 4) == 0, memcmp(packet + 7, firstPacket + 7, 33) == 0 else { return false }
+            } else {
+                guard memcmp(packet + 1, firstPacket + 1, 1) == 0, memcmp(packet + 6, firstPacket + 6, 4) == 0,
+                      memcmp(packet + 12, firstPacket + 12, 8) == 0 else { return false }
+            }
+            return memcmp(packet + ipLength, firstPacket + ipLength, 4) == 0
+        }
+    }
+
+    /// Turns the merged datagrams in `buffer` (virtio header space, then the first one's IP and UDP
+    /// headers) into a USO super-packet: lengths, IPv4 header checksum, the UDP checksum field holding the
+    /// pseudo-header sum over the whole, and a virtio header asking the kernel to cut it every
+    /// `first.payloadLength` bytes of payload and finish each checksum.
+    static func finishMerged(_ buffer: UnsafeMutableRawPointer, length: Int, first: UDPDatagram) {
+        let ip = buffer + VirtioNetHeader.size
+        let udpLength = length - first.ipLength
+        if first.isIPv6 {
+            ip.storeBytes(of: UInt16(udpLength).bigEndian, toByteOffset: 4, as: UInt16.self)
+        } else {
+            ip.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
+            Checksum.ipv4Header(ip, length: 20)
+        }
+        ip.storeBytes(of: UInt16(udpLength).bigEndian, toByteOffset: first.ipLength + 4, as: UInt16.self)
+        let pseudo = Checksum.fold(Checksum.pseudoHeader(ip, isIPv6: first.isIPv6, protocol: 17, length: udpLength))
+        ip.storeBytes(of: pseudo, toByteOffset: first.ipLength + 6, as: UInt16.self)
+        var header = VirtioNetHeader()
+        header.flags = VirtioNetHeader.needsChecksum
+        header.gsoType = VirtioNetHeader.gsoUDPL4
+        header.headerLength = UInt16(first.ipLength + UDPDatagram.headerCount)
+        header.gsoSize = UInt16(first.payloadLength)
+        header.checksumStart = UInt16(first.ipLength)
+        header.checksumOffset = 6
+        header.write(to: buffer)
+    }
+
     /// Turns the merged packet in `buffer` (virtio header space, then IP) into a super-packet: lengths,
     /// IPv4 header checksum, the TCP checksum field holding the pseudo-header sum, and a virtio header
     /// asking the kernel to segment at `segmentSize` and finish the checksum.

@@ -18,9 +18,11 @@ func openTunnelSocket(_ local: SocketAddress, gro: Bool, dualStack: Bool = false
         var off: Int32 = 0
         _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &off, 4)
     }
+    // 4 MiB each way, past net.core.[rw]mem_max (208 KiB by default) where tund may (CAP_NET_ADMIN): a
+    // burst the plane thread has not yet come to waits in the buffer instead of being dropped.
     var size: Int32 = 4 << 20
-    _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4)
-    _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4)
+    if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, 4) != 0 { _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4) }
+    if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, 4) != 0 { _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4) }
     if gro {
         var on: Int32 = 1
         _ = setsockopt(fd, 17, 104, &on, 4)  // SOL_UDP, UDP_GRO: refused by old kernels, which is fine

@@ -11,6 +11,8 @@ final class FakePacketDevice: PacketDevice {
     var inbound: [[UInt8]] = []
     var written: [[UInt8]] = []
     var gone = false
+    /// Refuses USO super-packets, as a kernel older than 6.2 does.
+    var refusesUDPSegmentation = false
 
     func read(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         if gone { return -1 }
@@ -26,6 +28,7 @@ final class FakePacketDevice: PacketDevice {
     }
 
     func write(gathering pieces: UnsafeBufferPointer<iovec>) -> Bool {
+        if refusesUDPSegmentation, VirtioNetHeader(pieces[0].iov_base!).gsoType == VirtioNetHeader.gsoUDPL4 { return false }
         written.append(pieces.flatMap { Array(UnsafeRawBufferPointer(start: $0.iov_base, count: $0.iov_len)) })
         return true
     }

@@ -37,6 +37,40 @@ import Testing
         return packet
     }
 
+    /// An IPv4 UDP datagram 10.0.0.1:40000 -> 10.0.0.2:5201 with `payload` bytes starting at `seed`,
+    /// its checksums filled in.
+    static func udpDatagram(payload: Int, seed: Int = 0, sourcePort: UInt8 = 0x40) -> [UInt8] {
+        var packet = [UInt8](repeating: 0, count: 28 + payload)
+        packet[0] = 0x45
+        packet[2] = UInt8((28 + payload) >> 8); packet[3] = UInt8((28 + payload) & 0xff)
+        packet[6] = 0x40  // DF
+        packet[8] = 64; packet[9] = 17
+        packet[12...15] = [10, 0, 0, 1]; packet[16...19] = [10, 0, 0, 2]
+        packet[20] = 0x9c; packet[21] = sourcePort; packet[22] = 0x14; packet[23] = 0x51
+        packet[24] = UInt8((8 + payload) >> 8); packet[25] = UInt8((8 + payload) & 0xff)
+        for index in 0..<payload { packet[28 + index] = UInt8(truncatingIfNeeded: seed + index) }
+        packet.withUnsafeMutableBytes { raw in
+            let base = raw.baseAddress!
+            Checksum.ipv4Header(base, length: 20)
+            let sum = Checksum.add(base + 20, 8 + payload, to: Checksum.pseudoHeader(base, isIPv6: false, protocol: 17, length: 8 + payload))
+            base.storeBytes(of: ~Checksum.fold(sum), toByteOffset: 26, as: UInt16.self)
+        }
+        return packet
+    }
+
+    /// Copies `packets` into storage a PacketList points at, as a receive batch would hold them.
+    static func withList(_ packets: [[UInt8]], _ body: (PacketList) -> Void) {
+        let list = PacketList(capacity: packets.count)
+        let stored = packets.map { bytes in
+            let copy = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 8)
+            bytes.withUnsafeBytes { copy.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            list.append(copy, bytes.count)
+            return copy
+        }
+        defer { stored.forEach { $0.deallocate() }; list.deallocate() }
+        body(list)
+    }
+
     static func verifies(_ packet: [UInt8]) -> Bool {
         packet.withUnsafeBytes { raw in
             let base = raw.baseAddress!
@@ -182,5 +216,72 @@ import Testing
         #expect(device.written == [merged, [UInt8](repeating: 0, count: VirtioNetHeader.size) + otherFlow])
         #expect(tally[.packetsWritten] == 2 && tally[.bytesWritten] == UInt64(2040 + otherFlow.count))
         #expect(stored[0].load(fromByteOffset: 2, as: UInt16.self) == UInt16(1040).bigEndian)  // the read buffer untouched
+    }
+
+    /// A burst of one UDP flow goes to the device as one USO super-packet (the last datagram may be
+    /// shorter); cut again the way the kernel cuts it, it gives back the datagrams that were merged.
+    @Test func datagramsOfOneUDPFlowMergeIntoOneSuperPacket() throws {
+        let burst = [Self.udpDatagram(payload: 64, seed: 0), Self.udpDatagram(payload: 64, seed: 64), Self.udpDatagram(payload: 30, seed: 128)]
+        let otherFlow = Self.udpDatagram(payload: 64, seed: 1, sourcePort: 0x41)
+        let device = FakePacketDevice()
+        var tally = BatchTally()
+        Self.withList(burst + [otherFlow]) { GROMerge.write($0, into: device, merging: MergeSpace(), integrity: .checksummed, &tally) }
+        try #require(device.written.count == 2)
+        #expect(device.written[1] == [UInt8](repeating: 0, count: VirtioNetHeader.size) + otherFlow)
+        #expect(tally[.packetsWritten] == 2 && tally[.bytesWritten] == UInt64(28 + 158 + otherFlow.count))
+
+        var merged = device.written[0]
+        let header = merged.withUnsafeBytes { VirtioNetHeader($0.baseAddress!) }
+        #expect(header.gsoType == VirtioNetHeader.gsoUDPL4 && header.gsoSize == 64 && header.headerLength == 28)
+        #expect(header.checksumStart == 20 && header.checksumOffset == 6 && header.flags == VirtioNetHeader.needsChecksum)
+        let ip = Array(merged[VirtioNetHeader.size...])
+        #expect(ip.count == 28 + 158 && Int(ip[2]) << 8 | Int(ip[3]) == ip.count && Int(ip[24]) << 8 | Int(ip[25]) == 8 + 158)
+        var segments: [[UInt8]] = []
+        let cut = merged.withUnsafeMutableBytes { raw in
+            let arena = UnsafeMutableRawPointer.allocate(byteCount: Offload.maximumHeader * 3, alignment: 64)
+            defer { arena.deallocate() }
+            return Offload.segment(raw.baseAddress! + VirtioNetHeader.size, length: raw.count - VirtioNetHeader.size, header: header,
+                                   arena: arena, arenaSlots: 3) { head, payload in
+                segments.append(Array(UnsafeRawBufferPointer(start: head!.base, count: head!.count))
+                                + Array(UnsafeRawBufferPointer(start: payload.base, count: payload.count)))
+            }
+        }
+        #expect(cut && segments.count == 3)
+        for (segment, original) in zip(segments, burst) {
+            #expect(segment[20...] == original[20...])  // UDP header with its checksum, and the payload
+            #expect(segment.withUnsafeBytes { Offload.UDPDatagram($0.baseAddress!, length: $0.count) } != nil)
+        }
+    }
+
+    /// A datagram damaged on the way, or without a checksum, is not merged (unless an AEAD vouched for it);
+    /// a kernel that refuses USO gets the datagrams alone, then and from then on.
+    @Test func udpMergingVerifiesAndFallsBack() {
+        var damaged = Self.udpDatagram(payload: 64, seed: 64)
+        damaged[50] ^= 1
+        #expect(damaged.withUnsafeBytes { Offload.UDPDatagram($0.baseAddress!, length: $0.count) } == nil)
+        #expect(damaged.withUnsafeBytes { Offload.UDPDatagram($0.baseAddress!, length: $0.count, verifyingPayload: false) } != nil)
+        var unsummed = Self.udpDatagram(payload: 64)
+        unsummed[26] = 0; unsummed[27] = 0
+        #expect(unsummed.withUnsafeBytes { Offload.UDPDatagram($0.baseAddress!, length: $0.count) } == nil)
+        var fragment = Self.udpDatagram(payload: 64)
+        fragment[6] = 0x20  // more fragments
+        #expect(fragment.withUnsafeBytes { Offload.UDPDatagram($0.baseAddress!, length: $0.count, verifyingPayload: false) } == nil)
+
+        let burst = (0..<3).map { Self.udpDatagram(payload: 64, seed: 64 * $0) }
+        let empty = [UInt8](repeating: 0, count: VirtioNetHeader.size)
+        let device = FakePacketDevice()
+        Self.withList([burst[0], damaged, burst[2]]) {
+            var tally = BatchTally()
+            GROMerge.write($0, into: device, merging: MergeSpace(), integrity: .checksummed, &tally)
+        }
+        #expect(device.written == [empty + burst[0], empty + damaged, empty + burst[2]])
+
+        let refusing = FakePacketDevice()
+        refusing.refusesUDPSegmentation = true
+        let space = MergeSpace()
+        var tally = BatchTally()
+        Self.withList(burst) { GROMerge.write($0, into: refusing, merging: space, integrity: .authenticated, &tally) }
+        #expect(refusing.written == burst.map { empty + $0 } && !space.mergesUDP)
+        #expect(tally[.packetsWritten] == 3 && tally[.writeErrors] == 0)
     }
 }
