@@ -120,15 +120,6 @@ setup() {  # CANDIDATE DIR
     PIDS="$(ip netns pids "$NS_A" | tr '\n' ' ') $(ip netns pids "$NS_B" | tr '\n' ' ')"
 }
 
-# Datagrams the kernel dropped in NS because a socket's buffer was full (RcvbufErrors). The tunnel
-# endpoints' own sockets have buffers of megabytes, so in a UDP flood these are the receiving iperf3's:
-# what the tunnel delivered that iperf3, short of CPU, did not read in time.
-receive_buffer_errors() {  # NS
-    ip netns exec "$1" python3 -c '
-lines = [line.split() for line in open("/proc/net/snmp") if line.startswith("Udp:")]
-print(lines[1][lines[0].index("RcvbufErrors")])'
-}
-
 # What each side saw after a test, to find where packets were lost: the links' counters, the kernel's
 # UDP counters (RcvbufErrors: a socket that overflowed) and, where tund runs, its device's stats.
 snapshot() {  # DIR TEST
@@ -143,23 +134,21 @@ snapshot() {  # DIR TEST
 }
 
 measure() {  # CANDIDATE RUN DIR
-    local candidate=$1 run=$2 dir=$3 before after json overflowed_before overflowed
+    local candidate=$1 run=$2 dir=$3 before after json
     for test in ${TESTS:-tcp1 tcp4 udp64}; do
         json="$dir/$test.json"
         iperf_server "$NS_B" "$TARGET"
         before=$(cpu_ns_pids $PIDS)
-        overflowed_before=$(receive_buffer_errors "$NS_B")
         case $test in
             tcp1) iperf_client "$NS_A" "$TARGET" "$json" ;;
             tcp4) iperf_client "$NS_A" "$TARGET" "$json" -P 4 ;;
             udp64) iperf_client "$NS_A" "$TARGET" "$json" -u -l 64 -b 0 ;;
         esac
         after=$(cpu_ns_pids $PIDS)
-        overflowed=$(( $(receive_buffer_errors "$NS_B") - overflowed_before ))
         snapshot "$dir" "$test"
-        python3 - "$json" "$test" "$(( after - before ))" "$DUR" "$overflowed" <<'EOF' | while read -r metric value; do record "$test" - "$candidate" "$run" "$metric" "$value"; done
+        python3 - "$json" "$test" "$(( after - before ))" "$DUR" <<'EOF' | while read -r metric value; do record "$test" - "$candidate" "$run" "$metric" "$value"; done
 import json, sys
-path, test, cpu_ns, duration, overflowed = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+path, test, cpu_ns, duration = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 try:
     end = json.load(open(path))["end"]
 except Exception:
@@ -167,7 +156,6 @@ except Exception:
 if test == "udp64":
     received = end["sum"]["packets"] - end["sum"]["lost_packets"]
     print("pps", round(received / duration))
-    print("delivered_pps", round((received + overflowed) / duration))
     print("cpu_ns_per_packet", round(cpu_ns / max(received, 1)))
 else:
     bits = end["sum_received"]["bits_per_second"]
@@ -200,15 +188,13 @@ for test, _, candidate, run, metric, value in rows:
 def med(test, candidate, metric):
     v = values.get((test, candidate, metric))
     return statistics.median(v) if v else None
-print(f"{'pair':<14} {'TCP1 Gbit/s':>11} {'TCP4 Gbit/s':>11} {'UDP64 kpps':>10} {'(delivered)':>11} {'ns CPU/B TCP1':>13} {'ns CPU/pkt UDP64':>16}")
+print(f"{'pair':<14} {'TCP1 Gbit/s':>11} {'TCP4 Gbit/s':>11} {'UDP64 kpps':>10} {'ns CPU/B TCP1':>13} {'ns CPU/pkt UDP64':>16}")
 for candidate in sys.argv[2].split():
     t1, t4, u = med("tcp1", candidate, "gbit_s"), med("tcp4", candidate, "gbit_s"), med("udp64", candidate, "pps")
-    d = med("udp64", candidate, "delivered_pps")
     c1, cu = med("tcp1", candidate, "cpu_ns_per_byte"), med("udp64", candidate, "cpu_ns_per_packet")
     fmt = lambda x, f: f.format(x) if x is not None else "-"
     print(f"{candidate:<14} {fmt(t1, '{:.2f}'):>11} {fmt(t4, '{:.2f}'):>11} {fmt(u / 1000 if u else None, '{:.1f}'):>10} "
-          f"{fmt(d / 1000 if d else None, '{:.1f}'):>11} {fmt(c1, '{:.2f}'):>13} {fmt(cu, '{:.0f}'):>16}")
+          f"{fmt(c1, '{:.2f}'):>13} {fmt(cu, '{:.0f}'):>16}")
 print(f"medians of {len(set(r[3] for r in rows))} runs; CPU = both endpoints' processes (all threads), from schedstat")
-print("UDP64 kpps: what iperf3 received; (delivered): that plus what reached its socket but overflowed it")
 EOF
 echo "raw data and logs: $OUT"
