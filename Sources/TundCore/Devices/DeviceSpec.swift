@@ -128,7 +128,7 @@ public struct DeviceSpec: Equatable, Sendable {
     /// A wireguard device's MTU when the request names none. 1408 leaves room for WireGuard's 32 bytes
     /// and UDP over IPv6 (48) on a 1500-byte underlay, like wg-quick's 1420, and a full-sized packet is
     /// then a whole number of 64-byte ChaCha20 blocks: OpenSSL's AEAD spends a separate block call on a
-    /// partial last block, 130 ns of a 1,420-byte seal's 725 (Benchmarks/README.md, "aead-bench").
+    /// partial last block: a 1,420-byte seal takes 740-760 ns, a 1,408-byte one 615 (Benchmarks/README.md).
     public static let defaultWireGuardMTU = 1408
     /// The MTU a new device gets when the request names none.
     public static func defaultMTU(for mode: WorkerMode) -> Int {
