@@ -196,6 +196,46 @@ enum Offload {
         return true
     }
 
+    /// The IP header length (20 or 40) of a packet GRO may merge: IPv4 without options, not a fragment,
+    /// its header checksum good; or IPv6 without extension headers. Either carries `transport` and is as
+    /// long as its header says. nil for anything else.
+    static func plainIPHeaderLength(_ packet: UnsafeRawPointer, length: Int, carrying transport: UInt8) -> Int? {
+        guard length >= 20 else { return nil }
+        switch packet.load(as: UInt8.self) >> 4 {
+        case 4:
+            guard packet.load(as: UInt8.self) & 0x0f == 5, packet.load(fromByteOffset: 9, as: UInt8.self) == transport,
+                  UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) & 0x3fff == 0,
+                  Int(UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 2, as: UInt16.self))) == length,
+                  Checksum.fold(Checksum.add(packet, 20, to: 0)) == 0xffff
+            else { return nil }
+            return 20
+        case 6:
+            guard length >= 40, packet.load(fromByteOffset: 6, as: UInt8.self) == transport,
+                  Int(UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 4, as: UInt16.self))) + 40 == length
+            else { return nil }
+            return 40
+        default:
+            return nil
+        }
+    }
+
+    /// Whether two packets' IP headers agree in all that merging keeps: IPv6 version, class, flow label,
+    /// hop limit and addresses; IPv4 TOS, flags (DF), TTL, protocol and addresses.
+    static func sameIPFields(_ packet: UnsafeRawPointer, _ other: UnsafeRawPointer, isIPv6: Bool) -> Bool {
+        isIPv6 ? memcmp(packet, other, 4) == 0 && memcmp(packet + 7, other + 7, 33) == 0
+            : memcmp(packet + 1, other + 1, 1) == 0 && memcmp(packet + 6, other + 6, 4) == 0 && memcmp(packet + 12, other + 12, 8) == 0
+    }
+
+    /// Writes a merged packet's length into its IP header (and the IPv4 header checksum again).
+    static func setLength(_ ip: UnsafeMutableRawPointer, _ length: Int, isIPv6: Bool) {
+        if isIPv6 {
+            ip.storeBytes(of: UInt16(length - 40).bigEndian, toByteOffset: 4, as: UInt16.self)
+        } else {
+            ip.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
+            Checksum.ipv4Header(ip, length: 20)
+        }
+    }
+
     /// What a TCP segment must share with the one before it to be merged: everything in the IP and TCP
     /// headers but lengths, IDs, checksums, the sequence number and PSH.
     struct TCPSegment {
@@ -212,31 +252,15 @@ enum Offload {
         /// reaches the kernel as it came, and the kernel drops it. `verifyingPayload: false` skips the
         /// sum over the TCP segment, for packets an AEAD has already authenticated end to end.
         init?(_ packet: UnsafeRawPointer, length: Int, verifyingPayload: Bool = true) {
-            guard length >= 40 else { return nil }
-            let version = packet.load(as: UInt8.self) >> 4
-            if version == 4 {
-                guard packet.load(as: UInt8.self) & 0x0f == 5, packet.load(fromByteOffset: 9, as: UInt8.self) == 6,
-                      UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) & 0x3fff == 0,
-                      Int(UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 2, as: UInt16.self))) == length
-                else { return nil }
-                ipLength = 20
-                isIPv6 = false
-            } else if version == 6 {
-                guard length >= 60, packet.load(fromByteOffset: 6, as: UInt8.self) == 6,
-                      Int(UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 4, as: UInt16.self))) + 40 == length
-                else { return nil }
-                ipLength = 40
-                isIPv6 = true
-            } else {
-                return nil
-            }
+            guard let ipLength = Offload.plainIPHeaderLength(packet, length: length, carrying: 6), length >= ipLength + 20 else { return nil }
+            self.ipLength = ipLength
+            isIPv6 = ipLength == 40
             let tcpLength = Int(packet.load(fromByteOffset: ipLength + 12, as: UInt8.self) >> 4) * 4
             flags = packet.load(fromByteOffset: ipLength + 13, as: UInt8.self)
             headerLength = ipLength + tcpLength
             guard tcpLength >= 20, length > headerLength, flags & 0x27 == 0 else { return nil }  // FIN, SYN, RST, URG
             payloadLength = length - headerLength
             sequence = UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: ipLength + 4, as: UInt32.self))
-            if !isIPv6 && Checksum.fold(Checksum.add(packet, 20, to: 0)) != 0xffff { return nil }
             guard verifyingPayload else { return }
             let segmentSum = Checksum.pseudoHeader(packet, isIPv6: isIPv6, protocol: 6, length: length - ipLength)
             guard Checksum.fold(Checksum.add(packet + ipLength, length - ipLength, to: segmentSum)) == 0xffff else { return nil }
@@ -244,15 +268,8 @@ enum Offload {
 
         /// Same flow and same header fields as `first` (at `firstPacket`), apart from what segmentation changes.
         func continues(_ first: TCPSegment, _ firstPacket: UnsafeRawPointer, _ packet: UnsafeRawPointer) -> Bool {
-            guard isIPv6 == first.isIPv6, headerLength == first.headerLength, flags & ~0x08 == first.flags & ~0x08 else { return false }
-            if isIPv6 {
-                // Version, class, flow label; hop limit; addresses.
-                guard memcmp(packet, firstPacket, 4) == 0, memcmp(packet + 7, firstPacket + 7, 33) == 0 else { return false }
-            } else {
-                // TOS; flags (DF); TTL and protocol; addresses.
-                guard memcmp(packet + 1, firstPacket + 1, 1) == 0, memcmp(packet + 6, firstPacket + 6, 4) == 0,
-                      memcmp(packet + 12, firstPacket + 12, 8) == 0 else { return false }
-            }
+            guard isIPv6 == first.isIPv6, headerLength == first.headerLength, flags & ~0x08 == first.flags & ~0x08,
+                  Offload.sameIPFields(packet, firstPacket, isIPv6: isIPv6) else { return false }
             // Ports; acknowledgment, data offset and window; options.
             return memcmp(packet + ipLength, firstPacket + ipLength, 4) == 0
                 && memcmp(packet + ipLength + 8, firstPacket + ipLength + 8, 4) == 0
@@ -274,28 +291,12 @@ enum Offload {
         /// is false (an AEAD authenticated it), for one whose checksum does not verify or is absent: merged,
         /// it would get a fresh checksum that hides the corruption.
         init?(_ packet: UnsafeRawPointer, length: Int, verifyingPayload: Bool = true) {
-            guard length >= 29 else { return nil }
-            let version = packet.load(as: UInt8.self) >> 4
-            if version == 4 {
-                guard packet.load(as: UInt8.self) & 0x0f == 5, packet.load(fromByteOffset: 9, as: UInt8.self) == 17,
-                      UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) & 0x3fff == 0,
-                      Int(UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 2, as: UInt16.self))) == length
-                else { return nil }
-                ipLength = 20
-                isIPv6 = false
-            } else if version == 6 {
-                guard length >= 49, packet.load(fromByteOffset: 6, as: UInt8.self) == 17,
-                      Int(UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 4, as: UInt16.self))) + 40 == length
-                else { return nil }
-                ipLength = 40
-                isIPv6 = true
-            } else {
-                return nil
-            }
-            guard Int(UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: ipLength + 4, as: UInt16.self))) == length - ipLength
+            guard let ipLength = Offload.plainIPHeaderLength(packet, length: length, carrying: 17), length > ipLength + Self.headerCount,
+                  Int(UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: ipLength + 4, as: UInt16.self))) == length - ipLength
             else { return nil }
+            self.ipLength = ipLength
+            isIPv6 = ipLength == 40
             payloadLength = length - ipLength - Self.headerCount
-            if !isIPv6 && Checksum.fold(Checksum.add(packet, 20, to: 0)) != 0xffff { return nil }
             guard verifyingPayload else { return }
             guard packet.loadUnaligned(fromByteOffset: ipLength + 6, as: UInt16.self) != 0 else { return nil }
             let sum = Checksum.pseudoHeader(packet, isIPv6: isIPv6, protocol: 17, length: length - ipLength)
@@ -304,14 +305,8 @@ enum Offload {
 
         /// Same flow and same header fields as `first` (at `firstPacket`), apart from what segmentation changes.
         func continues(_ first: UDPDatagram, _ firstPacket: UnsafeRawPointer, _ packet: UnsafeRawPointer) -> Bool {
-            guard isIPv6 == first.isIPv6 else { return false }
-            if isIPv6 {
-                guard memcmp(packet, firstPacket, 4) == 0, memcmp(packet + 7, firstPacket + 7, 33) == 0 else { return false }
-            } else {
-                guard memcmp(packet + 1, firstPacket + 1, 1) == 0, memcmp(packet + 6, firstPacket + 6, 4) == 0,
-                      memcmp(packet + 12, firstPacket + 12, 8) == 0 else { return false }
-            }
-            return memcmp(packet + ipLength, firstPacket + ipLength, 4) == 0
+            isIPv6 == first.isIPv6 && Offload.sameIPFields(packet, firstPacket, isIPv6: isIPv6)
+                && memcmp(packet + ipLength, firstPacket + ipLength, 4) == 0
         }
     }
 
@@ -322,12 +317,7 @@ enum Offload {
     static func finishMerged(_ buffer: UnsafeMutableRawPointer, length: Int, first: UDPDatagram) {
         let ip = buffer + VirtioNetHeader.size
         let udpLength = length - first.ipLength
-        if first.isIPv6 {
-            ip.storeBytes(of: UInt16(udpLength).bigEndian, toByteOffset: 4, as: UInt16.self)
-        } else {
-            ip.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
-            Checksum.ipv4Header(ip, length: 20)
-        }
+        setLength(ip, length, isIPv6: first.isIPv6)
         ip.storeBytes(of: UInt16(udpLength).bigEndian, toByteOffset: first.ipLength + 4, as: UInt16.self)
         let pseudo = Checksum.fold(Checksum.pseudoHeader(ip, isIPv6: first.isIPv6, protocol: 17, length: udpLength))
         ip.storeBytes(of: pseudo, toByteOffset: first.ipLength + 6, as: UInt16.self)
@@ -346,12 +336,7 @@ enum Offload {
     /// asking the kernel to segment at `segmentSize` and finish the checksum.
     static func finishMerged(_ buffer: UnsafeMutableRawPointer, length: Int, first: TCPSegment, segmentSize: Int, push: Bool) {
         let ip = buffer + VirtioNetHeader.size
-        if first.isIPv6 {
-            ip.storeBytes(of: UInt16(length - 40).bigEndian, toByteOffset: 4, as: UInt16.self)
-        } else {
-            ip.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
-            Checksum.ipv4Header(ip, length: 20)
-        }
+        setLength(ip, length, isIPv6: first.isIPv6)
         if push { ip.storeBytes(of: first.flags | 0x08, toByteOffset: first.ipLength + 13, as: UInt8.self) }
         let pseudo = Checksum.fold(Checksum.pseudoHeader(ip, isIPv6: first.isIPv6, protocol: 6, length: length - first.ipLength))
         ip.storeBytes(of: pseudo, toByteOffset: first.ipLength + 16, as: UInt16.self)
