@@ -58,6 +58,24 @@ import Testing
         return packet
     }
 
+    /// The same flow over IPv6, fd00::1 -> fd00::2, hop limit 64.
+    static func udpDatagramIPv6(payload: Int, seed: Int = 0) -> [UInt8] {
+        var packet = [UInt8](repeating: 0, count: 48 + payload)
+        packet[0] = 0x60
+        packet[4] = UInt8((8 + payload) >> 8); packet[5] = UInt8((8 + payload) & 0xff)
+        packet[6] = 17; packet[7] = 64
+        packet[8] = 0xfd; packet[23] = 1; packet[24] = 0xfd; packet[39] = 2
+        packet[40] = 0x9c; packet[41] = 0x40; packet[42] = 0x14; packet[43] = 0x51
+        packet[44] = UInt8((8 + payload) >> 8); packet[45] = UInt8((8 + payload) & 0xff)
+        for index in 0..<payload { packet[48 + index] = UInt8(truncatingIfNeeded: seed + index) }
+        packet.withUnsafeMutableBytes { raw in
+            let base = raw.baseAddress!
+            let sum = Checksum.add(base + 40, 8 + payload, to: Checksum.pseudoHeader(base, isIPv6: true, protocol: 17, length: 8 + payload))
+            base.storeBytes(of: ~Checksum.fold(sum), toByteOffset: 46, as: UInt16.self)
+        }
+        return packet
+    }
+
     /// Copies `packets` into storage a PacketList points at, as a receive batch would hold them.
     static func withList(_ packets: [[UInt8]], _ body: (PacketList) -> Void) {
         let list = PacketList(capacity: packets.count)
@@ -283,5 +301,33 @@ import Testing
         Self.withList(burst) { GROMerge.write($0, into: refusing, merging: space, integrity: .authenticated, &tally) }
         #expect(refusing.written == burst.map { empty + $0 } && !space.mergesUDP)
         #expect(tally[.packetsWritten] == 3 && tally[.writeErrors] == 0)
+    }
+
+    /// Over IPv6 the same: one super-packet whose payload length covers the run, cut back into the
+    /// datagrams that were merged, each with a checksum that verifies.
+    @Test func datagramsOfOneIPv6FlowMergeToo() throws {
+        let burst = [Self.udpDatagramIPv6(payload: 100, seed: 0), Self.udpDatagramIPv6(payload: 100, seed: 100),
+                     Self.udpDatagramIPv6(payload: 40, seed: 200)]
+        #expect(burst.allSatisfy { packet in packet.withUnsafeBytes { Offload.UDPDatagram($0.baseAddress!, length: $0.count) } != nil })
+        let device = FakePacketDevice()
+        var tally = BatchTally()
+        Self.withList(burst) { GROMerge.write($0, into: device, merging: MergeSpace(), integrity: .checksummed, &tally) }
+        try #require(device.written.count == 1)
+        var merged = device.written[0]
+        let header = merged.withUnsafeBytes { VirtioNetHeader($0.baseAddress!) }
+        #expect(header.gsoType == VirtioNetHeader.gsoUDPL4 && header.gsoSize == 100 && header.headerLength == 48 && header.checksumStart == 40)
+        let ip = Array(merged[VirtioNetHeader.size...])
+        #expect(ip.count == 48 + 240 && Int(ip[4]) << 8 | Int(ip[5]) == 8 + 240 && Int(ip[44]) << 8 | Int(ip[45]) == 8 + 240)
+        var segments: [[UInt8]] = []
+        let cut = merged.withUnsafeMutableBytes { raw in
+            let arena = UnsafeMutableRawPointer.allocate(byteCount: Offload.maximumHeader * 3, alignment: 64)
+            defer { arena.deallocate() }
+            return Offload.segment(raw.baseAddress! + VirtioNetHeader.size, length: raw.count - VirtioNetHeader.size, header: header,
+                                   arena: arena, arenaSlots: 3) { head, payload in
+                segments.append(Array(UnsafeRawBufferPointer(start: head!.base, count: head!.count))
+                                + Array(UnsafeRawBufferPointer(start: payload.base, count: payload.count)))
+            }
+        }
+        #expect(cut && segments == burst)
     }
 }
