@@ -27,9 +27,18 @@ enum GROMerge {
             let packet = packets.pointers[position]
             let length = packets.lengths[position]
             if let first = Offload.TCPSegment(packet, length: length, verifyingPayload: verifying) {
-                position = mergeTCP(packets, from: position, first, verifying, into: device, space, &tally)
+                let run = writeRun(packets, from: position, first, verifying, into: device, space, &tally)
+                if run.refused { tally[.writeErrors] &+= 1 }
+                position = run.next
             } else if space.mergesUDP, let first = Offload.UDPDatagram(packet, length: length, verifyingPayload: verifying) {
-                position = mergeUDP(packets, from: position, first, verifying, into: device, space, &tally)
+                let run = writeRun(packets, from: position, first, verifying, into: device, space, &tally)
+                if run.refused {
+                    // A kernel older than 6.2 knows no UDP in a virtio header and refuses the write: from
+                    // then on this worker writes datagrams alone, starting with these.
+                    space.mergesUDP = false
+                    for index in position..<run.next { writeWithEmptyHeader(packets.pointers[index], packets.lengths[index], device, &tally) }
+                }
+                position = run.next
             } else {
                 writeWithEmptyHeader(packet, length, device, &tally)
                 position += 1
@@ -37,84 +46,44 @@ enum GROMerge {
         }
     }
 
-    /// Writes the run of one TCP flow that starts at `position` (`first`); returns the position after it.
-    private static func mergeTCP(_ packets: PacketList, from position: Int, _ first: Offload.TCPSegment, _ verifying: Bool,
-                                 into device: any PacketDevice, _ space: MergeSpace, _ tally: inout BatchTally) -> Int {
+    /// Writes the run of one flow that starts at `position` (`first`): segments that follow one another,
+    /// all of the first one's size but the last, as one super-packet (a run of one is written alone).
+    /// Returns the position after the run, and whether the device refused the super-packet (nothing of
+    /// the run written or counted then).
+    private static func writeRun<Segment: GROSegment>(_ packets: PacketList, from position: Int, _ first: Segment, _ verifying: Bool,
+                                                      into device: any PacketDevice, _ space: MergeSpace,
+                                                      _ tally: inout BatchTally) -> (next: Int, refused: Bool) {
         let packet = packets.pointers[position]
         let pieces = space.pieces
         var total = packets.lengths[position]
-        var next = first.sequence &+ UInt32(first.payloadLength)
         var last = position
-        var push = first.flags & 0x08 != 0
-        var previousLength = first.payloadLength
+        var previous = first
         pieces[1] = iovec(iov_base: packet + first.headerLength, iov_len: first.payloadLength)
         var pieceCount = 2
-        // Merge while the next segment continues the flow, the earlier ones were full-sized, and it fits.
-        while !push, last + 1 < packets.count, previousLength == first.payloadLength, pieceCount < MergeSpace.pieceLimit {
+        // Merge while the earlier segments were full-sized, the next one follows and fits.
+        while !previous.endsRun, last + 1 < packets.count, previous.payloadLength == first.payloadLength,
+              pieceCount < MergeSpace.pieceLimit {
             let candidate = packets.pointers[last + 1]
-            guard let segment = Offload.TCPSegment(candidate, length: packets.lengths[last + 1], verifyingPayload: verifying),
-                  segment.sequence == next,
+            guard let segment = Segment(candidate, length: packets.lengths[last + 1], verifyingPayload: verifying),
                   segment.payloadLength <= first.payloadLength, total + segment.payloadLength <= 65535,
-                  segment.continues(first, packet, candidate) else { break }
+                  segment.follows(previous, in: first, firstAt: packet, at: candidate) else { break }
             pieces[pieceCount] = iovec(iov_base: candidate + segment.headerLength, iov_len: segment.payloadLength)
             pieceCount += 1
             total += segment.payloadLength
-            next = next &+ UInt32(segment.payloadLength)
-            push = segment.flags & 0x08 != 0
-            previousLength = segment.payloadLength
+            previous = segment
             last += 1
         }
         if pieceCount == 2 {
             writeWithEmptyHeader(packet, total, device, &tally)
-        } else {
-            (space.headers + VirtioNetHeader.size).copyMemory(from: packet, byteCount: first.headerLength)
-            Offload.finishMerged(space.headers, length: total, first: first, segmentSize: first.payloadLength, push: push)
-            pieces[0] = iovec(iov_base: space.headers, iov_len: VirtioNetHeader.size + first.headerLength)
-            device.writeCounted(gathering: UnsafeBufferPointer(start: pieces, count: pieceCount), payloadBytes: total, &tally)
+            return (last + 1, false)
         }
-        return last + 1
-    }
-
-    /// Writes the run of one UDP flow that starts at `position` (`first`): datagrams of the first one's
-    /// size, the last of them possibly shorter, as one USO super-packet. Returns the position after it.
-    private static func mergeUDP(_ packets: PacketList, from position: Int, _ first: Offload.UDPDatagram, _ verifying: Bool,
-                                 into device: any PacketDevice, _ space: MergeSpace, _ tally: inout BatchTally) -> Int {
-        let packet = packets.pointers[position]
-        let pieces = space.pieces
-        let headerLength = first.ipLength + Offload.UDPDatagram.headerCount
-        var total = packets.lengths[position]
-        var last = position
-        var previousLength = first.payloadLength
-        pieces[1] = iovec(iov_base: packet + headerLength, iov_len: first.payloadLength)
-        var pieceCount = 2
-        while last + 1 < packets.count, previousLength == first.payloadLength, pieceCount < MergeSpace.pieceLimit {
-            let candidate = packets.pointers[last + 1]
-            guard let datagram = Offload.UDPDatagram(candidate, length: packets.lengths[last + 1], verifyingPayload: verifying),
-                  datagram.payloadLength <= first.payloadLength, total + datagram.payloadLength <= 65535,
-                  datagram.continues(first, packet, candidate) else { break }
-            pieces[pieceCount] = iovec(iov_base: candidate + headerLength, iov_len: datagram.payloadLength)
-            pieceCount += 1
-            total += datagram.payloadLength
-            previousLength = datagram.payloadLength
-            last += 1
-        }
-        if pieceCount == 2 {
-            writeWithEmptyHeader(packet, total, device, &tally)
-            return last + 1
-        }
-        (space.headers + VirtioNetHeader.size).copyMemory(from: packet, byteCount: headerLength)
-        Offload.finishMerged(space.headers, length: total, first: first)
-        pieces[0] = iovec(iov_base: space.headers, iov_len: VirtioNetHeader.size + headerLength)
-        if device.write(gathering: UnsafeBufferPointer(start: pieces, count: pieceCount)) {
-            tally[.packetsWritten] &+= 1
-            tally[.bytesWritten] &+= UInt64(total)
-            return last + 1
-        }
-        // A kernel older than 6.2 knows no UDP in a virtio header and refuses the write: from then on
-        // this worker writes datagrams alone, starting with these.
-        space.mergesUDP = false
-        for index in position...last { writeWithEmptyHeader(packets.pointers[index], packets.lengths[index], device, &tally) }
-        return last + 1
+        (space.headers + VirtioNetHeader.size).copyMemory(from: packet, byteCount: first.headerLength)
+        Segment.finishMerged(space.headers, length: total, first: first, last: previous)
+        pieces[0] = iovec(iov_base: space.headers, iov_len: VirtioNetHeader.size + first.headerLength)
+        guard device.write(gathering: UnsafeBufferPointer(start: pieces, count: pieceCount)) else { return (last + 1, true) }
+        tally[.packetsWritten] &+= 1
+        tally[.bytesWritten] &+= UInt64(total)
+        return (last + 1, false)
     }
 
     /// One packet with an all-zero virtio header (no offload asked).
@@ -128,6 +97,45 @@ enum GROMerge {
                                     payloadBytes: length, &tally)
             }
         }
+    }
+}
+
+/// A packet GRO can merge with the ones after it into a super-packet the kernel segments again.
+protocol GROSegment {
+    /// nil for a packet that cannot be merged (or whose checksum does not verify, with `verifyingPayload`).
+    init?(_ packet: UnsafeRawPointer, length: Int, verifyingPayload: Bool)
+    var headerLength: Int { get }
+    var payloadLength: Int { get }
+    /// Nothing may be merged after this one.
+    var endsRun: Bool { get }
+    /// Whether this segment (at `packet`) comes right after `previous` in the run `first` (at `firstPacket`) began.
+    func follows(_ previous: Self, in first: Self, firstAt firstPacket: UnsafeRawPointer, at packet: UnsafeRawPointer) -> Bool
+    /// Rewrites the headers in `buffer` (virtio header space, then `first`'s headers) for the merged run.
+    static func finishMerged(_ buffer: UnsafeMutableRawPointer, length: Int, first: Self, last: Self)
+}
+
+extension Offload.TCPSegment: GROSegment {
+    /// PSH: the sender wants what it has so far delivered.
+    var endsRun: Bool { flags & 0x08 != 0 }
+
+    func follows(_ previous: Self, in first: Self, firstAt firstPacket: UnsafeRawPointer, at packet: UnsafeRawPointer) -> Bool {
+        sequence == previous.sequence &+ UInt32(previous.payloadLength) && continues(first, firstPacket, packet)
+    }
+
+    static func finishMerged(_ buffer: UnsafeMutableRawPointer, length: Int, first: Self, last: Self) {
+        Offload.finishMerged(buffer, length: length, first: first, segmentSize: first.payloadLength, push: last.endsRun)
+    }
+}
+
+extension Offload.UDPDatagram: GROSegment {
+    var endsRun: Bool { false }
+
+    func follows(_ previous: Self, in first: Self, firstAt firstPacket: UnsafeRawPointer, at packet: UnsafeRawPointer) -> Bool {
+        continues(first, firstPacket, packet)
+    }
+
+    static func finishMerged(_ buffer: UnsafeMutableRawPointer, length: Int, first: Self, last: Self) {
+        Offload.finishMerged(buffer, length: length, first: first)
     }
 }
 

@@ -285,6 +285,7 @@ enum Offload {
         let payloadLength: Int
         let isIPv6: Bool
         static let headerCount = 8
+        var headerLength: Int { ipLength + Self.headerCount }
 
         /// nil for anything that is not a plain UDP datagram with data (fragments, IPv4 options, IPv6
         /// extension headers, a UDP length that disagrees with the IP one), and, unless `verifyingPayload`
@@ -324,7 +325,7 @@ enum Offload {
         var header = VirtioNetHeader()
         header.flags = VirtioNetHeader.needsChecksum
         header.gsoType = VirtioNetHeader.gsoUDPL4
-        header.headerLength = UInt16(first.ipLength + UDPDatagram.headerCount)
+        header.headerLength = UInt16(first.headerLength)
         header.gsoSize = UInt16(first.payloadLength)
         header.checksumStart = UInt16(first.ipLength)
         header.checksumOffset = 6

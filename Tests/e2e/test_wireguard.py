@@ -178,11 +178,14 @@ for index in range(count):
 """
 
 
+def inside(netns):
+    """The prefix that runs a command in NETNS (None: this namespace)."""
+    return ["ip", "netns", "exec", netns] if netns else []
+
+
 def udp_burst(source_netns, sink_netns, address, port=5401, count=3000):
     """COUNT datagrams of one flow from one namespace (None: this one) to ADDRESS in another, sent back to
     back; asserts every one arrives unchanged."""
-    def inside(netns):
-        return ["ip", "netns", "exec", netns] if netns else []
     sink = subprocess.Popen(inside(sink_netns) + ["timeout", "60", "python3", "-c", UDP_SINK, address, str(port), str(count)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -201,8 +204,6 @@ def udp_burst(source_netns, sink_netns, address, port=5401, count=3000):
 def tcp_transfer(source_netns, sink_netns, address, port=5301, count=8 << 20, seed=7, mss=0):
     """COUNT bytes over TCP from one namespace (None: this one) to ADDRESS in another; asserts they
     arrive whole and unchanged."""
-    def inside(netns):
-        return ["ip", "netns", "exec", netns] if netns else []
     sink = subprocess.Popen(inside(sink_netns) + ["timeout", "60", "python3", "-c", TCP_SINK, address, str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
